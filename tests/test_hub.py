@@ -1,0 +1,133 @@
+"""fetch_snapshot without network: the real huggingface_hub.snapshot_download resolving a cache offline, a local
+mirror, the pinned-revision rule, and the token staying out of the logs.
+
+The fake cache follows the layout huggingface_hub 2.4 resolves offline (``_snapshot_download.py``: with
+``local_files_only`` it reads ``<cache>/<repo_folder_name>/refs/<revision>`` for a branch, then returns
+``snapshots/<commit>`` if it exists; ``file_download.repo_folder_name`` gives ``models--org--name`` or
+``datasets--org--name``). Snapshot files are symlinks into ``blobs/``, as in a real cache.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+
+import pytest
+
+from mmalign.hub import fetch_snapshot
+
+SHA = "0123456789abcdef0123456789abcdef01234567"
+TOKEN = "hf_SECRETsentinel0000000000000000000"
+FILES = {
+    "config.json": json.dumps({"model_type": "llava_next"}),
+    "preprocessor_config.json": json.dumps({"image_mean": [0.5, 0.5, 0.5]}),
+    "model.safetensors": "not really weights",
+}
+
+
+def make_cache(root, repo_id="org/name", repo_type="model", files=FILES, sha=SHA):
+    repo = root / f"{repo_type}s--{repo_id.replace('/', '--')}"
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "main").write_text(sha)  # no trailing newline: snapshot_download does not strip it
+    snap = repo / "snapshots" / sha
+    snap.mkdir(parents=True)
+    (repo / "blobs").mkdir()
+    for i, (name, text) in enumerate(files.items()):
+        blob = repo / "blobs" / f"blob{i:04d}"
+        blob.write_text(text)
+        link = snap / name
+        link.parent.mkdir(parents=True, exist_ok=True)
+        os.symlink(os.path.relpath(blob, link.parent), link)
+    return repo
+
+
+@pytest.fixture
+def offline(monkeypatch, tmp_path):
+    """Offline mode with a cache the test owns; HF_HOME too, so no real user cache or token file is read."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf_home"))
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+    cache = tmp_path / "hf_cache"
+    cache.mkdir()
+    return cache
+
+
+def test_offline_cache_resolves_through_snapshot_download(offline, tmp_path):
+    make_cache(offline)
+    out = fetch_snapshot("org/name", SHA, tmp_path / "out", cache_dir=offline)
+    assert sorted(p.name for p in out.iterdir()) == sorted(FILES)
+    for name, text in FILES.items():
+        assert not (out / name).is_symlink()  # a plain directory, not links into the cache tree
+        assert (out / name).read_text() == text
+
+
+def test_offline_cache_from_env_and_dataset_repo_and_patterns(offline, tmp_path, monkeypatch):
+    files = {"data/test-00000-of-00001.parquet": "pq", "README.md": "card", "other.bin": "x"}
+    make_cache(offline, repo_id="lmms-lab/POPE", repo_type="dataset", files=files)
+    monkeypatch.setenv("HF_HUB_CACHE", str(offline))  # read at call time, not at huggingface_hub import
+    out = fetch_snapshot("lmms-lab/POPE", SHA, tmp_path / "pope", repo_type="dataset",
+                         allow_patterns=["data/*", "README.md"])
+    got = sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file())
+    assert got == ["README.md", "data/test-00000-of-00001.parquet"]
+
+
+def test_offline_branch_needs_allow_unpinned_then_uses_refs(offline, tmp_path):
+    make_cache(offline)
+    with pytest.raises(ValueError, match="not a 40-hex commit sha"):
+        fetch_snapshot("org/name", "main", tmp_path / "out", cache_dir=offline)
+    out = fetch_snapshot("org/name", "main", tmp_path / "out", cache_dir=offline, allow_unpinned=True)
+    assert (out / "config.json").read_text() == FILES["config.json"]
+
+
+def test_offline_missing_commit_is_an_error(offline, tmp_path):
+    make_cache(offline)
+    with pytest.raises(Exception, match="[Cc]annot find an appropriate cached snapshot"):
+        fetch_snapshot("org/name", "f" * 40, tmp_path / "out", cache_dir=offline)
+
+
+@pytest.mark.parametrize("revision", ["main", "v1.0", "0123abc", SHA.upper(), SHA + "0", ""])
+def test_unpinned_revisions_rejected(revision, tmp_path):
+    with pytest.raises(ValueError, match="40-hex commit sha"):
+        fetch_snapshot("org/name", revision, tmp_path / "out", mirror=str(tmp_path))
+
+
+def test_mirror_copies_files_and_skips_hf_metadata(tmp_path):
+    mirror = tmp_path / "mirror"
+    (mirror / "sub").mkdir(parents=True)
+    (mirror / "config.json").write_text("{}")
+    (mirror / "sub" / "weights.safetensors").write_bytes(b"\0" * 10)
+    (mirror / ".cache" / "huggingface").mkdir(parents=True)  # left by `hf download --local-dir`
+    (mirror / ".cache" / "huggingface" / "x.metadata").write_text("meta")
+    out = fetch_snapshot("org/name", SHA, tmp_path / "out", mirror=str(mirror))
+    got = sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file())
+    assert got == ["config.json", "sub/weights.safetensors"]
+    assert (out / "sub" / "weights.safetensors").read_bytes() == b"\0" * 10
+
+
+def test_missing_mirror_names_the_path(tmp_path):
+    missing = tmp_path / "no" / "such" / "mirror"
+    with pytest.raises(FileNotFoundError, match=str(missing)):
+        fetch_snapshot("org/name", SHA, tmp_path / "out", mirror=str(missing))
+
+
+def test_nothing_matched_is_an_error(tmp_path):
+    mirror = tmp_path / "mirror"
+    mirror.mkdir()
+    (mirror / "config.json").write_text("{}")
+    with pytest.raises(RuntimeError, match="no files fetched"):
+        fetch_snapshot("org/name", SHA, tmp_path / "out", allow_patterns=["*.safetensors"], mirror=str(mirror))
+
+
+def test_token_never_logged(offline, tmp_path, monkeypatch, caplog):
+    monkeypatch.setenv("HF_TOKEN", TOKEN)
+    make_cache(offline)
+    caplog.set_level(logging.DEBUG)  # everything, huggingface_hub's own loggers included
+    fetch_snapshot("org/name", SHA, tmp_path / "a", cache_dir=offline)
+    mirror = tmp_path / "a"
+    fetch_snapshot("org/name", SHA, tmp_path / "b", mirror=str(mirror))
+    with pytest.raises(ValueError):
+        fetch_snapshot("org/name", "main", tmp_path / "c", cache_dir=offline)
+    assert "fetched model org/name@" in caplog.text and "3 files" in caplog.text
+    assert TOKEN not in caplog.text
+    assert TOKEN[3:12] not in caplog.text  # nor a fragment of it

@@ -1,0 +1,134 @@
+# Helpers only (no rules): config validation, wildcard constraints, input functions.
+
+import re
+import sys
+from pathlib import Path
+
+from snakemake.exceptions import WorkflowError
+from snakemake.utils import validate
+
+sys.path.insert(0, str(Path(workflow.basedir) / "workflow" / "scripts"))
+from mmalign.config import ConfigError, check_references, validate_config  # noqa: E402
+
+SCHEMA = Path(workflow.basedir) / "workflow" / "schemas" / "config.schema.yaml"
+try:  # our own pass first: it names every offending key, before any job is planned
+    validate_config(config, SCHEMA)
+    check_references(config)
+except ConfigError as err:
+    raise WorkflowError(str(err)) from None
+validate(config, "../schemas/config.schema.yaml")  # Snakemake's pass fills in schema defaults
+
+MODEL = config["base_model"]["name"]
+VARIANTS = list(config["variants"])
+EVALUATED = ["base"] + VARIANTS
+BENCHMARKS = list(config["benchmarks"])
+DOWNLOADS = config.get("downloads", {})
+
+
+def _alternatives(names):
+    """A wildcard regex matching exactly these names (and nothing, if there are none)."""
+    return "|".join(re.escape(n) for n in names) or "(?!x)x"
+
+
+wildcard_constraints:
+    variant=_alternatives(EVALUATED),
+    trained=_alternatives(VARIANTS),
+    benchmark=_alternatives(BENCHMARKS),
+    pairset=_alternatives(config["pairsets"]),
+
+
+def final_outputs():
+    return [
+        "results/tables/metrics.csv",
+        "results/figures/pope.png",
+    ]
+
+
+def settings_of(section):
+    """Settings of one named config entry, as a plain dict, for params."""
+
+    def lookup_settings(wildcards):
+        name = getattr(wildcards, section.rstrip("s"))
+        return dict(config[section][name])
+
+    return lookup_settings
+
+
+# ----------------------------------------------------------------------------------- base model
+
+
+def base_model_dir():
+    return f"resources/models/{MODEL}"
+
+
+def built_models():
+    return [MODEL] if "build" in config["base_model"] else []
+
+
+def downloaded_models():
+    name = config["base_model"].get("download")
+    return [MODEL] if name else []
+
+
+def model_download(wildcards):
+    return dict(DOWNLOADS[config["base_model"]["download"]])
+
+
+def dataset_download(wildcards):
+    return dict(DOWNLOADS[wildcards.dataset])
+
+
+def dataset_names():
+    return [n for n, d in DOWNLOADS.items() if d.get("repo_type", "model") == "dataset"]
+
+
+# ---------------------------------------------------------------------------------------- pairs
+
+
+def pair_inputs(wildcards):
+    """What a pair set is built from: the world (synthetic analogs) or downloaded snapshots."""
+    spec = config["pairsets"][wildcards.pairset]
+    if spec["kind"] == "povid_analog":
+        return {"scenes": "results/world/scenes.jsonl", "images": "results/world/images"}
+    return {
+        "snapshot": f"resources/datasets/{spec['download']}",
+        "images": f"resources/datasets/{spec['images']}",
+    }
+
+
+# ------------------------------------------------------------------------------------ training
+
+
+def variant_spec(wildcards):
+    """Everything that defines a run; written to spec.json, whose content change reruns training."""
+    spec = dict(config["variants"][wildcards.trained])
+    spec.setdefault("seed", config["seed"])
+    spec["variant"] = wildcards.trained
+    spec["base_model"] = MODEL
+    return spec
+
+
+def variant_pairs(wildcards):
+    return f"results/pairs/{config['variants'][wildcards.trained]['pairset']}/pairs.parquet"
+
+
+# ---------------------------------------------------------------------------------- evaluation
+
+
+def benchmark_inputs(wildcards):
+    spec = config["benchmarks"][wildcards.benchmark]
+    if spec["source"] == "synthetic":
+        return {"scenes": "results/world/scenes.jsonl", "images": "results/world/images"}
+    return {"snapshot": f"resources/datasets/{spec['download']}"}
+
+
+def policy_inputs(wildcards):
+    """The base model, plus the variant's adapter unless the variant is the base model itself."""
+    inputs = {"model": base_model_dir(), "items_jsonl": f"results/benchmarks/{wildcards.benchmark}/items.jsonl"}
+    if wildcards.variant != "base":
+        inputs["adapter"] = f"results/runs/{wildcards.variant}/adapter"
+    return inputs
+
+
+def all_eval_metrics():
+    return expand("results/eval/{variant}/{benchmark}/metrics.json", variant=EVALUATED, benchmark=BENCHMARKS)

@@ -1,0 +1,25 @@
+# Stage 4: every variant on every benchmark.
+
+
+rule evaluate:
+    """Generate answers for one benchmark with one variant, keep them and every verdict, and score them."""
+    input:
+        unpack(policy_inputs),
+    output:
+        predictions="results/eval/{variant}/{benchmark}/predictions.jsonl",
+        judgments="results/eval/{variant}/{benchmark}/judgments.jsonl",
+        metrics="results/eval/{variant}/{benchmark}/metrics.json",
+    params:
+        spec=settings_of("benchmarks"),
+        seed=config["seed"],
+    log:
+        "logs/evaluate/{variant}/{benchmark}.log",
+    benchmark:
+        "benchmarks/evaluate/{variant}/{benchmark}.tsv"
+    conda:
+        "../../envs/eval.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+    script:
+        "../scripts/evaluate.py"

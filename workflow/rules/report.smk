@@ -1,0 +1,45 @@
+# Stage 5: one tidy metrics table, and figures made only from it.
+
+
+rule aggregate_metrics:
+    """Collect every metrics.json into results/tables/metrics.csv (one row per variant x benchmark x metric)."""
+    input:
+        all_eval_metrics(),
+    output:
+        report(
+            "results/tables/metrics.csv",
+            caption="../report/metrics.rst",
+            category="Tables",
+        ),
+    log:
+        "logs/aggregate_metrics.log",
+    conda:
+        "../../envs/report.yaml"
+    localrule: True
+    threads: 1
+    script:
+        "../scripts/aggregate_metrics.py"
+
+
+rule figure_pope:
+    """Bar chart of the base model vs every variant on each POPE split."""
+    input:
+        "results/tables/metrics.csv",
+    output:
+        png=report(
+            "results/figures/pope.png",
+            caption="../report/pope.rst",
+            category="Figures",
+            labels={"figure": "POPE by split"},
+        ),
+        svg="results/figures/pope.svg",
+    params:
+        figure=config["report"]["pope_figure"],
+    log:
+        "logs/figure_pope.log",
+    conda:
+        "../../envs/report.yaml"
+    localrule: True
+    threads: 1
+    script:
+        "../scripts/figure_pope.py"

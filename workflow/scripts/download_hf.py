@@ -1,0 +1,19 @@
+"""Snakemake adapter: fetch a pinned Hugging Face repo (model or dataset), or copy a local mirror, into output.dir."""
+
+from mmalign.runlog import to_file
+
+to_file(snakemake.log[0])  # noqa: F821
+
+from mmalign.hub import fetch_snapshot  # noqa: E402
+
+download = snakemake.params.download  # noqa: F821
+local_only = "repo_id" not in download  # a local directory entry (e.g. COCO images): nothing on the Hub to pin
+fetch_snapshot(
+    repo_id=download.get("repo_id", f"local:{download.get('mirror')}"),
+    revision=download.get("revision", "local"),
+    out_dir=snakemake.output.dir,  # noqa: F821
+    repo_type=download.get("repo_type", "model"),
+    allow_patterns=download.get("allow_patterns"),
+    mirror=download.get("mirror"),
+    allow_unpinned=local_only,
+)

@@ -1,0 +1,64 @@
+"""Object hallucination in detailed descriptions: Recall (the paper's Recall_coco column) with
+CHAIR_s and CHAIR_i beside it (Rohrbach et al. 2018; Object HalBench recall, Yu et al. 2023).
+
+Synthetic analog: one "describe the image in detail." per evaluation scene; the world's parser
+extracts the shapes an answer claims to see (``language.mentioned_shapes``):
+
+* CHAIR_i = hallucinated mentions / all mentions (repeats counted, over the whole corpus);
+* CHAIR_s = share of descriptions with at least one hallucinated shape;
+* recall  = sum over images of |mentioned ∩ present| / sum of |present| (unique shapes).
+A description that mentions no shape at all is counted in ``no_mentions`` (it still scores 0 recall).
+"""
+
+from __future__ import annotations
+
+from ..language import DESCRIPTION_PROMPTS, mentioned_shapes
+from ..world import SHAPES, Scene, image_path
+
+DEFAULTS = {"prompt_suffix": "", "max_new_tokens": 64}
+
+
+def synthetic_items(scenes: list[Scene], images_dir, seed: int, train_scenes: list[Scene]) -> list[dict]:
+    return [
+        {
+            "id": f"describe-{scene.id}",
+            "image": image_path(images_dir, scene.id),
+            "question": DESCRIPTION_PROMPTS[0],
+            "answer": " ".join(sorted(scene.shapes, key=SHAPES.index)),
+            "subset": "all",
+            "meta": {"scene": scene.id, "objects": sorted(scene.shapes, key=SHAPES.index)},
+        }
+        for scene in scenes
+    ]
+
+
+def prompt(item: dict, suffix: str) -> str:
+    return f"{item['question']} {suffix}".strip()
+
+
+def score(items: list[dict], predictions: list[str]) -> tuple[list[dict], list[dict]]:
+    mentions_total = hallucinated_total = captions_with_hallucination = 0
+    recalled = present_total = no_mentions = words = 0
+    judgments = []
+    for item, text in zip(items, predictions):
+        truth = set(item["meta"]["objects"])
+        mentions = mentioned_shapes(text)
+        hallucinated = [m for m in mentions if m not in truth]
+        mentions_total += len(mentions)
+        hallucinated_total += len(hallucinated)
+        captions_with_hallucination += bool(hallucinated)
+        recalled += len(truth & set(mentions))
+        present_total += len(truth)
+        no_mentions += not mentions
+        words += len(text.split())
+        judgments.append({"id": item["id"], "mentions": mentions, "hallucinated": hallucinated, "truth": sorted(truth)})
+    n = len(items)
+    metrics = {
+        "recall": recalled / present_total if present_total else float("nan"),
+        "chair_i": hallucinated_total / mentions_total if mentions_total else 0.0,
+        "chair_s": captions_with_hallucination / n if n else float("nan"),
+        "mean_words": words / n if n else float("nan"),
+        "no_mentions": float(no_mentions),
+        "n": float(n),
+    }
+    return [{"subset": "all", "metric": k, "value": v} for k, v in metrics.items()], judgments

@@ -1,0 +1,67 @@
+"""Config checks that run when the workflow loads, before any job: schema errors and dangling names,
+each reported with the dotted key that is wrong (e.g. ``variants.dpo_povid.lerning_rate``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+
+class ConfigError(ValueError):
+    pass
+
+
+def _key(path) -> str:
+    return ".".join(str(p) for p in path) or "<top level>"
+
+
+def validate_config(config: dict, schema_path: str | Path) -> None:
+    """Validate against the JSON schema; raise ConfigError naming every offending key."""
+    from jsonschema import Draft202012Validator
+
+    schema = yaml.safe_load(Path(schema_path).read_text())
+    errors = sorted(Draft202012Validator(schema).iter_errors(config), key=lambda e: list(map(str, e.path)))
+    if not errors:
+        return
+    lines = []
+    for err in errors:
+        if err.validator == "additionalProperties":
+            unknown = sorted(set(err.instance) - set(err.schema.get("properties", {})))
+            for name in unknown:
+                lines.append(f"config key '{_key([*err.path, name])}': unknown key (misspelled?)")
+        elif err.validator == "propertyNames":
+            lines.append(f"config key '{_key([*err.path, err.instance])}': name not allowed ({err.message})")
+        else:
+            lines.append(f"config key '{_key(err.path)}': {err.message}")
+    raise ConfigError("invalid configuration:\n  " + "\n  ".join(dict.fromkeys(lines)))
+
+
+def check_references(config: dict) -> None:
+    """Names that point at other config entries must exist."""
+    problems = []
+    pairsets, benchmarks, downloads = config["pairsets"], config["benchmarks"], config.get("downloads", {})
+    for name, variant in config["variants"].items():
+        if variant["pairset"] not in pairsets:
+            problems.append(f"config key 'variants.{name}.pairset': no pair set named {variant['pairset']!r}")
+    for name, spec in pairsets.items():
+        if spec["kind"] == "povid_analog" and "world" not in config:
+            problems.append(f"config key 'pairsets.{name}.kind': povid_analog needs a 'world' section")
+        for ref in ("download", "images"):
+            if spec["kind"] == "povid" and spec.get(ref) not in downloads:
+                problems.append(f"config key 'pairsets.{name}.{ref}': no downloads entry named {spec.get(ref)!r}")
+    for name, spec in benchmarks.items():
+        if spec["source"] == "download" and spec.get("download") not in downloads:
+            problems.append(f"config key 'benchmarks.{name}.download': no downloads entry named {spec.get('download')!r}")
+        if spec["source"] == "synthetic" and "world" not in config:
+            problems.append(f"config key 'benchmarks.{name}.source': synthetic benchmarks need a 'world' section")
+    base = config["base_model"]
+    if "build" in base and "world" not in config:
+        problems.append("config key 'base_model.build': building the tiny model needs a 'world' section")
+    if "download" in base and base["download"] not in downloads:
+        problems.append(f"config key 'base_model.download': no downloads entry named {base['download']!r}")
+    figure = config["report"]["pope_figure"]["benchmark"]
+    if figure not in benchmarks:
+        problems.append(f"config key 'report.pope_figure.benchmark': no benchmark named {figure!r}")
+    if problems:
+        raise ConfigError("invalid configuration:\n  " + "\n  ".join(problems))

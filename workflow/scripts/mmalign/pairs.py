@@ -1,0 +1,121 @@
+"""Preference pairs built inside the synthetic world.
+
+``povid_analog``: the analog of POVID (Zhou et al. 2024). POVID takes LLaVA-Instruct answers as
+chosen and has GPT-4V inject realistic hallucinations into them as rejected. Here the chosen answer
+is the scene's ground-truth answer and the rejected one is the same answer, same wording, with
+hallucinations injected *from the world's priors* (a partner object that is not there, an object's
+usual colour instead of its real one, a yes where the prior says yes): ``language.hallucinated_answer``.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import language as lang
+from .schema import Manifest
+from .world import Scene, WorldSettings
+
+
+@dataclass
+class PovidAnalogSettings:
+    """Config ``pairsets.<name>`` with ``kind: povid_analog``."""
+
+    seed: int = 0
+    max_scenes: int | None = None
+    descriptions_per_scene: int = 1
+    questions_per_scene: int = 2
+    families: list[str] = field(default_factory=lambda: ["existence", "attribute", "count", "position", "letter", "compositional"])
+    short_answer_prob: float = 0.5  # share of yes/no questions that ask for one word
+    prior_negative_prob: float = 0.5  # share of absent-object questions that ask about a present object's partner
+    max_drop_rate: float = 0.05
+
+
+def _existence_task(scene: Scene, world: WorldSettings, settings: PovidAnalogSettings, rng: random.Random) -> lang.Task:
+    """Half about a present shape, half about an absent one; absent ones often the prior's partner."""
+    short = rng.random() < settings.short_answer_prob
+    if rng.random() < 0.5:
+        return lang.existence_task(rng.choice(scene.objects).shape, rng, short)
+    partners = sorted({world.partners[s] for s in scene.shapes} - scene.shapes)
+    if partners and rng.random() < settings.prior_negative_prob:
+        return lang.existence_task(rng.choice(partners), rng, short)
+    absent = [s for s in world.partners if s not in scene.shapes]
+    return lang.existence_task(rng.choice(absent), rng, short)
+
+
+def povid_analog(scenes: list[Scene], images_dir: str | Path, world: WorldSettings, settings: PovidAnalogSettings,
+                 source: str = "povid_analog") -> tuple[list[dict], Manifest]:
+    """Pairs from the preference split; drops (and counts) rows with a missing image, an empty answer,
+    or a rejected answer identical to the chosen one."""
+    rng = random.Random(settings.seed)
+    manifest = Manifest(source=source)
+    rows = []
+    for scene in scenes[: settings.max_scenes]:
+        image = Path(images_dir) / f"{scene.id}.png"
+        tasks = [lang.make_task("description", scene, rng) for _ in range(settings.descriptions_per_scene)]
+        for _ in range(settings.questions_per_scene):
+            family = rng.choice(settings.families)
+            tasks.append(_existence_task(scene, world, settings, rng) if family == "existence" else lang.make_task(family, scene, rng))
+        for k, task in enumerate(tasks):
+            manifest.rows_read += 1
+            template_seed = rng.randrange(2**31)
+            chosen = lang.answer(task, scene, random.Random(template_seed)).text
+            rejected = lang.hallucinated_answer(task, scene, world, rng, template_seed).text
+            if not image.is_file():
+                manifest.drop("missing_image")
+                continue
+            if not chosen.strip() or not rejected.strip():
+                manifest.drop("empty_answer")
+                continue
+            if chosen == rejected:
+                manifest.drop("chosen_equals_rejected")
+                continue
+            rows.append(
+                {
+                    "id": f"{scene.id}-{k}",
+                    "image": str(image),
+                    "prompt": task.prompt,
+                    "chosen": chosen,
+                    "rejected": rejected,
+                    "source": source,
+                    "meta": {"scene": scene.id, "family": task.family},
+                }
+            )
+            manifest.rows_kept += 1
+    return rows, manifest
+
+
+def check_drop_rate(manifest: Manifest, max_drop_rate: float) -> None:
+    if manifest.drop_rate > max_drop_rate:
+        raise ValueError(
+            f"pair source {manifest.source!r} dropped {manifest.drop_rate:.1%} of its rows "
+            f"(bound {max_drop_rate:.1%}): {dict(manifest.dropped)}"
+        )
+
+
+def build_pairset(spec: dict, inputs: dict, pairs_path, manifest_path, seed: int, world_config: dict | None) -> "Manifest":
+    """Build one configured pair set (config ``pairsets.<name>``) into the common schema."""
+    from pathlib import Path
+
+    from .schema import write_pairs
+    from .world import load_scenes
+
+    kind = spec["kind"]
+    if kind == "povid_analog":
+        world = WorldSettings.from_config({**(world_config or {}), "seed": seed})
+        known = PovidAnalogSettings.__dataclass_fields__
+        settings = PovidAnalogSettings(**{k: v for k, v in spec.items() if k in known}, seed=seed)
+        scenes = load_scenes(inputs["scenes"], split="preference")
+        rows, manifest = povid_analog(scenes, inputs["images"], world, settings)
+        check_drop_rate(manifest, settings.max_drop_rate)
+        write_pairs(rows, pairs_path)
+        manifest.write(manifest_path)
+        return manifest
+    if kind == "povid":
+        from .sources.povid import povid_to_pairs
+
+        images = Path(inputs["images"]) / spec.get("images_subdir", "")
+        return povid_to_pairs(Path(inputs["snapshot"]) / spec["records_file"], images, Path(pairs_path),
+                              Path(manifest_path), float(spec.get("max_drop_rate", 0.05)))
+    raise ValueError(f"unknown pair set kind {kind!r}")

@@ -1,0 +1,62 @@
+"""Aggregation into the one tidy table every table and figure is made from, and the figures."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+
+METRIC_COLUMNS = ["variant", "benchmark", "kind", "subset", "metric", "value"]
+
+
+def aggregate(metric_files: list[str | Path], out_csv: str | Path) -> pd.DataFrame:
+    """results/tables/metrics.csv: one row per variant x benchmark x subset x metric."""
+    rows = []
+    for path in metric_files:
+        result = json.loads(Path(path).read_text())
+        for row in result["metrics"]:
+            rows.append({"variant": result["variant"], "benchmark": result["benchmark"], "kind": result["kind"], **row})
+    frame = pd.DataFrame(rows, columns=METRIC_COLUMNS).sort_values(["benchmark", "variant", "subset", "metric"])
+    Path(out_csv).parent.mkdir(parents=True, exist_ok=True)
+    frame.to_csv(out_csv, index=False)
+    return frame
+
+
+def style():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    plt.rcParams.update({"figure.dpi": 120, "font.size": 10, "axes.spines.top": False, "axes.spines.right": False})
+    return plt
+
+
+def plot_pope(metrics_csv: str | Path, benchmark: str, metric: str, out_png: str | Path, out_svg: str | Path) -> None:
+    """Grouped bars: one group per POPE split, one bar per variant (base first)."""
+    plt = style()
+    frame = pd.read_csv(metrics_csv)
+    frame = frame[(frame.benchmark == benchmark) & (frame.metric == metric)]
+    if frame.empty:
+        raise ValueError(f"metrics.csv has no {metric!r} rows for benchmark {benchmark!r}")
+    table = frame.pivot_table(index="subset", columns="variant", values="value")
+    order = [s for s in ["random", "popular", "adversarial", "all"] if s in table.index]
+    variants = ["base"] + sorted(v for v in table.columns if v != "base")
+    table = table.loc[order, [v for v in variants if v in table.columns]]
+    fig, ax = plt.subplots(figsize=(1.6 + 1.4 * len(order), 3.4))
+    width = 0.8 / len(table.columns)
+    for i, variant in enumerate(table.columns):
+        xs = [k + (i - (len(table.columns) - 1) / 2) * width for k in range(len(order))]
+        bars = ax.bar(xs, table[variant], width, label=variant, color="0.6" if variant == "base" else None)
+        ax.bar_label(bars, fmt="%.3f", fontsize=7, padding=1)
+    ax.set_xticks(range(len(order)), [s if s != "all" else "mean" for s in order])
+    low = max(0.0, table.min().min() - 0.1)
+    ax.set_ylim(low, min(1.0, table.max().max() + 0.06) if metric != "unparsed" else None)
+    ax.set_ylabel(f"POPE {metric}")
+    ax.set_title(f"{benchmark}: base model vs aligned variants")
+    ax.legend(frameon=False, fontsize=8, loc="lower right")
+    fig.tight_layout()
+    fig.savefig(out_png)
+    fig.savefig(out_svg)
+    plt.close(fig)

@@ -288,6 +288,8 @@ def parse(text: str) -> tuple[Claim, ...]:
     """Claims made by an answer in the world's language. Sentences that match nothing make no claim."""
     claims: list[Claim] = []
     for sent in sentences(text):
+        m = _ABSENT_RE.search(sent)  # before the yes/no split: "no square." denies a square
+        absent = Claim("absent", m.group(1)) if m else None
         m = _YESNO_RE.match(sent)
         if m:
             claims.append(Claim("answer", answer=m.group(1)))
@@ -306,9 +308,8 @@ def parse(text: str) -> tuple[Claim, ...]:
         if m:
             claims.append(Claim("letter", m.group(1), letter=m.group(2)))
             continue
-        m = _ABSENT_RE.search(sent)
-        if m:
-            claims.append(Claim("absent", m.group(1)))
+        if absent:
+            claims.append(absent)
             continue
         for mention in _MENTION_RE.finditer(sent):
             size, colour, shape = mention.groups()

@@ -62,7 +62,9 @@ class TinyLlavaSettings:
     vision_pretrain_steps: int = 300
     vision_pretrain_lr: float = 3e-3
     sft_scenes: int = 3000  # at most this many SFT-split scenes are used
-    sft_questions_per_scene: int = 2  # besides one description per scene; the first is always an existence question
+    sft_existence_per_scene: int = 2  # yes/no existence questions per scene (mostly one-word answers)
+    sft_questions_per_scene: int = 1  # questions of the other families per scene
+    sft_short_answer_prob: float = 0.7  # share of existence questions that ask for one word
     sft_epochs: float = 8
     sft_learning_rate: float = 5e-4
     sft_batch_size: int = 64
@@ -240,10 +242,13 @@ def sft_examples(scenes: list[Scene], images_dir: Path, settings: TinyLlavaSetti
         tasks = []
         if "description" in settings.sft_families:
             tasks.append(lang.make_task("description", scene, rng))
-        for k in range(settings.sft_questions_per_scene):
-            # yes/no existence questions are the most common visual question in LLaVA-style SFT data
-            family = "existence" if k == 0 and "existence" in families else rng.choice(families)
-            tasks.append(lang.make_task(family, scene, rng))
+        if "existence" in families:
+            for _ in range(settings.sft_existence_per_scene):
+                short = rng.random() < settings.sft_short_answer_prob
+                tasks.append(lang.make_task("existence", scene, rng, short=short))
+        others = [f for f in families if f != "existence"]
+        for _ in range(settings.sft_questions_per_scene if others else 0):
+            tasks.append(lang.make_task(rng.choice(others), scene, rng))
         for task in tasks:
             ans = lang.answer(task, scene, rng)
             rows.append(
@@ -251,6 +256,8 @@ def sft_examples(scenes: list[Scene], images_dir: Path, settings: TinyLlavaSetti
                     "image": str(images_dir / f"{scene.id}.png"),
                     "prompt": [{"role": "user", "content": task.prompt}],
                     "completion": [{"role": "assistant", "content": ans.text}],
+                    # approximate token count; batches of similar length waste no compute on padding
+                    "length": len(task.prompt.split()) + len(ans.text.split()),
                 }
             )
     return rows
@@ -277,6 +284,8 @@ def run_sft(model, processor, rows: list[dict], settings: TinyLlavaSettings, wor
         max_length=None,
         seed=settings.seed,
         dataloader_num_workers=0,
+        remove_unused_columns=False,  # keep the "length" column for the sampler below
+        train_sampling_strategy="group_by_length",  # uses the 'length' column: short yes/no answers are batched together
         disable_tqdm=False,
     )
     trainer = SFTTrainer(model=model, args=args, train_dataset=dataset, processing_class=processor)

@@ -119,7 +119,7 @@ def train_dpo(model_dir: str | Path, pairs_path: str | Path, out_dir: str | Path
         num_train_epochs=settings.epochs,
         learning_rate=settings.learning_rate,
         lr_scheduler_type="cosine",
-        warmup_ratio=settings.warmup_ratio,
+        warmup_steps=settings.warmup_ratio,  # a float in [0, 1) is a ratio of the total steps
         beta=settings.beta,
         loss_type=settings.loss_type,
         loss_weights=settings.loss_weights,

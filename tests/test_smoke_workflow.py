@@ -1,0 +1,68 @@
+"""The whole DAG, run for real on the smoke config (tests/smoke/config.yaml), then its report."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SMOKE = REPO / "tests" / "smoke" / "config.yaml"
+
+
+def snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--directory", str(workdir),
+           "--configfile", str(SMOKE), *args]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=1200)
+
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("smoke")
+    out = snakemake(workdir, "--cores", "2")
+    assert out.returncode == 0, out.stderr[-5000:]
+    return workdir
+
+
+@pytest.mark.slow
+def test_smoke_study_produces_every_artifact(smoke_run):
+    w = smoke_run
+    for path in [
+        "results/world/scenes.jsonl", "resources/models/tinyllava-smoke/config.json",
+        "resources/models/tinyllava-smoke/processor_config.json", "results/pairs/povid/pairs.parquet",
+        "results/pairs/povid/manifest.json", "results/runs/dpo_povid/spec.json",
+        "results/runs/dpo_povid/adapter/adapter_config.json", "results/runs/dpo_povid/train_log.jsonl",
+        "results/eval/base/pope/predictions.jsonl", "results/eval/dpo_povid/objhal/judgments.jsonl",
+        "results/figures/pope.png", "results/figures/pope.svg",
+    ]:  # fmt: skip
+        assert (w / path).is_file(), path
+    metrics = pd.read_csv(w / "results/tables/metrics.csv")
+    pope = metrics[(metrics.benchmark == "pope") & (metrics.metric == "accuracy")]
+    assert set(pope.variant) == {"base", "dpo_povid"}
+    assert set(pope.subset) == {"random", "popular", "adversarial", "all"}
+    assert metrics.value.between(0, 1e6).all()
+    spec = json.loads((w / "results/runs/dpo_povid/spec.json").read_text())
+    assert spec["pairset"] == "povid" and spec["lora_r"] == 4 and spec["base_model"] == "tinyllava-smoke"
+    train = json.loads((w / "results/runs/dpo_povid/train_metrics.json").read_text())
+    assert train["steps"] > 0 and train["train_loss"] > 0
+    decoding = json.loads((w / "results/eval/base/pope/metrics.json").read_text())["decoding"]
+    assert decoding["do_sample"] is False and decoding["prompt_suffix"] == "answer with one word."
+    n_items = sum(1 for _ in open(w / "results/benchmarks/pope/items.jsonl"))
+    assert sum(1 for _ in open(w / "results/eval/dpo_povid/pope/predictions.jsonl")) == n_items
+
+
+@pytest.mark.slow
+def test_rerun_is_a_no_op_and_the_report_builds(smoke_run):
+    out = snakemake(smoke_run, "-n", "--quiet", "rules")
+    assert out.returncode == 0
+    assert "Nothing to be done" in out.stdout + out.stderr
+    out = snakemake(smoke_run, "--report", "report.zip")
+    assert out.returncode == 0, out.stderr[-3000:]
+    with zipfile.ZipFile(smoke_run / "report.zip") as archive:
+        names = archive.namelist()
+    assert any(n.endswith("pope.png") for n in names) and any(n.endswith("metrics.csv") for n in names)

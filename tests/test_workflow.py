@@ -1,0 +1,118 @@
+"""The DAG: dry runs plan every rule for both studies, lint is clean, bad configs stop before any job,
+and every env file pins exactly the versions CI installs."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+SNAKEMAKE = [sys.executable, "-m", "snakemake"]
+
+
+def run_snakemake(*args, cwd=REPO):
+    return subprocess.run([*SNAKEMAKE, *args], cwd=cwd, capture_output=True, text=True, timeout=300)
+
+
+def planned_rules(output: str) -> set[str]:
+    table = output.split("Job stats:")[1].split("Reasons:")[0]
+    return {m.group(1) for m in re.finditer(r"^(\w+)\s+\d+$", table, re.M)} - {"total"}
+
+
+def test_dry_run_plans_every_rule_of_the_default_study():
+    out = run_snakemake("-n", "--directory", str(REPO), "--quiet", "rules")
+    assert out.returncode == 0, out.stderr
+    rules = planned_rules(out.stdout + out.stderr)
+    assert rules == {
+        "build_world", "build_base_model", "build_pairs", "variant_spec", "train_offline", "benchmark_items",
+        "evaluate", "aggregate_metrics", "figure_pope", "all",
+    }  # fmt: skip
+
+
+def test_dry_run_plans_the_paper_study_without_network():
+    out = run_snakemake("-n", "--configfile", "config/paper.yaml", "--quiet", "rules")
+    assert out.returncode == 0, out.stderr
+    rules = planned_rules(out.stdout + out.stderr)
+    assert {"download_model", "download_dataset", "build_pairs", "train_offline", "evaluate", "figure_pope"} <= rules
+    assert "build_world" not in rules and "build_base_model" not in rules  # nothing synthetic in the paper study
+
+
+def test_every_rule_has_a_log_and_a_conda_env():
+    out = run_snakemake("--lint")
+    text = out.stdout + out.stderr
+    assert "Congratulations, your workflow is in a good condition" in text, text
+    rules = re.findall(r"^rule (\w+):", "\n".join(p.read_text() for p in (REPO / "workflow/rules").glob("*.smk")), re.M)
+    for path in (REPO / "workflow/rules").glob("*.smk"):
+        for block in re.split(r"^rule ", path.read_text(), flags=re.M)[1:]:
+            name = block.split(":")[0]
+            if name == "all":
+                continue
+            assert "\n    log:" in block and "\n    conda:" in block, f"rule {name} lacks log: or conda:"
+            env = re.search(r'conda:\n\s+"([^"]+)"', block).group(1)
+            assert (path.parent / env).resolve().is_file(), f"rule {name}: env file {env} missing"
+    assert len(rules) >= 9
+
+
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        ({"variants": {"dpo_povid": {"lerning_rate": 0.1}}}, "variants.dpo_povid.lerning_rate': unknown key"),
+        ({"variants": {"dpo_povid": {"beta": "high"}}}, "variants.dpo_povid.beta': 'high' is not of type 'number'"),
+        ({"wrld": {}}, "config key 'wrld': unknown key"),
+        ({"variants": {"dpo_povid": {"pairset": "nope"}}}, "variants.dpo_povid.pairset': no pair set named 'nope'"),
+        ({"world": {"partner_prob": 1.5}}, "world.partner_prob': 1.5 is greater than the maximum of 1"),
+    ],
+)
+def test_bad_config_stops_before_any_job_naming_the_key(tmp_path, edit, message):
+    config = yaml.safe_load((REPO / "config/config.yaml").read_text())
+
+    def merge(base, extra):
+        for key, value in extra.items():
+            if isinstance(value, dict) and isinstance(base.get(key), dict):
+                merge(base[key], value)
+            else:
+                base[key] = value
+
+    merge(config, edit)
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump(config))
+    out = run_snakemake("-n", "--configfile", str(bad))
+    assert out.returncode != 0
+    assert message in out.stdout + out.stderr
+    assert "Job stats" not in out.stdout + out.stderr
+
+
+def pinned_requirements() -> dict[str, str]:
+    text = (REPO / "pyproject.toml").read_text()
+    return {name.lower(): version for name, version in re.findall(r'"([A-Za-z0-9_.-]+)==([^"]+)"', text)}
+
+
+def test_env_files_pin_exact_versions_matching_the_project_pins():
+    pins = pinned_requirements()
+    envs = sorted((REPO / "envs").glob("*.yaml"))
+    assert envs
+    for path in envs:
+        env = yaml.safe_load(path.read_text())
+        assert env["channels"] == ["conda-forge", "nodefaults"], path.name
+        conda = [d for d in env["dependencies"] if isinstance(d, str)]
+        pip = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict))
+        for dep in conda:
+            assert re.fullmatch(r"[\w.-]+=\d[\w.]*", dep), f"{path.name}: conda dependency {dep!r} is not pinned exactly"
+        for dep in pip:
+            name, _, version = dep.partition("==")
+            assert version, f"{path.name}: pip dependency {dep!r} is not pinned exactly"
+            assert pins.get(name.lower()) == version, f"{path.name}: {name}=={version} drifts from pyproject.toml"
+
+
+def test_installed_versions_match_the_pins():
+    from importlib.metadata import version
+
+    for name, pinned in pinned_requirements().items():
+        if name in ("pytest", "snakefmt"):
+            continue
+        assert version(name).split("+")[0] == pinned, f"{name}: installed {version(name)}, pinned {pinned}"

@@ -41,7 +41,7 @@ def test_missing_image_is_dropped_and_counted(small_world, tmp_path):
     scenes = load_scenes(scenes_path, "preference")
     (copy / f"{scenes[0].id}.png").unlink()
     rows, manifest = povid_analog(scenes, copy, settings, PovidAnalogSettings(questions_per_scene=1))
-    assert manifest.dropped["missing_image"] == 2  # a description and a question of that scene
+    assert manifest.dropped["missing_image"] == 3  # a description, an existence and another question
     assert manifest.rows_kept == len(rows) == manifest.rows_read - sum(manifest.dropped.values())
     assert all(scenes[0].id not in r["image"] for r in rows)
 

@@ -25,7 +25,8 @@ class PovidAnalogSettings:
     seed: int = 0
     max_scenes: int | None = None
     descriptions_per_scene: int = 1
-    questions_per_scene: int = 2
+    existence_per_scene: int = 1  # yes/no existence questions (LLaVA-Instruct conversations are full of them)
+    questions_per_scene: int = 1  # questions of the other families
     families: list[str] = field(default_factory=lambda: ["existence", "attribute", "count", "position", "letter", "compositional"])
     short_answer_prob: float = 0.5  # share of yes/no questions that ask for one word
     prior_negative_prob: float = 0.5  # share of absent-object questions that ask about a present object's partner
@@ -54,9 +55,10 @@ def povid_analog(scenes: list[Scene], images_dir: str | Path, world: WorldSettin
     for scene in scenes[: settings.max_scenes]:
         image = Path(images_dir) / f"{scene.id}.png"
         tasks = [lang.make_task("description", scene, rng) for _ in range(settings.descriptions_per_scene)]
-        for _ in range(settings.questions_per_scene):
-            family = rng.choice(settings.families)
-            tasks.append(_existence_task(scene, world, settings, rng) if family == "existence" else lang.make_task(family, scene, rng))
+        if "existence" in settings.families:
+            tasks += [_existence_task(scene, world, settings, rng) for _ in range(settings.existence_per_scene)]
+        others = [f for f in settings.families if f != "existence"]
+        tasks += [lang.make_task(rng.choice(others), scene, rng) for _ in range(settings.questions_per_scene if others else 0)]
         for k, task in enumerate(tasks):
             manifest.rows_read += 1
             template_seed = rng.randrange(2**31)

@@ -28,15 +28,20 @@ log = logging.getLogger(__name__)
 
 SPECIAL_TOKENS = {"pad": "<pad>", "unk": "<unk>", "bos": "<s>", "eos": "</s>", "image": "<image>"}
 
-# USER: <image> question ASSISTANT: answer</s>   (whitespace is irrelevant to the word-level tokenizer;
-# the prompt rendered with add_generation_prompt is a string prefix of prompt + answer, as TRL needs)
+# USER: question <image> ASSISTANT: answer</s>
+# The question comes *before* the image tokens (LLaVA puts it after). With a causal 2-layer LM this lets each
+# image token see the question, so "is there a circle?" becomes a local match at the image token instead of
+# a two-hop search from the last position; without it the tiny model answers yes/no from the prior alone.
+# Whitespace is irrelevant to the word-level tokenizer; the prompt rendered with add_generation_prompt is a
+# string prefix of prompt + answer, as TRL's collators need.
 CHAT_TEMPLATE = (
     "{%- for message in messages -%}"
     "{%- if message['role'] == 'user' -%}USER: "
     "{%- if message['content'] is string -%}{{ message['content'] }}"
-    "{%- else -%}{%- for c in message['content'] -%}"
-    "{%- if c['type'] == 'image' -%}<image> {% elif c['type'] == 'text' -%}{{ c['text'] }}{%- endif -%}"
-    "{%- endfor -%}{%- endif %} "
+    "{%- else -%}"
+    "{%- for c in message['content'] if c['type'] == 'text' -%}{{ c['text'] }} {% endfor -%}"
+    "{%- for c in message['content'] if c['type'] == 'image' -%}<image> {% endfor -%}"
+    "{%- endif %} "
     "{%- elif message['role'] == 'assistant' -%}ASSISTANT: "
     "{%- if message['content'] is string -%}{{ message['content'] }}"
     "{%- else -%}{%- for c in message['content'] -%}{%- if c['type'] == 'text' -%}{{ c['text'] }}{%- endif -%}{%- endfor -%}"
@@ -199,19 +204,29 @@ def _cell_targets(scene: Scene, world: WorldSettings) -> tuple[list[int], list[i
     return shapes, colours
 
 
-def pretrain_vision(model, processor, scenes: list[Scene], images_dir: Path, world: WorldSettings, settings: TinyLlavaSettings) -> list[float]:
-    """Teach the vision tower what is in each cell (a stand-in for a pretrained CLIP). Returns the losses."""
+def pretrain_vision(model, processor, tokenizer, scenes: list[Scene], images_dir: Path, world: WorldSettings,
+                    settings: TinyLlavaSettings) -> list[float]:
+    """Stage 1, a stand-in for a pretrained CLIP plus LLaVA's projector alignment. Returns the losses.
+
+    * the vision tower learns what is in each cell (per-patch shape and colour classification);
+    * the projector learns to map each cell's features onto the LM's embeddings of the words that name it
+      ("red" + "circle"; zero for an empty cell), as LLaVA's first stage aligns image tokens with words.
+    Without this stage the tiny LM learns to ignore the image (shared/notes/tiny-llava-on-shapes.md).
+    """
     from PIL import Image
 
-    tower = model.model.vision_tower
+    tower, projector = model.model.vision_tower, model.model.multi_modal_projector
+    embed = model.get_input_embeddings().weight.detach()
     hidden = settings.vision_hidden
     heads = torch.nn.ModuleDict({"shape": torch.nn.Linear(hidden, 1 + len(SHAPES)), "colour": torch.nn.Linear(hidden, 1 + len(COLOURS))})
+    shape_vecs = torch.cat([torch.zeros(1, embed.shape[1]), embed[tokenizer.convert_tokens_to_ids(SHAPES)]])
+    colour_vecs = torch.cat([torch.zeros(1, embed.shape[1]), embed[tokenizer.convert_tokens_to_ids(list(COLOURS))]])
     images = [Image.open(images_dir / f"{s.id}.png").convert("RGB") for s in scenes]
     pixels = processor.image_processor(images, return_tensors="pt")["pixel_values"]
     targets = [_cell_targets(s, world) for s in scenes]
     shape_t = torch.tensor([t[0] for t in targets])
     colour_t = torch.tensor([t[1] for t in targets])
-    params = list(tower.parameters()) + list(heads.parameters())
+    params = list(tower.parameters()) + list(projector.parameters()) + list(heads.parameters())
     opt = torch.optim.AdamW(params, lr=settings.vision_pretrain_lr)
     gen = torch.Generator().manual_seed(settings.seed)
     losses = []
@@ -219,14 +234,17 @@ def pretrain_vision(model, processor, scenes: list[Scene], images_dir: Path, wor
     for step in range(settings.vision_pretrain_steps):
         idx = torch.randint(len(scenes), (64,), generator=gen)
         feats = tower(pixel_values=pixels[idx]).last_hidden_state[:, 1:]  # drop CLS: one token per cell
-        loss = torch.nn.functional.cross_entropy(heads["shape"](feats).flatten(0, 1), shape_t[idx].flatten())
-        loss = loss + torch.nn.functional.cross_entropy(heads["colour"](feats).flatten(0, 1), colour_t[idx].flatten())
+        cls_loss = torch.nn.functional.cross_entropy(heads["shape"](feats).flatten(0, 1), shape_t[idx].flatten())
+        cls_loss = cls_loss + torch.nn.functional.cross_entropy(heads["colour"](feats).flatten(0, 1), colour_t[idx].flatten())
+        words = shape_vecs[shape_t[idx]] + colour_vecs[colour_t[idx]]
+        align_loss = torch.nn.functional.mse_loss(projector(feats), words) / embed.pow(2).mean()
+        loss = cls_loss + align_loss
         opt.zero_grad()
         loss.backward()
         opt.step()
         losses.append(loss.item())
         if step % 100 == 0 or step == settings.vision_pretrain_steps - 1:
-            log.info("vision pretraining step %d loss %.4f", step, loss.item())
+            log.info("stage 1 step %d: classification %.4f, projector alignment %.4f", step, cls_loss.item(), align_loss.item())
     return losses
 
 
@@ -256,8 +274,6 @@ def sft_examples(scenes: list[Scene], images_dir: Path, settings: TinyLlavaSetti
                     "image": str(images_dir / f"{scene.id}.png"),
                     "prompt": [{"role": "user", "content": task.prompt}],
                     "completion": [{"role": "assistant", "content": ans.text}],
-                    # approximate token count; batches of similar length waste no compute on padding
-                    "length": len(task.prompt.split()) + len(ans.text.split()),
                 }
             )
     return rows
@@ -284,8 +300,6 @@ def run_sft(model, processor, rows: list[dict], settings: TinyLlavaSettings, wor
         max_length=None,
         seed=settings.seed,
         dataloader_num_workers=0,
-        remove_unused_columns=False,  # keep the "length" column for the sampler below
-        train_sampling_strategy="group_by_length",  # uses the 'length' column: short yes/no answers are batched together
         disable_tqdm=False,
     )
     trainer = SFTTrainer(model=model, args=args, train_dataset=dataset, processing_class=processor)
@@ -302,7 +316,7 @@ def build_base_model(world: WorldSettings, settings: TinyLlavaSettings, scenes: 
     processor = build_processor(tokenizer, world)
     model = build_model(settings, tokenizer, world)
     log.info("tiny LLaVA with %d parameters, vocabulary %d", sum(p.numel() for p in model.parameters()), len(tokenizer))
-    vision_losses = pretrain_vision(model, processor, scenes, images_dir, world, settings)
+    vision_losses = pretrain_vision(model, processor, tokenizer, scenes, images_dir, world, settings)
     rows = sft_examples(scenes, images_dir, settings)
     log.info("SFT on %d examples from %d scenes", len(rows), min(len(scenes), settings.sft_scenes))
     sft = run_sft(model, processor, rows, settings, out_dir / "_sft_work")

@@ -44,7 +44,7 @@ def plot_pope(metrics_csv: str | Path, benchmark: str, metric: str, out_png: str
     order = [s for s in ["random", "popular", "adversarial", "all"] if s in table.index]
     variants = ["base"] + sorted(v for v in table.columns if v != "base")
     table = table.loc[order, [v for v in variants if v in table.columns]]
-    fig, ax = plt.subplots(figsize=(1.6 + 1.4 * len(order), 3.4))
+    fig, ax = plt.subplots(figsize=(2.6 + 1.4 * len(order), 3.4))
     width = 0.8 / len(table.columns)
     for i, variant in enumerate(table.columns):
         xs = [k + (i - (len(table.columns) - 1) / 2) * width for k in range(len(order))]
@@ -55,7 +55,7 @@ def plot_pope(metrics_csv: str | Path, benchmark: str, metric: str, out_png: str
     ax.set_ylim(low, min(1.0, table.max().max() + 0.06) if metric != "unparsed" else None)
     ax.set_ylabel(f"POPE {metric}")
     ax.set_title(f"{benchmark}: base model vs aligned variants")
-    ax.legend(frameon=False, fontsize=8, loc="lower right")
+    ax.legend(frameon=False, fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     fig.tight_layout()
     fig.savefig(out_png)
     fig.savefig(out_svg)

@@ -1,5 +1,6 @@
 # Helpers only (no rules): config validation, wildcard constraints, input functions.
 
+import hashlib
 import re
 import sys
 from pathlib import Path
@@ -35,6 +36,19 @@ wildcard_constraints:
     trained=_alternatives(VARIANTS),
     benchmark=_alternatives(BENCHMARKS),
     pairset=_alternatives(config["pairsets"]),
+
+
+LIBRARY = Path(workflow.basedir) / "workflow" / "scripts" / "mmalign"
+
+
+def code_version(*modules):
+    """A hash of the library modules a rule runs. Snakemake tracks a script's own text but not the modules it
+    imports; as a param, this hash makes an edit to those modules rerun exactly the rules that use them."""
+    digest = hashlib.sha256()
+    for module in modules:
+        for path in sorted(LIBRARY.glob(module)):
+            digest.update(path.relative_to(LIBRARY).as_posix().encode() + path.read_bytes())
+    return digest.hexdigest()[:16]
 
 
 def final_outputs():

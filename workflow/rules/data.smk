@@ -8,6 +8,7 @@ rule build_world:
         images=directory("results/world/images"),
         summary="results/world/summary.json",
     params:
+        code=code_version("world.py", "schema.py"),
         world=config.get("world", {}),
         seed=config["seed"],
     log:
@@ -31,6 +32,7 @@ rule build_base_model:
     wildcard_constraints:
         model=_alternatives(built_models()),
     params:
+        code=code_version("world.py", "language.py", "tinyllava.py"),
         world=config.get("world", {}),
         build=config["base_model"].get("build", {}),
         seed=config["seed"],
@@ -53,6 +55,7 @@ rule download_model:
     wildcard_constraints:
         model=_alternatives(downloaded_models()),
     params:
+        code=code_version("hub.py"),
         download=model_download,
     log:
         "logs/download_model/{model}.log",
@@ -71,6 +74,7 @@ rule download_dataset:
     wildcard_constraints:
         dataset=_alternatives(dataset_names()),
     params:
+        code=code_version("hub.py"),
         download=dataset_download,
     log:
         "logs/download_dataset/{dataset}.log",
@@ -91,6 +95,7 @@ rule benchmark_items:
         images=directory("results/benchmarks/{benchmark}/images"),
         manifest="results/benchmarks/{benchmark}/manifest.json",
     params:
+        code=code_version("benchmarks/*.py", "world.py", "language.py", "schema.py", "sources/pope.py"),
         spec=settings_of("benchmarks"),
         seed=config["seed"],
     log:

@@ -10,6 +10,7 @@ rule evaluate:
         judgments="results/eval/{variant}/{benchmark}/judgments.jsonl",
         metrics="results/eval/{variant}/{benchmark}/metrics.json",
     params:
+        code=code_version("evaluate.py", "models.py", "benchmarks/*.py", "language.py", "schema.py"),
         spec=settings_of("benchmarks"),
         seed=config["seed"],
     log:

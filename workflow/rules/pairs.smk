@@ -9,6 +9,7 @@ rule build_pairs:
         pairs="results/pairs/{pairset}/pairs.parquet",
         manifest="results/pairs/{pairset}/manifest.json",
     params:
+        code=code_version("world.py", "language.py", "pairs.py", "schema.py", "sources/povid.py"),
         spec=settings_of("pairsets"),
         world=config.get("world", {}),
         seed=config["seed"],

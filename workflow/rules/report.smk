@@ -11,6 +11,8 @@ rule aggregate_metrics:
             caption="../report/metrics.rst",
             category="Tables",
         ),
+    params:
+        code=code_version("report.py"),
     log:
         "logs/aggregate_metrics.log",
     conda:
@@ -34,6 +36,7 @@ rule figure_pope:
         ),
         svg="results/figures/pope.svg",
     params:
+        code=code_version("report.py"),
         figure=config["report"]["pope_figure"],
     log:
         "logs/figure_pope.log",

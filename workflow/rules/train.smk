@@ -27,6 +27,8 @@ rule train_offline:
         adapter=directory("results/runs/{trained}/adapter"),
         log_jsonl="results/runs/{trained}/train_log.jsonl",
         metrics="results/runs/{trained}/train_metrics.json",
+    params:
+        code=code_version("train.py", "schema.py"),
     log:
         "logs/train_offline/{trained}.log",
     benchmark:

@@ -29,28 +29,45 @@ def user_message(prompt: str) -> list[dict]:
     return [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": prompt}]}]
 
 
+def stop_token_ids(tokenizer, stop_strings: list[str]) -> list[int]:
+    """EOS plus every vocabulary token whose text contains a stop string (e.g. '.', '▁.', '...').
+    Used as extra end-of-sequence ids, which ends each sequence of a batch on its own; this works for any
+    tokenizer, where transformers' stop_strings needs BPE-style vocabularies."""
+    special = set(tokenizer.all_special_ids)
+    ids = {i for tok, i in tokenizer.get_vocab().items() if i not in special and any(s in tok for s in stop_strings)}
+    return [tokenizer.eos_token_id, *sorted(ids)]
+
+
 @torch.no_grad()
-def generate(model, processor, images: list, prompts: list[str], *, max_new_tokens: int = 64, batch_size: int = 32,
-             do_sample: bool = False, temperature: float = 1.0, seed: int = 0, progress: str | None = None) -> list[str]:
-    """Answers to (image, prompt) pairs, generated in left-padded batches; returns decoded new text only."""
+def generate(model, processor, images: list, prompts: list[str], *, assistant_prefixes: list[str] | None = None,
+             max_new_tokens: int = 64, batch_size: int = 32, do_sample: bool = False, temperature: float = 1.0,
+             seed: int = 0, progress: str | None = None, transform=None, stop_strings: list[str] | None = None) -> list[str]:
+    """Answers to (image, prompt) pairs, generated in left-padded batches; returns decoded new text only.
+
+    ``assistant_prefixes`` start each answer with given text (reference-guided generation);
+    ``transform(batch, rows)`` may edit a processed batch before generation (BDHS masks and noise), where
+    ``rows`` are the indices of the batch's examples in the input lists; ``stop_strings`` end an answer early.
+    """
     from tqdm import tqdm
     from transformers import set_seed
 
     set_seed(seed)
     texts = [processor.apply_chat_template(user_message(p), add_generation_prompt=True, tokenize=False) for p in prompts]
+    if assistant_prefixes is not None:
+        texts = [f"{t} {prefix}".rstrip() for t, prefix in zip(texts, assistant_prefixes)]
     outputs: list[str] = []
     starts = range(0, len(texts), batch_size)
     for start in tqdm(starts, desc=progress or "generate", disable=progress is None, mininterval=5):
-        batch = processor(
-            images=images[start : start + batch_size],
-            text=texts[start : start + batch_size],
-            padding=True,
-            padding_side="left",
-            return_tensors="pt",
-        )
+        rows = list(range(start, min(start + batch_size, len(texts))))
+        batch = processor(images=[images[i] for i in rows], text=[texts[i] for i in rows], padding=True,
+                          padding_side="left", return_tensors="pt")
+        if transform is not None:
+            batch = transform(batch, rows)
         kwargs = dict(max_new_tokens=max_new_tokens, do_sample=do_sample, pad_token_id=processor.tokenizer.pad_token_id)
         if do_sample:
             kwargs["temperature"] = temperature
+        if stop_strings:
+            kwargs["eos_token_id"] = stop_token_ids(processor.tokenizer, stop_strings)
         out = model.generate(**batch, **kwargs)
         new_tokens = out[:, batch["input_ids"].shape[1] :]
         outputs.extend(processor.batch_decode(new_tokens, skip_special_tokens=True))

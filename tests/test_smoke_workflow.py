@@ -54,7 +54,11 @@ def test_smoke_study_produces_every_artifact(smoke_run):
         assert (w / path).is_file(), path
     metrics = pd.read_csv(w / "results/tables/metrics.csv")
     pope = metrics[(metrics.benchmark == "pope") & (metrics.metric == "accuracy")]
-    assert set(pope.variant) == {"base", "dpo_povid"}
+    assert set(pope.variant) == {"base", "dpo_povid", "dpo_bdhs_povid"}
+    bdhs_pairs = pd.read_parquet(w / "results/pairs/bdhs/pairs.parquet")
+    assert len(bdhs_pairs) > 0 and (bdhs_pairs.rejected_policy != "").all()
+    stats = [json.loads(line) for line in open(w / "results/pairs/bdhs/bdhs_iterations.jsonl")]
+    assert all(1 <= s["iterations"] <= 2 and len(s["similarities"]) == s["iterations"] for s in stats)
     assert set(pope.subset) == {"random", "popular", "adversarial", "all"}
     assert metrics.value.between(0, 1e6).all()
     spec = json.loads((w / "results/runs/dpo_povid/spec.json").read_text())
@@ -91,7 +95,9 @@ def test_editing_library_code_reruns_only_the_rules_that_use_it(smoke_run):
         assert out.returncode == 0, text
         table = text.split("Job stats:")[1].split("Reasons:")[0]
         planned = {m.group(1) for m in re.finditer(r"^(\w+)\s+\d+$", table, re.M)} - {"total"}
-        assert planned == {"build_pairs", "train_offline", "evaluate", "aggregate_metrics", "figure_pope", "all"}
-        assert re.search(r"^evaluate\s+2$", table, re.M)  # the DPO variant on both benchmarks, not the base model
+        assert planned == {"build_pairs", "build_bdhs_pairs", "train_offline", "evaluate", "aggregate_metrics",
+                           "figure_pope", "all"}
+        # the two DPO variants (the BDHS pairs derive from povid) on both benchmarks, not the base model
+        assert re.search(r"^evaluate\s+4$", table, re.M)
     finally:
         pairs_module.write_text(original)

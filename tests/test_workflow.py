@@ -29,8 +29,8 @@ def test_dry_run_plans_every_rule_of_the_default_study():
     assert out.returncode == 0, out.stderr
     rules = planned_rules(out.stdout + out.stderr)
     assert rules == {
-        "build_world", "build_base_model", "build_pairs", "variant_spec", "train_offline", "benchmark_items",
-        "evaluate", "aggregate_metrics", "figure_pope", "all",
+        "build_world", "build_base_model", "build_pairs", "build_bdhs_pairs", "variant_spec", "train_offline",
+        "benchmark_items", "evaluate", "aggregate_metrics", "figure_pope", "all",
     }  # fmt: skip
 
 
@@ -38,7 +38,8 @@ def test_dry_run_plans_the_paper_study_without_network():
     out = run_snakemake("-n", "--configfile", "config/paper.yaml", "--quiet", "rules")
     assert out.returncode == 0, out.stderr
     rules = planned_rules(out.stdout + out.stderr)
-    assert {"download_model", "download_dataset", "build_pairs", "train_offline", "evaluate", "figure_pope"} <= rules
+    assert {"download_model", "download_dataset", "build_pairs", "build_bdhs_pairs", "train_offline", "evaluate",
+            "figure_pope"} <= rules
     assert "build_world" not in rules and "build_base_model" not in rules  # nothing synthetic in the paper study
 
 

@@ -31,11 +31,14 @@ def _alternatives(names):
     return "|".join(re.escape(n) for n in names) or "(?!x)x"
 
 
+BDHS_PAIRSETS = [n for n, spec in config["pairsets"].items() if spec["kind"] == "bdhs"]
+OTHER_PAIRSETS = [n for n in config["pairsets"] if n not in BDHS_PAIRSETS]
+
+
 wildcard_constraints:
     variant=_alternatives(EVALUATED),
     trained=_alternatives(VARIANTS),
     benchmark=_alternatives(BENCHMARKS),
-    pairset=_alternatives(config["pairsets"]),
 
 
 LIBRARY = Path(workflow.basedir) / "workflow" / "scripts" / "mmalign"
@@ -108,6 +111,10 @@ def pair_inputs(wildcards):
         "snapshot": f"resources/datasets/{spec['download']}",
         "images": f"resources/datasets/{spec['images']}",
     }
+
+
+def bdhs_source(wildcards):
+    return f"results/pairs/{config['pairsets'][wildcards.pairset]['source']}/pairs.parquet"
 
 
 # ------------------------------------------------------------------------------------ training

@@ -8,6 +8,8 @@ rule build_pairs:
     output:
         pairs="results/pairs/{pairset}/pairs.parquet",
         manifest="results/pairs/{pairset}/manifest.json",
+    wildcard_constraints:
+        pairset=_alternatives(OTHER_PAIRSETS),
     params:
         code=code_version("world.py", "language.py", "pairs.py", "schema.py", "sources/povid.py"),
         spec=settings_of("pairsets"),
@@ -21,3 +23,31 @@ rule build_pairs:
     threads: 1
     script:
         "../scripts/build_pairs.py"
+
+
+rule build_bdhs_pairs:
+    """Offline BDHS: sample a policy-derived rejected answer for every pair of a source set with the base model."""
+    input:
+        source=bdhs_source,
+        model=base_model_dir(),
+    output:
+        pairs="results/pairs/{pairset}/pairs.parquet",
+        manifest="results/pairs/{pairset}/manifest.json",
+        stats="results/pairs/{pairset}/bdhs_iterations.jsonl",
+    wildcard_constraints:
+        pairset=_alternatives(BDHS_PAIRSETS),
+    params:
+        spec=settings_of("pairsets"),
+        seed=config["seed"],
+        code=code_version("bdhs.py", "models.py", "schema.py"),
+    log:
+        "logs/build_bdhs_pairs/{pairset}.log",
+    benchmark:
+        "benchmarks/build_bdhs_pairs/{pairset}.tsv"
+    conda:
+        "../../envs/train.yaml"
+    threads: 2
+    resources:
+        mem_mb=4000,
+    script:
+        "../scripts/build_bdhs_pairs.py"

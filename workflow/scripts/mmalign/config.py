@@ -50,6 +50,14 @@ def check_references(config: dict) -> None:
         for ref in ("download", "images"):
             if spec["kind"] == "povid" and spec.get(ref) not in downloads:
                 problems.append(f"config key 'pairsets.{name}.{ref}': no downloads entry named {spec.get(ref)!r}")
+        if spec["kind"] == "bdhs":
+            source = spec.get("source")
+            if source not in pairsets or pairsets[source]["kind"] == "bdhs":
+                problems.append(f"config key 'pairsets.{name}.source': needs a non-BDHS pair set, got {source!r}")
+    for name, variant in config["variants"].items():
+        wants_policy = variant.get("rejected", "external") != "external"
+        if wants_policy and pairsets.get(variant["pairset"], {}).get("kind") != "bdhs":
+            problems.append(f"config key 'variants.{name}.rejected': a policy-derived rejected answer needs a bdhs pair set")
     for name, spec in benchmarks.items():
         if spec["source"] == "download" and spec.get("download") not in downloads:
             problems.append(f"config key 'benchmarks.{name}.download': no downloads entry named {spec.get('download')!r}")

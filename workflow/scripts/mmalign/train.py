@@ -40,11 +40,14 @@ class DPOSettings:
     lora_alpha: int = 32
     lora_dropout: float = 0.0
     max_pairs: int | None = None
+    rejected: str = "external"  # external | policy | both (Avg-DPO, Eq. 5, gamma 0.5)
     seed: int = 0
     warmup_ratio: float = 0.1
     logging_steps: int = 5
 
     def __post_init__(self):
+        if self.rejected not in ("external", "policy", "both"):
+            raise ValueError("rejected must be 'external', 'policy' or 'both'")
         if self.loss_weights is not None and len(self.loss_weights) != len(self.loss_type):
             raise ValueError("loss_weights needs one weight per entry of loss_type")
 
@@ -54,7 +57,18 @@ class DPOSettings:
         return cls(**{k: v for k, v in spec.items() if k in known})
 
 
-def preference_dataset(pairs_path: str | Path, max_pairs: int | None, seed: int):
+def rejected_answers(row, mode: str) -> list[str]:
+    """Which rejected answers a pair contributes. 'both' is Avg-DPO (Eq. 5) with gamma = 0.5: the pair enters
+    once with the external and once with the policy-derived rejected answer, so the mean loss over the data is
+    0.5 L(y+, y-) + 0.5 L(y+, y~-), the average POVID's public code takes (two rows instead of one pair)."""
+    if mode == "external":
+        return [row.rejected]
+    if not row.rejected_policy:
+        raise ValueError(f"pair {row.id!r} has no policy-derived rejected answer (rejected: {mode} needs a BDHS pair set)")
+    return [row.rejected_policy] if mode == "policy" else [row.rejected, row.rejected_policy]
+
+
+def preference_dataset(pairs_path: str | Path, max_pairs: int | None, seed: int, rejected: str = "external"):
     """The pair table as a TRL vision preference dataset (conversational prompt/chosen/rejected + image)."""
     from datasets import Dataset, Image as ImageFeature
 
@@ -66,9 +80,10 @@ def preference_dataset(pairs_path: str | Path, max_pairs: int | None, seed: int)
             "image": row.image,
             "prompt": [{"role": "user", "content": row.prompt}],
             "chosen": [{"role": "assistant", "content": row.chosen}],
-            "rejected": [{"role": "assistant", "content": row.rejected}],
+            "rejected": [{"role": "assistant", "content": answer}],
         }
         for row in frame.itertuples()
+        for answer in rejected_answers(row, rejected)
     ]
     return Dataset.from_list(rows).cast_column("image", ImageFeature())
 
@@ -111,7 +126,7 @@ def train_dpo(model_dir: str | Path, pairs_path: str | Path, out_dir: str | Path
     model = AutoModelForImageTextToText.from_pretrained(model_dir, dtype=torch.float32)
     model = attach_lora(model, settings)
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    dataset = preference_dataset(pairs_path, settings.max_pairs, settings.seed)
+    dataset = preference_dataset(pairs_path, settings.max_pairs, settings.seed, settings.rejected)
     log.info("DPO on %d pairs, %d trainable parameters, loss %s", len(dataset), trainable, settings.loss_type)
     args = DPOConfig(
         output_dir=str(out_dir / "_work"),

@@ -90,3 +90,15 @@ def test_objhal_items_carry_ground_truth():
     items = objhal.synthetic_items([scene(1, "square", "circle")], "imgs", 0, [])
     assert items[0]["meta"]["objects"] == ["circle", "square"]
     assert not math.isnan(objhal.score(items, ["a red circle is at the top."])[0][0]["value"])
+
+
+def test_fig10_share_of_non_similar_answers_is_cumulative():
+    from mmalign.report import non_similar_share
+
+    stats = [
+        {"similarities": [0.5], "eps_s": 0.97},  # dissimilar at once
+        {"similarities": [0.99, 0.9], "eps_s": 0.97},  # dissimilar at iteration 2
+        {"similarities": [0.99, 0.99, 0.98], "eps_s": 0.97},  # never (last, unguided answer accepted anyway)
+        {"similarities": [0.99, 0.99, 0.5], "eps_s": 0.97},  # dissimilar at iteration 3
+    ]
+    assert non_similar_share(stats, 3) == [25.0, 50.0, 75.0]

@@ -49,7 +49,7 @@ def test_smoke_study_produces_every_artifact(smoke_run):
         "results/pairs/povid/manifest.json", "results/runs/dpo_povid/spec.json",
         "results/runs/dpo_povid/adapter/adapter_config.json", "results/runs/dpo_povid/train_log.jsonl",
         "results/eval/base/pope/predictions.jsonl", "results/eval/dpo_povid/objhal/judgments.jsonl",
-        "results/figures/pope.png", "results/figures/pope.svg",
+        "results/figures/pope.png", "results/figures/pope.svg", "results/figures/bdhs_iterations.png",
     ]:  # fmt: skip
         assert (w / path).is_file(), path
     metrics = pd.read_csv(w / "results/tables/metrics.csv")
@@ -96,7 +96,7 @@ def test_editing_library_code_reruns_only_the_rules_that_use_it(smoke_run):
         table = text.split("Job stats:")[1].split("Reasons:")[0]
         planned = {m.group(1) for m in re.finditer(r"^(\w+)\s+\d+$", table, re.M)} - {"total"}
         assert planned == {"build_pairs", "build_bdhs_pairs", "train_offline", "evaluate", "aggregate_metrics",
-                           "figure_pope", "all"}
+                           "figure_pope", "figure_bdhs_iterations", "all"}
         # the two DPO variants (the BDHS pairs derive from povid) on both benchmarks, not the base model
         assert re.search(r"^evaluate\s+4$", table, re.M)
     finally:

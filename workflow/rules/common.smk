@@ -55,10 +55,14 @@ def code_version(*modules):
 
 
 def final_outputs():
-    return [
-        "results/tables/metrics.csv",
-        "results/figures/pope.png",
-    ]
+    outputs = ["results/tables/metrics.csv", "results/figures/pope.png"]
+    if BDHS_PAIRSETS:
+        outputs.append("results/figures/bdhs_iterations.png")
+    return outputs
+
+
+def bdhs_stats():
+    return [f"results/pairs/{name}/bdhs_iterations.jsonl" for name in BDHS_PAIRSETS]
 
 
 def settings_of(section):

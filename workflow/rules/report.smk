@@ -46,3 +46,28 @@ rule figure_pope:
     threads: 1
     script:
         "../scripts/figure_pope.py"
+
+
+rule figure_bdhs_iterations:
+    """Fig. 10 analog: % of BDHS answers dissimilar from the reference after each iteration, per BDHS pair set."""
+    input:
+        bdhs_stats(),
+    output:
+        png=report(
+            "results/figures/bdhs_iterations.png",
+            caption="../report/bdhs_iterations.rst",
+            category="Figures",
+            labels={"figure": "BDHS iterations (Fig. 10)"},
+        ),
+        svg="results/figures/bdhs_iterations.svg",
+    params:
+        labels=BDHS_PAIRSETS,
+        code=code_version("report.py"),
+    log:
+        "logs/figure_bdhs_iterations.log",
+    conda:
+        "../../envs/report.yaml"
+    localrule: True
+    threads: 1
+    script:
+        "../scripts/figure_bdhs_iterations.py"

@@ -308,7 +308,7 @@ def build_bdhs_pairset(source_pairs, model_dir, spec: dict, pairs_path, manifest
         for res in results:
             src = rows[res.id]
             fh.write(json.dumps({"id": res.id, "iterations": res.iterations, "similarities": res.similarities,
-                                 "guided": res.guided}) + "\n")
+                                 "guided": res.guided, "eps_s": settings.eps_s}) + "\n")
             if not res.rejected.strip():
                 manifest.drop("empty_generation")
                 continue

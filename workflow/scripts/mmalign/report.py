@@ -60,3 +60,31 @@ def plot_pope(metrics_csv: str | Path, benchmark: str, metric: str, out_png: str
     fig.savefig(out_png)
     fig.savefig(out_svg)
     plt.close(fig)
+
+
+def non_similar_share(stats: list[dict], n_iterations: int) -> list[float]:
+    """Fig. 10: per iteration i, the % of examples whose BDHS answer was dissimilar (cosine < eps_s) at some
+    iteration <= i. The unguided last iteration is accepted regardless, but counts here only if dissimilar."""
+    shares = []
+    for i in range(1, n_iterations + 1):
+        hits = sum(any(s < rec["eps_s"] for s in rec["similarities"][:i]) for rec in stats)
+        shares.append(100.0 * hits / len(stats) if stats else float("nan"))
+    return shares
+
+
+def plot_bdhs_iterations(stats_files: list[str | Path], labels: list[str], out_png, out_svg, n_iterations: int = 5) -> None:
+    plt = style()
+    fig, ax = plt.subplots(figsize=(5.2, 3.4))
+    xs = list(range(1, n_iterations + 1))
+    for path, label in zip(stats_files, labels):
+        stats = [json.loads(line) for line in open(path) if line.strip()]
+        ax.plot(xs, non_similar_share(stats, n_iterations), marker="o", label=label)
+    ax.set_xticks(xs)
+    ax.set_xlabel("BDHS iteration")
+    ax.set_ylabel("% non-similar responses")
+    ax.set_title("BDHS answers below the similarity threshold")
+    ax.legend(frameon=False, fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out_png)
+    fig.savefig(out_svg)
+    plt.close(fig)

@@ -1,0 +1,9 @@
+"""Snakemake adapter: the BDHS iteration figure (the paper's Fig. 10) from the recorded statistics."""
+
+from mmalign.runlog import to_file
+
+to_file(snakemake.log[0])  # noqa: F821
+
+from mmalign.report import plot_bdhs_iterations  # noqa: E402
+
+plot_bdhs_iterations(list(snakemake.input), snakemake.params.labels, snakemake.output.png, snakemake.output.svg)  # noqa: F821

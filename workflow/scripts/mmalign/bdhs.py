@@ -41,6 +41,8 @@ from dataclasses import dataclass, field
 
 import torch
 
+from .models import generate
+
 log = logging.getLogger(__name__)
 
 BETA_MIN, BETA_MAX, DIFFUSION_STEPS = 1e-5, 0.5e-2, 1000
@@ -201,12 +203,6 @@ def unguided_pass(model, processor, pending: list[Example], iteration: int, sett
     return generate(model, processor, [ex.image for ex in pending], [ex.prompt for ex in pending],
                     max_new_tokens=settings.full_max_new_tokens, batch_size=settings.batch_size, seed=settings.seed,
                     progress=progress, transform=lambda batch, rows: restrict(batch, rows, keys, settings, token))
-
-
-def generate(*args, **kwargs):
-    from .models import generate as _generate
-
-    return _generate(*args, **kwargs)
 
 
 # ------------------------------------------------------------------------------ the whole loop

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from .schema import read_pairs, write_json
+from .schema import read_pairs
 
 log = logging.getLogger(__name__)
 
@@ -177,8 +177,3 @@ def train_dpo(model_dir: str | Path, pairs_path: str | Path, out_dir: str | Path
         "last_logged": last,
         "settings": asdict(settings),
     }
-
-
-def write_spec(spec: dict, path: str | Path) -> None:
-    """spec.json: everything that defines a run (variant settings, base model, pair set)."""
-    write_json(spec, path)

@@ -19,7 +19,6 @@ import json
 import random
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Iterable
 
 from PIL import Image, ImageDraw, ImageFont
 
@@ -280,12 +279,3 @@ def load_scenes(path: str | Path, split: str | None = None) -> list[Scene]:
 
 def image_path(images_dir: str | Path, scene_id: str) -> str:
     return str(Path(images_dir) / f"{scene_id}.png")
-
-
-def iter_shape_stats(scenes: Iterable[Scene]) -> dict[str, int]:
-    """How many scenes contain each shape (used by POPE's 'popular' negatives)."""
-    counts = {s: 0 for s in SHAPES}
-    for scene in scenes:
-        for shape in scene.shapes:
-            counts[shape] += 1
-    return counts

@@ -75,3 +75,27 @@ def test_generation_returns_text_for_every_prompt(tiny_model, small_world):
     single = [generate(model, processor, [im], [p], max_new_tokens=6, batch_size=1)[0] for im, p in zip(imgs, prompts)]
     assert len(batched) == 5 and all(isinstance(t, str) for t in batched)
     assert batched == single  # left padding does not change greedy answers
+
+
+def test_image_dropout_collator_hides_image_tokens_of_some_rows_only(small_world):
+    from PIL import Image
+
+    from mmalign.tinyllava import TinyLlavaSettings, image_dropout_collator
+
+    world, _, images = small_world
+    processor = build_processor(build_tokenizer(), world)
+    examples = [
+        {"images": [Image.open(next(images.iterdir())).convert("RGB")],
+         "prompt": [{"role": "user", "content": "is there a star?"}],
+         "completion": [{"role": "assistant", "content": "no."}]}
+        for _ in range(64)
+    ]  # fmt: skip
+    batch = image_dropout_collator(processor, TinyLlavaSettings(sft_image_dropout=0.5))(examples)
+    image = batch["input_ids"] == processor.tokenizer.convert_tokens_to_ids("<image>")
+    hidden_rows = ((batch["attention_mask"] == 0) & image).any(-1)
+    assert 10 < int(hidden_rows.sum()) < 54  # about half the rows
+    assert bool((batch["attention_mask"][hidden_rows][image[hidden_rows]] == 0).all())  # all their image tokens
+    assert bool((batch["attention_mask"][~hidden_rows][image[~hidden_rows]] == 1).all())
+    assert bool((batch["labels"][:, :5] == -100).all())  # the prompt is still masked out of the loss
+    positions = batch["position_ids"]
+    assert bool((positions[:, 1:] - positions[:, :-1] <= 1).all())  # hiding tokens does not shift positions

@@ -74,6 +74,9 @@ class TinyLlavaSettings:
     sft_learning_rate: float = 5e-4
     sft_batch_size: int = 64
     sft_families: list[str] = field(default_factory=lambda: list(lang.FAMILIES))
+    # share of SFT examples trained with every image token hidden from the LM (BDHS's rho_th = 1 mask), so
+    # that a blind model answers fluently from the language prior, as a text-pretrained LLM would
+    sft_image_dropout: float = 0.0
 
     @classmethod
     def from_config(cls, cfg: dict) -> "TinyLlavaSettings":
@@ -279,6 +282,27 @@ def sft_examples(scenes: list[Scene], images_dir: Path, settings: TinyLlavaSetti
     return rows
 
 
+def image_dropout_collator(processor, settings: TinyLlavaSettings):
+    """TRL's vision collator, with all image tokens of a random share of examples masked out of attention
+    (positions unchanged), exactly as BDHS masks them at rho_th = 1."""
+    from trl.trainer.sft_trainer import DataCollatorForVisionLanguageModeling
+
+    image_token = processor.tokenizer.convert_tokens_to_ids(SPECIAL_TOKENS["image"])
+    gen = torch.Generator().manual_seed(settings.seed)
+
+    class ImageDropoutCollator(DataCollatorForVisionLanguageModeling):
+        def torch_call(self, examples):
+            batch = super().torch_call(examples)
+            attention = batch["attention_mask"]
+            batch["position_ids"] = (attention.long().cumsum(-1) - 1).masked_fill(attention == 0, 1)
+            blind = torch.rand(len(attention), generator=gen) < settings.sft_image_dropout
+            hide = blind[:, None] & (batch["input_ids"] == image_token)
+            batch["attention_mask"] = attention.masked_fill(hide, 0)
+            return batch
+
+    return ImageDropoutCollator(processor=processor, completion_only_loss=True)
+
+
 def run_sft(model, processor, rows: list[dict], settings: TinyLlavaSettings, work_dir: Path) -> dict:
     from datasets import Dataset, Image as ImageFeature
     from trl import SFTConfig, SFTTrainer
@@ -302,7 +326,8 @@ def run_sft(model, processor, rows: list[dict], settings: TinyLlavaSettings, wor
         dataloader_num_workers=0,
         disable_tqdm=False,
     )
-    trainer = SFTTrainer(model=model, args=args, train_dataset=dataset, processing_class=processor)
+    collator = image_dropout_collator(processor, settings) if settings.sft_image_dropout > 0 else None
+    trainer = SFTTrainer(model=model, args=args, train_dataset=dataset, processing_class=processor, data_collator=collator)
     result = trainer.train()
     return {"train_loss": result.training_loss, "steps": result.global_step, "log_history": trainer.state.log_history}
 

@@ -39,8 +39,7 @@ def test_dpo_step_changes_adapter_and_projector_and_logs_loss(tiny_model, pairs,
     base = AutoModelForImageTextToText.from_pretrained(model_dir).state_dict()
     projector = {k: v for k, v in adapter.items() if "multi_modal_projector" in k}
     assert projector
-    changed = [not torch.allclose(v, base[k.replace("base_model.model.", "").replace(".modules_to_save.default", "")
-                                         .replace("model.multi_modal_projector", "model.multi_modal_projector")])
+    changed = [not torch.allclose(v, base[k.replace("base_model.model.", "").replace(".modules_to_save.default", "")])
                for k, v in projector.items() if k.replace("base_model.model.", "").replace(".modules_to_save.default", "") in base]
     assert changed and any(changed)
 

@@ -33,7 +33,6 @@ Choices where the paper is silent (documented in README "BDHS"):
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import random
 import re
@@ -41,7 +40,8 @@ from dataclasses import dataclass, field
 
 import torch
 
-from .models import generate
+from .models import generate, unmasked_position_ids
+from .world import stable_seed
 
 log = logging.getLogger(__name__)
 
@@ -117,8 +117,7 @@ def add_diffusion_noise(pixel_values: torch.Tensor, n: int, generator: torch.Gen
 
 
 def example_generator(seed: int, example_id: str, iteration: int) -> torch.Generator:
-    digest = hashlib.sha256(f"{seed}:{example_id}:{iteration}".encode()).hexdigest()
-    return torch.Generator().manual_seed(int(digest[:15], 16))
+    return torch.Generator().manual_seed(stable_seed(seed, example_id, iteration))
 
 
 def image_token_id(model) -> int:
@@ -129,8 +128,7 @@ def image_token_id(model) -> int:
 def restrict(batch, rows: list[int], keys: list[tuple[str, int]], settings: BDHSSettings, image_token: int):
     """Apply each row's mask and noise; rows of one (example, iteration) key get the same draw."""
     attention = batch["attention_mask"]
-    # RoPE positions of the unmasked input, exactly as generate() would derive them from the padding mask
-    batch["position_ids"] = (attention.long().cumsum(-1) - 1).masked_fill(attention == 0, 1)
+    batch["position_ids"] = unmasked_position_ids(attention)
     visible = attention.clone()
     pixel_values = batch["pixel_values"].clone() if settings.noise_steps else None
     for r, row in enumerate(rows):
@@ -170,7 +168,7 @@ def _first_sentence(text: str) -> str:
 
 def sentence_cuts(example: Example, iteration: int, settings: BDHSSettings) -> list[tuple[str, str]]:
     """(context, cut prefix) for each sentence of the reference; context = the true previous sentences."""
-    rng = random.Random(int(hashlib.sha256(f"{settings.seed}:{example.id}:{iteration}:cut".encode()).hexdigest()[:15], 16))
+    rng = random.Random(stable_seed(settings.seed, example.id, iteration, "cut"))
     sentences = split_sentences(example.reference)
     return [(" ".join(sentences[:j]), cut_sentence(s, rng, settings.yes_no_swap_prob)) for j, s in enumerate(sentences)]
 

@@ -29,6 +29,12 @@ def user_message(prompt: str) -> list[dict]:
     return [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": prompt}]}]
 
 
+def unmasked_position_ids(attention_mask: torch.Tensor) -> torch.Tensor:
+    """RoPE positions as generate() derives them from a padding mask; passed explicitly when image tokens are
+    later zeroed in the mask, so that hiding them removes attention without shifting positions."""
+    return (attention_mask.long().cumsum(-1) - 1).masked_fill(attention_mask == 0, 1)
+
+
 def stop_token_ids(tokenizer, stop_strings: list[str]) -> list[int]:
     """EOS plus every vocabulary token whose text contains a stop string (e.g. '.', '▁.', '...').
     Used as extra end-of-sequence ids, which ends each sequence of a batch on its own; this works for any

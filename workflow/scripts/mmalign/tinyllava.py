@@ -287,6 +287,8 @@ def image_dropout_collator(processor, settings: TinyLlavaSettings):
     (positions unchanged), exactly as BDHS masks them at rho_th = 1."""
     from trl.trainer.sft_trainer import DataCollatorForVisionLanguageModeling
 
+    from .models import unmasked_position_ids
+
     image_token = processor.tokenizer.convert_tokens_to_ids(SPECIAL_TOKENS["image"])
     gen = torch.Generator().manual_seed(settings.seed)
 
@@ -294,7 +296,7 @@ def image_dropout_collator(processor, settings: TinyLlavaSettings):
         def torch_call(self, examples):
             batch = super().torch_call(examples)
             attention = batch["attention_mask"]
-            batch["position_ids"] = (attention.long().cumsum(-1) - 1).masked_fill(attention == 0, 1)
+            batch["position_ids"] = unmasked_position_ids(attention)
             blind = torch.rand(len(attention), generator=gen) < settings.sft_image_dropout
             hide = blind[:, None] & (batch["input_ids"] == image_token)
             batch["attention_mask"] = attention.masked_fill(hide, 0)

@@ -153,10 +153,14 @@ class Scene:
         return cls(d["id"], d["split"], tuple(SceneObject(**o) for o in d["objects"]))
 
 
+def stable_seed(*parts, bits: int = 60) -> int:
+    """A seed derived from its parts, the same in every process (unlike hash()); 60 bits fit torch generators."""
+    return int(hashlib.sha256(":".join(map(str, parts)).encode()).hexdigest()[: bits // 4], 16)
+
+
 def split_rng(seed: int, split: str) -> random.Random:
     """An independent, reproducible random stream per (seed, split)."""
-    digest = hashlib.sha256(f"{seed}:{split}".encode()).hexdigest()
-    return random.Random(int(digest[:16], 16))
+    return random.Random(stable_seed(seed, split, bits=64))
 
 
 def sample_objects(settings: WorldSettings, rng: random.Random) -> tuple[SceneObject, ...]:

@@ -67,6 +67,8 @@ def test_every_rule_has_a_log_and_a_conda_env():
         ({"wrld": {}}, "config key 'wrld': unknown key"),
         ({"variants": {"dpo_povid": {"pairset": "nope"}}}, "variants.dpo_povid.pairset': no pair set named 'nope'"),
         ({"world": {"partner_prob": 1.5}}, "world.partner_prob': 1.5 is greater than the maximum of 1"),
+        # a bad default is reported on every variant that inherits it
+        ({"variant_defaults": {"beta": -1}}, "variants.dpo_bdhs_attn.beta': -1 is less than or equal to the minimum"),
     ],
 )
 def test_bad_config_stops_before_any_job_naming_the_key(tmp_path, edit, message):

@@ -9,9 +9,10 @@ from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
 sys.path.insert(0, str(Path(workflow.basedir) / "workflow" / "scripts"))
-from mmalign.config import ConfigError, check_references, validate_config  # noqa: E402
+from mmalign.config import ConfigError, apply_defaults, check_references, validate_config  # noqa: E402
 
 SCHEMA = Path(workflow.basedir) / "workflow" / "schemas" / "config.schema.yaml"
+apply_defaults(config)  # variant_defaults / pairset_defaults, before anything reads an entry
 try:  # our own pass first: it names every offending key, before any job is planned
     validate_config(config, SCHEMA)
     check_references(config)

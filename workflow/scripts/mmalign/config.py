@@ -12,6 +12,20 @@ class ConfigError(ValueError):
     pass
 
 
+def apply_defaults(config: dict) -> None:
+    """Fill every variant from ``variant_defaults`` and every pair set from ``pairset_defaults[<its kind>]``,
+    in place; a key set on the entry itself wins. This keeps a sweep of many variants short in the config,
+    and since the merged settings reach jobs through params, editing a default reruns every entry using it."""
+    variant_defaults = config.get("variant_defaults") or {}
+    for name, variant in (config.get("variants") or {}).items():
+        if isinstance(variant, dict):
+            config["variants"][name] = {**variant_defaults, **variant}
+    pairset_defaults = config.get("pairset_defaults") or {}
+    for name, spec in (config.get("pairsets") or {}).items():
+        if isinstance(spec, dict) and spec.get("kind") in pairset_defaults:
+            config["pairsets"][name] = {**pairset_defaults[spec["kind"]], **spec}
+
+
 def _key(path) -> str:
     return ".".join(str(p) for p in path) or "<top level>"
 

@@ -86,3 +86,16 @@ def test_check_claim_against_scene():
     assert lang.check_claim(lang.Claim("count", count=1), scene) is True
     assert lang.check_claim(lang.Claim("letter", "circle", letter="a"), scene) is True
     assert lang.mentioned_shapes("a red circle is at the top left. a blue square is at the center.") == ["circle", "square"]
+
+
+def test_assess_counts_true_false_and_unjudged_claims():
+    scene = Scene("x", "eval", (SceneObject("circle", "red", "small", 0, 0, "a"),))
+    yes = lang.assess("is there a circle in the image? answer with one word.", "yes.", scene)
+    no = lang.assess("is there a circle in the image?", "no, there is no circle.", scene)
+    assert (yes.true, yes.false) == (1, 0)
+    assert (no.true, no.false) == (0, 2)  # the wrong "no" and the false denial
+    described = lang.assess("describe the image.", "there is a red circle. there is a blue square. hello", scene)
+    assert (described.true, described.false, described.unjudged) == (1, 1, 0)
+    assert lang.assess("what is this?", "yes.", scene).unjudged == 1  # a yes/no to no existence question
+    ranked = sorted([no, described, yes], key=lambda a: a.rank_key)
+    assert ranked == [yes, described, no]

@@ -348,6 +348,36 @@ def check_claim(claim: Claim, scene: Scene) -> bool | None:
     return None
 
 
+_EXISTENCE_QUESTION_RE = re.compile(rf"\b(?:is there an?|does the image contain an?) ({_SHAPE_RE})\b")
+
+
+@dataclass(frozen=True)
+class Assessment:
+    """What the world says about one response: claims that hold, claims that do not, claims it cannot judge."""
+
+    true: int
+    false: int
+    unjudged: int
+
+    @property
+    def rank_key(self) -> tuple[int, int]:
+        """Sort ascending to put the best response first: fewest false claims, then most true claims."""
+        return (self.false, -self.true)
+
+
+def assess(prompt: str, response: str, scene: Scene) -> Assessment:
+    """The exact judge's reading of a response to a prompt about a scene. A bare yes/no is checked against the
+    existence question it answers; every other claim against the scene (check_claim)."""
+    asked = _EXISTENCE_QUESTION_RE.search(prompt.lower())
+    verdicts = []
+    for claim in parse(response):
+        if claim.kind == "answer":
+            verdicts.append(None if asked is None else (asked.group(1) in scene.shapes) == (claim.answer == "yes"))
+        else:
+            verdicts.append(check_claim(claim, scene))
+    return Assessment(verdicts.count(True), verdicts.count(False), verdicts.count(None))
+
+
 def mentioned_shapes(text: str) -> list[str]:
     """Every shape the text claims is present, one entry per mention (CHAIR counts repeats)."""
     return [c.shape for c in parse(text) if c.kind in ("object", "letter") and c.shape]

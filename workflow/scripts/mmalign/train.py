@@ -1,15 +1,22 @@
-"""Offline preference training: TRL's ``DPOTrainer`` with a PEFT LoRA adapter on the language model
-and the multimodal projector trained in full at its own learning rate (paper-digest.md §1.2).
+"""Preference training: TRL's ``DPOTrainer`` with a PEFT LoRA adapter on the language model and the
+multimodal projector trained in full at its own learning rate (paper-digest.md §1.2).
 
 The loss is configuration: ``loss_type`` is passed to TRL as is (``sigmoid`` = DPO, ``ipo`` = IPO,
 ``hinge`` = SLiC), optionally combined with ``sft`` through ``loss_weights``. With PEFT the reference
 policy is the same model with its adapter disabled, so no second copy is held in memory.
+``method`` picks where pairs come from: the pair set (``dpo``) or the policy during training
+(``online_dpo``, ``mixed_dpo``, ``online_bdhs``; see online.py).
+
+Training checkpoints every ``checkpoint_steps`` into ``<out_dir>/checkpoints``; a rerun of a killed job resumes
+from the last one (when it was written for the same settings) and ends where the uninterrupted run ends.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
+import shutil
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -23,12 +30,14 @@ log = logging.getLogger(__name__)
 # LoRA goes on the language model's linear layers only (the vision tower has q/k/v projections too).
 LM_LINEAR_LAYERS = r".*language_model.*\.(q_proj|k_proj|v_proj|o_proj|gate_proj|up_proj|down_proj)"
 PROJECTOR = "multi_modal_projector"
+METHODS = {"dpo": None, "online_dpo": "online", "mixed_dpo": "mixed", "online_bdhs": "online_bdhs"}  # -> online mode
 
 
 @dataclass
 class DPOSettings:
-    """One offline variant's training settings (config ``variants.<name>``)."""
+    """One variant's training settings (config ``variants.<name>``)."""
 
+    method: str = "dpo"  # dpo | online_dpo | mixed_dpo | online_bdhs
     loss_type: list[str] = field(default_factory=lambda: ["sigmoid"])
     loss_weights: list[float] | None = None
     beta: float = 0.1
@@ -44,8 +53,13 @@ class DPOSettings:
     seed: int = 0
     warmup_ratio: float = 0.1
     logging_steps: int = 5
+    checkpoint_steps: int = 50
+    online: dict = field(default_factory=dict)  # OnlineSettings for the online methods (temperature, ...)
+    annotator: str | None = None  # the judge that ranks online samples (config ``judges.<name>``)
 
     def __post_init__(self):
+        if self.method not in METHODS:
+            raise ValueError(f"method must be one of {sorted(METHODS)}, got {self.method!r}")
         if self.rejected not in ("external", "policy", "both"):
             raise ValueError("rejected must be 'external', 'policy' or 'both'")
         if self.loss_weights is not None and len(self.loss_weights) != len(self.loss_type):
@@ -115,21 +129,48 @@ def optimizer_groups(model, settings: DPOSettings) -> torch.optim.Optimizer:
     )
 
 
-def train_dpo(model_dir: str | Path, pairs_path: str | Path, out_dir: str | Path, settings: DPOSettings, use_cpu: bool = True) -> dict:
-    """Train one offline variant; writes ``adapter/``, ``train_log.jsonl`` and returns the metrics."""
+def latest_checkpoint(checkpoint_dir: Path, fingerprint: str) -> str | None:
+    """The last checkpoint a previous, interrupted run of the same settings left, if any. Checkpoints of other
+    settings are removed: resuming them would silently train a mix of two configurations."""
+    stamp = checkpoint_dir / "settings.sha256"
+    if checkpoint_dir.exists() and (not stamp.exists() or stamp.read_text() != fingerprint):
+        shutil.rmtree(checkpoint_dir)
+    checkpoint_dir.mkdir(parents=True, exist_ok=True)
+    stamp.write_text(fingerprint)
+    # a checkpoint is complete once trainer_state.json is in it (the Trainer writes it last)
+    found = sorted((p for p in checkpoint_dir.glob("checkpoint-*") if (p / "trainer_state.json").exists()),
+                   key=lambda p: int(p.name.split("-")[1]))
+    return str(found[-1]) if found else None
+
+
+def train_dpo(model_dir: str | Path, pairs_path: str | Path, out_dir: str | Path, settings: DPOSettings,
+              use_cpu: bool = True, judge=None, scenes: dict | None = None) -> dict:
+    """Train one variant; writes ``adapter/``, ``train_log.jsonl`` and returns the metrics.
+    ``judge`` ranks online samples (online_dpo, mixed_dpo); ``scenes`` (id -> scene dict) is what the world's
+    exact judge checks them against."""
     from transformers import AutoModelForImageTextToText, AutoProcessor, set_seed
     from trl import DPOConfig, DPOTrainer
 
     set_seed(settings.seed)
     out_dir = Path(out_dir)
+    fingerprint = hashlib.sha256(json.dumps(asdict(settings), sort_keys=True).encode()
+                                 + Path(pairs_path).read_bytes()).hexdigest()
+    resume = latest_checkpoint(out_dir / "checkpoints", fingerprint)
     processor = AutoProcessor.from_pretrained(model_dir)
     model = AutoModelForImageTextToText.from_pretrained(model_dir, dtype=torch.float32)
     model = attach_lora(model, settings)
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    dataset = preference_dataset(pairs_path, settings.max_pairs, settings.seed, settings.rejected)
-    log.info("DPO on %d pairs, %d trainable parameters, loss %s", len(dataset), trainable, settings.loss_type)
+    mode = METHODS[settings.method]
+    if mode is None:
+        dataset = preference_dataset(pairs_path, settings.max_pairs, settings.seed, settings.rejected)
+    else:
+        from .online import online_dataset
+
+        dataset = online_dataset(pairs_path, settings.max_pairs, settings.seed)
+    log.info("%s on %d pairs, %d trainable parameters, loss %s%s", settings.method, len(dataset), trainable,
+             settings.loss_type, f", resuming from {resume}" if resume else "")
     args = DPOConfig(
-        output_dir=str(out_dir / "_work"),
+        output_dir=str(out_dir / "checkpoints"),
         per_device_train_batch_size=settings.batch_size,
         num_train_epochs=settings.epochs,
         learning_rate=settings.learning_rate,
@@ -139,7 +180,9 @@ def train_dpo(model_dir: str | Path, pairs_path: str | Path, out_dir: str | Path
         loss_type=settings.loss_type,
         loss_weights=settings.loss_weights,
         logging_steps=settings.logging_steps,
-        save_strategy="no",
+        save_strategy="steps",
+        save_steps=settings.checkpoint_steps,
+        save_total_limit=2,
         report_to="none",
         use_cpu=use_cpu,
         bf16=False,
@@ -147,33 +190,40 @@ def train_dpo(model_dir: str | Path, pairs_path: str | Path, out_dir: str | Path
         max_length=None,  # never truncate image tokens (TRL's advice for VLMs)
         seed=settings.seed,
         dataloader_num_workers=0,
+        remove_unused_columns=mode is None,  # online steps need the raw texts and meta
     )
-    trainer = DPOTrainer(
-        model=model,
-        ref_model=None,  # PEFT: the reference is the model with its adapter disabled
-        args=args,
-        train_dataset=dataset,
-        processing_class=processor,
-        optimizers=(optimizer_groups(model, settings), None),
-    )
+    common = dict(model=model, ref_model=None,  # PEFT: the reference is the model with its adapter disabled
+                  args=args, train_dataset=dataset, processing_class=processor,
+                  optimizers=(optimizer_groups(model, settings), None))
+    if mode is None:
+        trainer = DPOTrainer(**common)
+    else:
+        from .online import OnlineSettings, PairMaker, online_trainer_class
+
+        maker = PairMaker(processor, OnlineSettings(mode=mode, **settings.online), judge=judge,
+                          rejected=settings.rejected, seed=settings.seed, scenes=scenes)
+        trainer = online_trainer_class()(**common, pair_maker=maker)
     start = time.time()
-    result = trainer.train()
+    result = trainer.train(resume_from_checkpoint=resume)
     seconds = time.time() - start
     model.save_pretrained(out_dir / "adapter")
     with open(out_dir / "train_log.jsonl", "w") as fh:
         for entry in trainer.state.log_history:
             fh.write(json.dumps(entry) + "\n")
     last = next((e for e in reversed(trainer.state.log_history) if "loss" in e), {})
-    import shutil
-
-    shutil.rmtree(out_dir / "_work", ignore_errors=True)
-    return {
+    shutil.rmtree(out_dir / "checkpoints", ignore_errors=True)
+    metrics = {
         "pairs": len(dataset),
         "steps": result.global_step,
         "train_loss": result.training_loss,
         "train_seconds": round(seconds, 2),
         "pairs_per_second": round(len(dataset) * settings.epochs / seconds, 3),
         "trainable_parameters": trainable,
+        "resumed_from": Path(resume).name if resume else None,
         "last_logged": last,
         "settings": asdict(settings),
     }
+    if mode is not None:
+        metrics["online"] = trainer.pair_maker.log_fields()
+        metrics["generation_share"] = round(trainer.pair_maker.generation_seconds / seconds, 4)
+    return metrics

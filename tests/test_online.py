@@ -1,0 +1,123 @@
+"""Online-DPO, Mixed-DPO and online BDHS (mmalign.online) and resuming a killed training run."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from mmalign.online import OnlineSettings, uses_offline_pair
+from mmalign.pairs import build_pairset
+from mmalign.train import DPOSettings, train_dpo
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def pairs(small_world, tmp_path_factory):
+    _, scenes_path, images = small_world
+    out = tmp_path_factory.mktemp("online_pairs")
+    build_pairset({"kind": "povid_analog"}, {"scenes": scenes_path, "images": images}, out / "pairs.parquet",
+                  out / "manifest.json", seed=0, world_config={"seed": 3})
+    return out / "pairs.parquet"
+
+
+def adapter_weights(run_dir: Path) -> dict[str, torch.Tensor]:
+    return load_file(run_dir / "adapter" / "adapter_model.safetensors")
+
+
+def lora_b_trained(run_dir: Path) -> bool:
+    return any(v.abs().sum() > 0 for k, v in adapter_weights(run_dir).items() if "lora_B" in k)
+
+
+def test_mixed_dpo_uses_the_offline_pair_with_probability_p():
+    settings = OnlineSettings(mode="mixed", offline_prob=0.5)
+    draws = [uses_offline_pair(settings, 0, step, f"pair-{i}") for step in range(50) for i in range(100)]
+    assert abs(sum(draws) / len(draws) - 0.5) < 0.02  # 5000 draws: 4 standard deviations is 0.028
+    skewed = OnlineSettings(mode="mixed", offline_prob=0.8)
+    share = sum(uses_offline_pair(skewed, 1, s, str(i)) for s in range(50) for i in range(100)) / 5000
+    assert abs(share - 0.8) < 0.02
+    assert not any(uses_offline_pair(OnlineSettings(mode="online"), 0, s, "x") for s in range(100))
+
+
+def test_online_settings_reject_bad_values():
+    with pytest.raises(ValueError, match="online mode"):
+        OnlineSettings(mode="offline")
+    with pytest.raises(ValueError, match="offline_prob"):
+        OnlineSettings(mode="mixed", offline_prob=1.5)
+    with pytest.raises(ValueError, match="method"):
+        DPOSettings(method="ppo")
+
+
+def test_online_bdhs_step_regenerates_rejected_answers_and_trains(tiny_model, pairs, tmp_path):
+    model_dir, _ = tiny_model
+    settings = DPOSettings(method="online_bdhs", rejected="both", learning_rate=0.05, projector_learning_rate=0.05,
+                           batch_size=4, max_pairs=8, lora_r=4, lora_alpha=8, logging_steps=1,
+                           online={"bdhs": {"n_bdhs": 2, "rho_th": 0.99}})
+    metrics = train_dpo(model_dir, pairs, tmp_path, settings)
+    assert metrics["steps"] == 2
+    counts = metrics["online"]
+    assert counts["pairs/online_pairs"] + counts.get("pairs/dropped_empty_bdhs", 0) == 8
+    assert counts["pairs/generation_seconds"] > 0 and 0 < metrics["generation_share"] < 1
+    log = [json.loads(line) for line in open(tmp_path / "train_log.jsonl")]
+    assert any("pairs/online_pairs" in e for e in log)  # counts reach the training log
+    assert lora_b_trained(tmp_path)
+
+
+RESUME_SCRIPT = """
+import json, sys
+from mmalign.train import DPOSettings, train_dpo
+settings = DPOSettings(learning_rate=0.05, projector_learning_rate=0.05, batch_size=4, max_pairs=24, lora_r=4,
+                       lora_alpha=8, logging_steps=1, checkpoint_steps=2)
+metrics = train_dpo(sys.argv[1], sys.argv[2], sys.argv[3], settings)
+open(sys.argv[3] + "/metrics.json", "w").write(json.dumps(metrics))
+"""
+
+
+def run_training(model_dir, pairs_path, out_dir, kill_after_checkpoint: str | None = None):
+    env = {**os.environ, "PYTHONPATH": str(REPO / "workflow" / "scripts")}
+    proc = subprocess.Popen([sys.executable, "-c", RESUME_SCRIPT, str(model_dir), str(pairs_path), str(out_dir)],
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    if kill_after_checkpoint is None:
+        _, err = proc.communicate(timeout=600)
+        assert proc.returncode == 0, err[-3000:]
+        return
+    marker = Path(out_dir) / "checkpoints" / kill_after_checkpoint / "trainer_state.json"
+    deadline = time.time() + 600
+    while not marker.exists():
+        assert proc.poll() is None, f"training ended before {kill_after_checkpoint}: {proc.stderr.read()[-3000:]}"
+        assert time.time() < deadline
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)  # the way a cluster kills a job: no cleanup
+    proc.wait()
+
+
+def test_a_killed_run_resumes_from_its_checkpoint_and_ends_like_an_uninterrupted_one(tiny_model, pairs, tmp_path):
+    model_dir, _ = tiny_model
+    straight, resumed = tmp_path / "straight", tmp_path / "resumed"
+    run_training(model_dir, pairs, straight)
+    run_training(model_dir, pairs, resumed, kill_after_checkpoint="checkpoint-2")
+    assert not (resumed / "adapter").exists()
+    run_training(model_dir, pairs, resumed)  # the rerun
+    assert json.loads((resumed / "metrics.json").read_text())["resumed_from"] == "checkpoint-2"
+    assert json.loads((straight / "metrics.json").read_text())["resumed_from"] is None
+
+    metrics_log = [json.loads(line) for line in open(resumed / "train_log.jsonl")]
+    straight_log = [json.loads(line) for line in open(straight / "train_log.jsonl")]
+    losses = lambda log: {e["step"]: e["loss"] for e in log if "loss" in e}  # noqa: E731
+    assert 3 in losses(metrics_log) and 6 in losses(metrics_log)  # steps after the kill were trained
+    for step, loss in losses(metrics_log).items():
+        assert loss == pytest.approx(losses(straight_log)[step], rel=1e-5, abs=1e-6), step
+    a, b = adapter_weights(straight), adapter_weights(resumed)
+    assert a.keys() == b.keys()
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=1e-5, atol=1e-6)
+    assert not (resumed / "checkpoints").exists()  # cleaned up after success

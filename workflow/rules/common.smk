@@ -22,6 +22,8 @@ validate(config, "../schemas/config.schema.yaml")  # Snakemake's pass fills in s
 
 MODEL = config["base_model"]["name"]
 VARIANTS = list(config["variants"])
+OFFLINE_VARIANTS = [n for n, v in config["variants"].items() if v["method"] == "dpo"]
+ONLINE_VARIANTS = [n for n in VARIANTS if n not in OFFLINE_VARIANTS]
 EVALUATED = ["base"] + VARIANTS
 BENCHMARKS = list(config["benchmarks"])
 DOWNLOADS = config.get("downloads", {})
@@ -39,6 +41,8 @@ OTHER_PAIRSETS = [n for n in config["pairsets"] if n not in BDHS_PAIRSETS]
 wildcard_constraints:
     variant=_alternatives(EVALUATED),
     trained=_alternatives(VARIANTS),
+    offline=_alternatives(OFFLINE_VARIANTS),
+    online=_alternatives(ONLINE_VARIANTS),
     benchmark=_alternatives(BENCHMARKS),
 
 
@@ -134,8 +138,33 @@ def variant_spec(wildcards):
     return spec
 
 
+def _variant_name(wildcards):
+    return getattr(wildcards, "offline", None) or getattr(wildcards, "online", None) or wildcards.trained
+
+
 def variant_pairs(wildcards):
-    return f"results/pairs/{config['variants'][wildcards.trained]['pairset']}/pairs.parquet"
+    return f"results/pairs/{config['variants'][_variant_name(wildcards)]['pairset']}/pairs.parquet"
+
+
+def online_inputs(wildcards):
+    """An online run also reads the world's scenes, which the exact judge checks samples against."""
+    inputs = {"spec": f"results/runs/{wildcards.online}/spec.json", "model": base_model_dir(),
+              "pairs": variant_pairs(wildcards)}
+    if "world" in config:
+        inputs["scenes"] = "results/world/scenes.jsonl"
+    return inputs
+
+
+def annotator_spec(wildcards):
+    """The settings of the judge that ranks an online variant's samples ({} when it needs none: online BDHS)."""
+    name = config["variants"][wildcards.online].get("annotator")
+    return dict(config["judges"][name]) if name else {}
+
+
+def annotator_cache(wildcards):
+    """The judge's persistent verdict cache (SQLite; shared by every rule using that judge)."""
+    name = config["variants"][wildcards.online].get("annotator")
+    return f"results/judgments/{name}.sqlite" if name else ""
 
 
 # ---------------------------------------------------------------------------------- evaluation

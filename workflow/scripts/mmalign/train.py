@@ -62,6 +62,8 @@ class DPOSettings:
             raise ValueError(f"method must be one of {sorted(METHODS)}, got {self.method!r}")
         if self.rejected not in ("external", "policy", "both"):
             raise ValueError("rejected must be 'external', 'policy' or 'both'")
+        if self.method == "online_bdhs" and self.rejected == "external":
+            raise ValueError("online_bdhs trains on the policy's BDHS answer: rejected must be 'policy' or 'both'")
         if self.loss_weights is not None and len(self.loss_weights) != len(self.loss_type):
             raise ValueError("loss_weights needs one weight per entry of loss_type")
 

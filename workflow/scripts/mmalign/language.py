@@ -365,16 +365,28 @@ class Assessment:
         return (self.false, -self.true)
 
 
-def assess(prompt: str, response: str, scene: Scene) -> Assessment:
-    """The exact judge's reading of a response to a prompt about a scene. A bare yes/no is checked against the
-    existence question it answers; every other claim against the scene (check_claim)."""
+def asked_shape(prompt: str) -> str | None:
+    """The shape an existence question asks about ("is there a circle ...?"), else None."""
     asked = _EXISTENCE_QUESTION_RE.search(prompt.lower())
+    return asked.group(1) if asked else None
+
+
+def claim_verdicts(prompt: str, response: str, scene: Scene) -> list[tuple[Claim, bool | None]]:
+    """Every claim of a response with its verdict in the scene. A bare yes/no is checked against the
+    existence question it answers; every other claim against the scene (check_claim)."""
+    asked = asked_shape(prompt)
     verdicts = []
     for claim in parse(response):
         if claim.kind == "answer":
-            verdicts.append(None if asked is None else (asked.group(1) in scene.shapes) == (claim.answer == "yes"))
+            verdicts.append((claim, None if asked is None else (asked in scene.shapes) == (claim.answer == "yes")))
         else:
-            verdicts.append(check_claim(claim, scene))
+            verdicts.append((claim, check_claim(claim, scene)))
+    return verdicts
+
+
+def assess(prompt: str, response: str, scene: Scene) -> Assessment:
+    """The exact judge's reading of a response to a prompt about a scene (counts of claim_verdicts)."""
+    verdicts = [v for _, v in claim_verdicts(prompt, response, scene)]
     return Assessment(verdicts.count(True), verdicts.count(False), verdicts.count(None))
 
 

@@ -121,3 +121,53 @@ def test_a_killed_run_resumes_from_its_checkpoint_and_ends_like_an_uninterrupted
     for key in a:
         torch.testing.assert_close(a[key], b[key], rtol=1e-5, atol=1e-6)
     assert not (resumed / "checkpoints").exists()  # cleaned up after success
+
+
+def scene_table(scenes_path) -> dict[str, dict]:
+    with open(scenes_path) as fh:
+        return {s["id"]: s for s in map(json.loads, fh)}
+
+
+@pytest.mark.parametrize("method", ["online_dpo", "mixed_dpo"])
+def test_online_step_samples_judges_and_changes_the_weights(small_world, tiny_model, pairs, tmp_path, method):
+    from mmalign.judges import make_judge
+
+    _, scenes_path, _ = small_world
+    model_dir, _ = tiny_model
+    judge = make_judge({"backend": "exact"}, tmp_path / "judgments.sqlite")
+    settings = DPOSettings(method=method, learning_rate=0.05, projector_learning_rate=0.05, batch_size=8,
+                           max_pairs=16, lora_r=4, lora_alpha=8, logging_steps=1,
+                           online={"temperature": 1.0, "max_new_tokens": 24})
+    metrics = train_dpo(model_dir, pairs, tmp_path / "run", settings, judge=judge, scenes=scene_table(scenes_path))
+    counts = metrics["online"]
+    made = counts.get("pairs/online_pairs", 0)
+    dropped = sum(v for k, v in counts.items() if k.startswith("pairs/dropped_"))
+    offline = counts.get("pairs/offline_pairs", 0)
+    assert made + dropped + offline == 16  # every example is accounted for
+    assert made > 0  # the policy's samples were judged and trained on
+    if method == "mixed_dpo":
+        assert offline > 0
+    else:
+        assert offline == 0
+    assert lora_b_trained(tmp_path / "run")
+    # every raw verdict was kept in the judge's cache (ties included; they carry no preference)
+    import sqlite3
+
+    with sqlite3.connect(tmp_path / "judgments.sqlite") as db:
+        stored = db.execute("select count(*) from judgments").fetchone()[0]
+    assert stored == made + counts.get("pairs/dropped_tie", 0)
+
+
+def test_a_judge_that_cannot_judge_drops_the_pair_and_counts_it(small_world, tiny_model, pairs, tmp_path):
+    """The exact judge cannot judge a pair without its scene: every online pair is dropped and counted, and
+    the steps that lost all pairs are skipped rather than trained on a guessed verdict."""
+    from mmalign.judges import make_judge
+
+    model_dir, _ = tiny_model
+    settings = DPOSettings(method="online_dpo", batch_size=8, max_pairs=16, lora_r=4, lora_alpha=8, logging_steps=1,
+                           online={"max_new_tokens": 16})
+    metrics = train_dpo(model_dir, pairs, tmp_path, settings, judge=make_judge({"backend": "exact"}), scenes={})
+    counts = metrics["online"]
+    assert counts.get("pairs/online_pairs", 0) == 0
+    assert counts["pairs/dropped_judge_failed"] + counts.get("pairs/dropped_identical_samples", 0) == 16
+    assert counts["pairs/skipped_steps"] == 2

@@ -29,7 +29,7 @@ def test_dry_run_plans_every_rule_of_the_default_study():
     assert out.returncode == 0, out.stderr
     rules = planned_rules(out.stdout + out.stderr)
     assert rules == {
-        "build_world", "build_base_model", "build_pairs", "build_bdhs_pairs", "variant_spec", "train_offline",
+        "build_world", "build_base_model", "build_pairs", "build_bdhs_pairs", "variant_spec", "train_offline", "train_online",
         "benchmark_items", "evaluate", "aggregate_metrics", "figure_pope", "figure_bdhs_iterations", "all",
     }  # fmt: skip
 

@@ -9,11 +9,12 @@ from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
 sys.path.insert(0, str(Path(workflow.basedir) / "workflow" / "scripts"))
-from mmalign.config import ConfigError, apply_defaults, check_references, validate_config  # noqa: E402
+from mmalign.config import ConfigError, apply_defaults, check_references, expand_sweeps, validate_config  # noqa: E402
 
 SCHEMA = Path(workflow.basedir) / "workflow" / "schemas" / "config.schema.yaml"
-apply_defaults(config)  # variant_defaults / pairset_defaults, before anything reads an entry
 try:  # our own pass first: it names every offending key, before any job is planned
+    expand_sweeps(config)  # sweeps add variants; then variant_defaults / pairset_defaults fill every entry
+    apply_defaults(config)
     validate_config(config, SCHEMA)
     check_references(config)
 except ConfigError as err:

@@ -12,6 +12,26 @@ class ConfigError(ValueError):
     pass
 
 
+def expand_sweeps(config: dict) -> None:
+    """Add one variant per point of each ``sweeps.<name>`` grid, in place: the point's values over a copy of
+    the sweep's ``variant``, named ``<name>_<key><value>...`` (e.g. ``dpo_povid_beta0.05``). The paper reports
+    only its search grids (Appendix A); a sweep reruns one, every point an ordinary, cached variant."""
+    import itertools
+
+    for sweep_name, sweep in (config.get("sweeps") or {}).items():
+        if not isinstance(sweep, dict) or not isinstance(sweep.get("grid"), dict):
+            continue  # the schema names what is wrong
+        template = (config.get("variants") or {}).get(sweep.get("variant"))
+        if template is None:
+            raise ConfigError(f"config key 'sweeps.{sweep_name}.variant': no variant named {sweep.get('variant')!r}")
+        keys = list(sweep["grid"])
+        for values in itertools.product(*(sweep["grid"][k] for k in keys)):
+            name = sweep_name + "".join(f"_{k}{v}" for k, v in zip(keys, values))
+            if name in config["variants"]:
+                raise ConfigError(f"config key 'sweeps.{sweep_name}': variant {name!r} already exists")
+            config["variants"][name] = {**template, **dict(zip(keys, values))}
+
+
 def apply_defaults(config: dict) -> None:
     """Fill every variant from ``variant_defaults`` and every pair set from ``pairset_defaults[<its kind>]``,
     in place; a key set on the entry itself wins. This keeps a sweep of many variants short in the config,

@@ -171,3 +171,42 @@ def test_a_judge_that_cannot_judge_drops_the_pair_and_counts_it(small_world, tin
     assert counts.get("pairs/online_pairs", 0) == 0
     assert counts["pairs/dropped_judge_failed"] + counts.get("pairs/dropped_identical_samples", 0) == 16
     assert counts["pairs/skipped_steps"] == 2
+
+
+def test_image_distortion_rejects_the_noisy_image_top_tokens_and_trains(tiny_model, pairs, tmp_path):
+    """POVID-style baseline: distortion rows are scored on the noisy-image top tokens, not on y+ itself."""
+    from trl.trainer.dpo_trainer import DataCollatorForVisionPreference
+
+    from mmalign.distortion import DistortionHook
+    from mmalign.models import load_policy
+    from mmalign.train import preference_dataset
+
+    model_dir, _ = tiny_model
+    model, processor = load_policy(model_dir)
+    dataset = preference_dataset(pairs, 4, 0, rejected="both", distortion=True)
+    assert [r["distort"] for r in dataset] == [False, True] * 4
+    examples = [dict(r) for r in dataset]
+    for ex in examples:
+        ex.pop("distort")
+    batch = DataCollatorForVisionPreference(processor=processor)(examples)
+    labels = batch["input_ids"].masked_fill(batch["completion_mask"] == 0, -100)
+    hook = DistortionHook(noise_steps=500, seed=0)
+    hook.rows = torch.tensor([8 + 1, 8 + 3, 8 + 5, 8 + 7])  # the distortion rows of the rejected half
+    handle = model.register_forward_pre_hook(hook, with_kwargs=True)
+    seen = {}
+    spy = model.register_forward_pre_hook(lambda m, a, k: seen.update(labels=k["labels"]), with_kwargs=True)
+    with torch.no_grad():
+        model(**batch, labels=labels)
+    handle.remove()
+    spy.remove()
+    new = seen["labels"]
+    untouched = [r for r in range(16) if r not in hook.rows.tolist()]
+    assert torch.equal(new[untouched], labels[untouched])
+    assert torch.equal(new[hook.rows] == -100, labels[hook.rows] == -100)  # same scored positions as y+
+    assert not torch.equal(new[hook.rows], labels[hook.rows])  # the noisy image changes some top tokens
+
+    settings = DPOSettings(method="image_distortion", rejected="both", learning_rate=0.05, projector_learning_rate=0.05,
+                           batch_size=4, max_pairs=8, lora_r=4, lora_alpha=8, logging_steps=1)
+    metrics = train_dpo(model_dir, pairs, tmp_path, settings)
+    assert metrics["pairs"] == 16 and metrics["steps"] == 4
+    assert lora_b_trained(tmp_path)

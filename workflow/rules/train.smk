@@ -28,7 +28,7 @@ rule train_offline:
         log_jsonl="results/runs/{offline}/train_log.jsonl",
         metrics="results/runs/{offline}/train_metrics.json",
     params:
-        code=code_version("train.py", "schema.py"),
+        code=code_version("train.py", "distortion.py", "bdhs.py", "schema.py"),
     log:
         "logs/train_offline/{offline}.log",
     benchmark:

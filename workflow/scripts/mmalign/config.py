@@ -90,7 +90,7 @@ def check_references(config: dict) -> None:
                 problems.append(f"config key 'pairsets.{name}.source': needs a non-BDHS pair set, got {source!r}")
     for name, variant in config["variants"].items():
         wants_policy = variant.get("rejected", "external") != "external"
-        if wants_policy and variant.get("method", "dpo") == "online_bdhs":
+        if wants_policy and variant.get("method", "dpo") in ("online_bdhs", "image_distortion"):
             continue
         if wants_policy and pairsets.get(variant["pairset"], {}).get("kind") != "bdhs":
             problems.append(f"config key 'variants.{name}.rejected': a policy-derived rejected answer needs a bdhs pair set")
@@ -99,9 +99,9 @@ def check_references(config: dict) -> None:
         method, annotator = variant.get("method", "dpo"), variant.get("annotator")
         if method in ("online_dpo", "mixed_dpo") and annotator not in judges:
             problems.append(f"config key 'variants.{name}.annotator': {method} needs a judges entry, got {annotator!r}")
-        if method == "online_bdhs" and variant.get("rejected", "external") == "external":
-            problems.append(f"config key 'variants.{name}.rejected': online_bdhs trains on the policy's BDHS answer: "
-                            "use 'policy' (BDHS only) or 'both' (with the pair set's rejected answer, Avg-DPO)")
+        if method in ("online_bdhs", "image_distortion") and variant.get("rejected", "external") == "external":
+            problems.append(f"config key 'variants.{name}.rejected': {method} trains on a policy-derived rejected "
+                            "answer: use 'policy' (it alone) or 'both' (with the pair set's rejected answer, Avg-DPO)")
     for name, spec in benchmarks.items():
         if spec["source"] == "download" and spec.get("download") not in downloads:
             problems.append(f"config key 'benchmarks.{name}.download': no downloads entry named {spec.get('download')!r}")

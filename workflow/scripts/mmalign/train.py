@@ -30,14 +30,16 @@ log = logging.getLogger(__name__)
 # LoRA goes on the language model's linear layers only (the vision tower has q/k/v projections too).
 LM_LINEAR_LAYERS = r".*language_model.*\.(q_proj|k_proj|v_proj|o_proj|gate_proj|up_proj|down_proj)"
 PROJECTOR = "multi_modal_projector"
-METHODS = {"dpo": None, "online_dpo": "online", "mixed_dpo": "mixed", "online_bdhs": "online_bdhs"}  # -> online mode
+# method -> online mode (None: the pairs are fixed before training)
+METHODS = {"dpo": None, "image_distortion": None, "online_dpo": "online", "mixed_dpo": "mixed",
+           "online_bdhs": "online_bdhs"}
 
 
 @dataclass
 class DPOSettings:
     """One variant's training settings (config ``variants.<name>``)."""
 
-    method: str = "dpo"  # dpo | online_dpo | mixed_dpo | online_bdhs
+    method: str = "dpo"  # dpo | image_distortion | online_dpo | mixed_dpo | online_bdhs
     loss_type: list[str] = field(default_factory=lambda: ["sigmoid"])
     loss_weights: list[float] | None = None
     beta: float = 0.1
@@ -56,14 +58,15 @@ class DPOSettings:
     checkpoint_steps: int = 50
     online: dict = field(default_factory=dict)  # OnlineSettings for the online methods (temperature, ...)
     annotator: str | None = None  # the judge that ranks online samples (config ``judges.<name>``)
+    distortion_noise_steps: int = 500  # image_distortion: diffusion steps of the noisy image (POVID: 500)
 
     def __post_init__(self):
         if self.method not in METHODS:
             raise ValueError(f"method must be one of {sorted(METHODS)}, got {self.method!r}")
         if self.rejected not in ("external", "policy", "both"):
             raise ValueError("rejected must be 'external', 'policy' or 'both'")
-        if self.method == "online_bdhs" and self.rejected == "external":
-            raise ValueError("online_bdhs trains on the policy's BDHS answer: rejected must be 'policy' or 'both'")
+        if self.method in ("online_bdhs", "image_distortion") and self.rejected == "external":
+            raise ValueError(f"{self.method} trains on a policy-derived rejected answer: rejected must be 'policy' or 'both'")
         if self.loss_weights is not None and len(self.loss_weights) != len(self.loss_type):
             raise ValueError("loss_weights needs one weight per entry of loss_type")
 
@@ -84,23 +87,31 @@ def rejected_answers(row, mode: str) -> list[str]:
     return [row.rejected_policy] if mode == "policy" else [row.rejected, row.rejected_policy]
 
 
-def preference_dataset(pairs_path: str | Path, max_pairs: int | None, seed: int, rejected: str = "external"):
+def distortion_answers(row, mode: str) -> list[tuple[str, bool]]:
+    """(rejected text, made by image distortion?) per row a pair contributes to the image-distortion baseline:
+    a distortion row carries y+ as its text (its labels are replaced during training, see distortion.py)."""
+    return ([(row.rejected, False)] if mode == "both" else []) + [(row.chosen, True)]
+
+
+def preference_dataset(pairs_path: str | Path, max_pairs: int | None, seed: int, rejected: str = "external",
+                       distortion: bool = False):
     """The pair table as a TRL vision preference dataset (conversational prompt/chosen/rejected + image)."""
     from datasets import Dataset, Image as ImageFeature
 
     frame = read_pairs(pairs_path)
     if max_pairs is not None and len(frame) > max_pairs:
         frame = frame.sample(n=max_pairs, random_state=seed)
-    rows = [
-        {
-            "image": row.image,
-            "prompt": [{"role": "user", "content": row.prompt}],
-            "chosen": [{"role": "assistant", "content": row.chosen}],
-            "rejected": [{"role": "assistant", "content": answer}],
-        }
-        for row in frame.itertuples()
-        for answer in rejected_answers(row, rejected)
-    ]
+    rows = []
+    for row in frame.itertuples():
+        answers = distortion_answers(row, rejected) if distortion else [(a, False) for a in rejected_answers(row, rejected)]
+        for answer, distort in answers:
+            rows.append({
+                "image": row.image,
+                "prompt": [{"role": "user", "content": row.prompt}],
+                "chosen": [{"role": "assistant", "content": row.chosen}],
+                "rejected": [{"role": "assistant", "content": answer}],
+                **({"distort": distort} if distortion else {}),
+            })
     return Dataset.from_list(rows).cast_column("image", ImageFeature())
 
 
@@ -163,8 +174,9 @@ def train_dpo(model_dir: str | Path, pairs_path: str | Path, out_dir: str | Path
     model = attach_lora(model, settings)
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     mode = METHODS[settings.method]
+    distortion = settings.method == "image_distortion"
     if mode is None:
-        dataset = preference_dataset(pairs_path, settings.max_pairs, settings.seed, settings.rejected)
+        dataset = preference_dataset(pairs_path, settings.max_pairs, settings.seed, settings.rejected, distortion)
     else:
         from .online import online_dataset
 
@@ -192,12 +204,16 @@ def train_dpo(model_dir: str | Path, pairs_path: str | Path, out_dir: str | Path
         max_length=None,  # never truncate image tokens (TRL's advice for VLMs)
         seed=settings.seed,
         dataloader_num_workers=0,
-        remove_unused_columns=mode is None,  # online steps need the raw texts and meta
+        remove_unused_columns=mode is None and not distortion,  # these steps need the raw rows
     )
     common = dict(model=model, ref_model=None,  # PEFT: the reference is the model with its adapter disabled
                   args=args, train_dataset=dataset, processing_class=processor,
                   optimizers=(optimizer_groups(model, settings), None))
-    if mode is None:
+    if distortion:
+        from .distortion import distortion_trainer_class
+
+        trainer = distortion_trainer_class()(**common, noise_steps=settings.distortion_noise_steps)
+    elif mode is None:
         trainer = DPOTrainer(**common)
     else:
         from .online import OnlineSettings, PairMaker, online_trainer_class

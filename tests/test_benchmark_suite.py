@@ -323,3 +323,51 @@ def test_evaluate_a_judged_benchmark_with_the_tiny_llava(tiny_model, eval_scenes
     with pytest.raises(ValueError, match="scored by a judge"):
         evaluate("base", "mmhalv", {"kind": "mmhalv", "source": "synthetic"}, model_dir, None,
                  tmp_path / "items.jsonl", out["predictions"], out["judgments"], tmp_path / "metrics.json")
+
+
+# ------------------------------------------------------------------------------ Object HalBench with CHAIR
+
+
+@pytest.mark.parametrize("text, objects", [
+    ("A man holds a hot dog next to two dogs.", ["person", "hot dog", "dog"]),
+    ("Children play with a teddy bear on the sofa.", ["person", "teddy bear", "couch"]),
+    ("Knives and forks lie on the dining table.", ["knife", "fork", "dining table"]),
+    ("A stop sign and a traffic light.", ["stop sign", "traffic light"]),
+    ("A sunny beach.", []),
+])
+def test_coco_object_mentions(text, objects):
+    from mmalign.benchmarks.coco_objects import mentioned_objects
+
+    assert mentioned_objects(text) == objects
+
+
+def test_object_halbench_loader_and_chair_on_known_captions(tmp_path):
+    import base64
+
+    from mmalign.benchmarks import objhal
+
+    snap, annotations = tmp_path / "objhal", tmp_path / "coco"
+    snap.mkdir(), annotations.mkdir()
+    encoded = base64.b64encode(png_bytes()).decode()
+    records = [{"image_id": 42, "image": encoded, "question": "Describe this image in detail."},
+               {"image_id": 7, "image": "", "question": "Describe."},
+               {"image_id": "COCO_val2014_000000000009", "image": encoded, "question": "What is in the image?"}]
+    (snap / "obj_halbench_300_with_image.jsonl").write_text("\n".join(json.dumps(r) for r in records))
+    (annotations / "instances_val2014.json").write_text(json.dumps({
+        "categories": [{"id": 1, "name": "person"}, {"id": 18, "name": "dog"}, {"id": 62, "name": "chair"}],
+        "annotations": [{"image_id": 42, "category_id": 1}, {"image_id": 42, "category_id": 18},
+                        {"image_id": 9, "category_id": 62}]}))
+    (annotations / "captions_val2014.json").write_text(json.dumps({"annotations": [
+        {"image_id": 42, "caption": "A woman walks her puppy past a bench."},
+        {"image_id": 9, "caption": "An empty chair."}]}))
+    manifest = benchmark_to_items("objhal", snap, tmp_path / "items.jsonl", tmp_path / "images", tmp_path / "m.json",
+                                  annotations)
+    items = read_jsonl(tmp_path / "items.jsonl")
+    assert dict(manifest.dropped) == {"missing_image": 1}
+    assert items[0]["meta"]["objects"] == ["bench", "dog", "person"] and items[1]["meta"]["objects"] == ["chair"]
+    rows, judgments = objhal.score(items, ["A man and his dog sit on a bench next to a cat.",
+                                           "A chair and a chair."])
+    m = metrics(rows)
+    # mentions: person, dog, bench, cat (hallucinated); chair, chair -> CHAIR_i 1/6, CHAIR_s 1/2, recall 4/4
+    assert m["chair_i"] == pytest.approx(1 / 6) and m["chair_s"] == 0.5 and m["recall"] == 1.0
+    assert judgments[0]["hallucinated"] == ["cat"]

@@ -147,7 +147,10 @@ def benchmark_inputs(wildcards):
     spec = config["benchmarks"][wildcards.benchmark]
     if spec["source"] == "synthetic":
         return {"scenes": "results/world/scenes.jsonl", "images": "results/world/images"}
-    return {"snapshot": f"resources/datasets/{spec['download']}"}
+    inputs = {"snapshot": f"resources/datasets/{spec['download']}"}
+    if spec.get("annotations"):  # Object HalBench: COCO annotations for the ground truth
+        inputs["annotations"] = f"resources/datasets/{spec['annotations']}"
+    return inputs
 
 
 def policy_inputs(wildcards):

@@ -73,6 +73,8 @@ def check_references(config: dict) -> None:
         if wants_policy and pairsets.get(variant["pairset"], {}).get("kind") != "bdhs":
             problems.append(f"config key 'variants.{name}.rejected': a policy-derived rejected answer needs a bdhs pair set")
     for name, spec in benchmarks.items():
+        if spec.get("annotations") and spec["annotations"] not in downloads:
+            problems.append(f"config key 'benchmarks.{name}.annotations': no downloads entry named {spec['annotations']!r}")
         if spec["source"] == "download" and spec.get("download") not in downloads:
             problems.append(f"config key 'benchmarks.{name}.download': no downloads entry named {spec.get('download')!r}")
         if spec["source"] == "synthetic" and "world" not in config:

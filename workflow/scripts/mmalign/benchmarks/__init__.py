@@ -52,6 +52,6 @@ def build_items(spec: dict, inputs: dict, items_path, images_dir, manifest_path,
 
     if spec["kind"] in LOADERS:
         manifest = benchmark_to_items(spec["kind"], Path(inputs["snapshot"]), Path(items_path), Path(images_dir),
-                                      Path(manifest_path))
+                                      Path(manifest_path), inputs.get("annotations"))
         return manifest.rows_kept
     raise ValueError(f"benchmark kind {spec['kind']!r} has no loader for downloaded data yet")

@@ -18,11 +18,18 @@ Record formats (the column names of the Hub datasets the paper's harness family,
   ``answer``, ``fullAnswer``, ``types``) joined on ``imageId`` with ``testdev_balanced_images`` parquet
   (``id``, ``image``).
 
+* ``objhal`` - Object HalBench (RLHF-V's ``obj_halbench_300_with_image.jsonl``): JSON lines with ``image_id``
+  (COCO val2014 id), ``image`` (base64-encoded bytes, or a file name in the snapshot) and ``question``; the
+  truth comes from a second snapshot with COCO's ``instances_val2014.json`` and ``captions_val2014.json``
+  (CHAIR's ground truth: instance categories plus categories named in the captions).
+
 ``image`` columns are ``datasets`` Image structs (``bytes``, ``path``).
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import io
 import json
@@ -181,13 +188,64 @@ def gqa_items(snapshot_dir: Path, writer: ItemWriter) -> None:
                            "structural": types.get("structural") if isinstance(types, dict) else None})
 
 
+def coco_truth(annotations_dir: Path) -> dict[int, set[str]]:
+    """COCO image id -> CHAIR's ground-truth categories (instance annotations + categories named in captions)."""
+    from ..benchmarks.coco_objects import mentioned_objects
+
+    def load(name: str) -> dict:
+        path = next(iter(sorted(Path(annotations_dir).rglob(name))), None)
+        if path is None:
+            raise FileNotFoundError(f"Object HalBench: no {name} under {str(annotations_dir)!r}")
+        return json.loads(path.read_text())
+
+    instances, captions = load("instances_val2014.json"), load("captions_val2014.json")
+    names = {c["id"]: c["name"] for c in instances["categories"]}
+    truth: dict[int, set[str]] = {}
+    for ann in instances["annotations"]:
+        truth.setdefault(ann["image_id"], set()).add(names[ann["category_id"]])
+    for ann in captions["annotations"]:
+        truth.setdefault(ann["image_id"], set()).update(mentioned_objects(ann["caption"]))
+    return truth
+
+
+def _coco_id(value) -> int | None:
+    digits = "".join(ch for ch in str(value).rsplit("_", 1)[-1] if ch.isdigit())
+    return int(digits) if digits else None
+
+
+def objhal_items(snapshot_dir: Path, writer: ItemWriter, annotations_dir: Path) -> None:
+    truth = coco_truth(annotations_dir)
+    files = {p.name: p for p in Path(snapshot_dir).rglob("*") if p.is_file()}
+    for path in sorted(Path(snapshot_dir).rglob("*.jsonl")):
+        for i, line in enumerate(path.read_text().splitlines()):
+            if not line.strip():
+                continue
+            record = json.loads(line)
+            image_id = _coco_id(record.get("image_id"))
+            raw = str(record.get("image") or "")
+            try:
+                data = files[raw].read_bytes() if raw in files else base64.b64decode(raw, validate=True) or None
+            except (binascii.Error, ValueError):
+                data = None
+            objects = sorted(truth.get(image_id, ())) if image_id is not None else []
+            writer.add(f"objhal-{image_id if image_id is not None else i}", data, f"coco-{image_id}",
+                       record.get("question") or "Please describe this image in detail.",
+                       " ".join(objects), "all", {"objects": objects, "image_id": image_id, "vocabulary": "coco"})
+
+
 LOADERS = {"mmhal": mmhal_items, "mmhalv": mmhal_items, "llavaw": llavaw_items, "mmvet": mmvet_items,
-           "vqat": vqat_items, "gqa": gqa_items}
+           "vqat": vqat_items, "gqa": gqa_items, "objhal": objhal_items}
 
 
-def benchmark_to_items(kind: str, snapshot_dir: Path, out_items: Path, images_dir: Path,
-                       manifest_path: Path) -> Manifest:
+def benchmark_to_items(kind: str, snapshot_dir: Path, out_items: Path, images_dir: Path, manifest_path: Path,
+                       annotations_dir: Path | None = None) -> Manifest:
+    """Items of one benchmark kind from its snapshot (Object HalBench also needs the COCO annotations)."""
     writer = ItemWriter(kind, images_dir)
     writer.manifest.extra["snapshot_dir"] = str(snapshot_dir)
-    LOADERS[kind](Path(snapshot_dir), writer)
+    if kind == "objhal":
+        if annotations_dir is None:
+            raise ValueError("Object HalBench needs COCO annotations: set the benchmark's 'annotations'")
+        objhal_items(Path(snapshot_dir), writer, Path(annotations_dir))
+    else:
+        LOADERS[kind](Path(snapshot_dir), writer)
     return writer.finish(Path(out_items), Path(manifest_path))

@@ -9,6 +9,7 @@ import json
 import math
 import random
 import zipfile
+from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -371,3 +372,33 @@ def test_object_halbench_loader_and_chair_on_known_captions(tmp_path):
     # mentions: person, dog, bench, cat (hallucinated); chair, chair -> CHAIR_i 1/6, CHAIR_s 1/2, recall 4/4
     assert m["chair_i"] == pytest.approx(1 / 6) and m["chair_s"] == 0.5 and m["recall"] == 1.0
     assert judgments[0]["hallucinated"] == ["cat"]
+
+
+# ------------------------------------------------------------------------------------------------ config
+
+
+def test_config_names_a_missing_or_misspelled_judge_by_its_key():
+    import copy
+
+    import yaml
+
+    from mmalign.config import ConfigError, apply_defaults, check_references, validate_config
+
+    repo = Path(__file__).resolve().parents[1]
+    config = yaml.safe_load((repo / "config" / "config.yaml").read_text())
+    apply_defaults(config)
+    schema = repo / "workflow" / "schemas" / "config.schema.yaml"
+    validate_config(copy.deepcopy(config), schema)
+    check_references(copy.deepcopy(config))
+    no_judge = copy.deepcopy(config)
+    del no_judge["benchmarks"]["mmhal"]["judge"]
+    with pytest.raises(ConfigError, match="'benchmarks.mmhal.judge': kind mmhal is scored by a judge"):
+        check_references(no_judge)
+    unknown = copy.deepcopy(config)
+    unknown["benchmarks"]["mmvet"]["judge"] = "gpt5"
+    with pytest.raises(ConfigError, match="'benchmarks.mmvet.judge': no judges entry named 'gpt5'"):
+        check_references(unknown)
+    typo = copy.deepcopy(config)
+    typo["judges"]["exact"]["eror_rate"] = 0.1
+    with pytest.raises(ConfigError, match="'judges.exact.eror_rate': unknown key"):
+        validate_config(typo, schema)

@@ -67,6 +67,9 @@ def test_smoke_study_produces_every_artifact(smoke_run):
     assert train["steps"] > 0 and train["train_loss"] > 0
     decoding = json.loads((w / "results/eval/base/pope/metrics.json").read_text())["decoding"]
     assert decoding["do_sample"] is False and decoding["prompt_suffix"] == "answer with one word."
+    judged = metrics[(metrics.benchmark == "mmhalv") & (metrics.subset == "all")].set_index(["variant", "metric"]).value
+    assert judged["base", "judged"] == 12 and judged["base", "judge_failed"] == 0 and 0 <= judged["base", "score"] <= 6
+    assert (w / "results/judgments/cache.sqlite").is_file()
     n_items = sum(1 for _ in open(w / "results/benchmarks/pope/items.jsonl"))
     assert sum(1 for _ in open(w / "results/eval/dpo_povid/pope/predictions.jsonl")) == n_items
 
@@ -97,7 +100,7 @@ def test_editing_library_code_reruns_only_the_rules_that_use_it(smoke_run):
         planned = {m.group(1) for m in re.finditer(r"^(\w+)\s+\d+$", table, re.M)} - {"total"}
         assert planned == {"build_pairs", "build_bdhs_pairs", "train_offline", "evaluate", "aggregate_metrics",
                            "figure_pope", "figure_bdhs_iterations", "all"}
-        # the two DPO variants (the BDHS pairs derive from povid) on both benchmarks, not the base model
-        assert re.search(r"^evaluate\s+4$", table, re.M)
+        # the two DPO variants (the BDHS pairs derive from povid) on the three benchmarks, not the base model
+        assert re.search(r"^evaluate\s+6$", table, re.M)
     finally:
         pairs_module.write_text(original)

@@ -94,10 +94,12 @@ def built_models():
 
 def downloaded_models():
     name = config["base_model"].get("download")
-    return [MODEL] if name else []
+    return ([MODEL] if name else []) + judge_downloads()
 
 
 def model_download(wildcards):
+    if wildcards.model != MODEL:  # a local judge's model
+        return dict(DOWNLOADS[wildcards.model])
     return dict(DOWNLOADS[config["base_model"]["download"]])
 
 
@@ -175,15 +177,35 @@ def benchmark_inputs(wildcards):
     spec = config["benchmarks"][wildcards.benchmark]
     if spec["source"] == "synthetic":
         return {"scenes": "results/world/scenes.jsonl", "images": "results/world/images"}
-    return {"snapshot": f"resources/datasets/{spec['download']}"}
+    inputs = {"snapshot": f"resources/datasets/{spec['download']}"}
+    if spec.get("annotations"):  # Object HalBench: COCO annotations for the ground truth
+        inputs["annotations"] = f"resources/datasets/{spec['annotations']}"
+    return inputs
 
 
 def policy_inputs(wildcards):
-    """The base model, plus the variant's adapter unless the variant is the base model itself."""
+    """The base model, plus the variant's adapter unless the variant is the base model itself, plus the
+    judge's model when a local judge is downloaded."""
     inputs = {"model": base_model_dir(), "items_jsonl": f"results/benchmarks/{wildcards.benchmark}/items.jsonl"}
     if wildcards.variant != "base":
         inputs["adapter"] = f"results/runs/{wildcards.variant}/adapter"
+    judge = benchmark_judge(wildcards)
+    if judge and judge.get("download"):
+        inputs["judge_model"] = f"resources/models/{judge['download']}"
     return inputs
+
+
+JUDGMENT_CACHE = "results/judgments/cache.sqlite"  # raw judgments on (judge id, prompt hash), shared by all jobs
+
+
+def benchmark_judge(wildcards):
+    """The settings of the judge that scores a benchmark ({} for benchmarks scored by rule)."""
+    name = config["benchmarks"][wildcards.benchmark].get("judge")
+    return dict(config.get("judges", {})[name]) if name else {}
+
+
+def judge_downloads():
+    return [j["download"] for j in config.get("judges", {}).values() if j.get("download")]
 
 
 def all_eval_metrics():

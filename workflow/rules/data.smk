@@ -95,7 +95,9 @@ rule benchmark_items:
         images=directory("results/benchmarks/{benchmark}/images"),
         manifest="results/benchmarks/{benchmark}/manifest.json",
     params:
-        code=code_version("benchmarks/*.py", "world.py", "language.py", "schema.py", "sources/pope.py"),
+        code=code_version(
+            "benchmarks/*.py", "world.py", "language.py", "schema.py", "sources/pope.py", "sources/benchmarks.py"
+        ),
         spec=settings_of("benchmarks"),
         seed=config["seed"],
     log:

@@ -2,7 +2,8 @@
 
 
 rule evaluate:
-    """Generate answers for one benchmark with one variant, keep them and every verdict, and score them."""
+    """Generate answers for one benchmark with one variant, keep them and every verdict, and score them (by the
+    benchmark's rule or its judge; raw judgments are also cached in results/judgments/cache.sqlite)."""
     input:
         unpack(policy_inputs),
     output:
@@ -10,8 +11,10 @@ rule evaluate:
         judgments="results/eval/{variant}/{benchmark}/judgments.jsonl",
         metrics="results/eval/{variant}/{benchmark}/metrics.json",
     params:
-        code=code_version("evaluate.py", "models.py", "benchmarks/*.py", "language.py", "schema.py"),
+        code=code_version("evaluate.py", "models.py", "benchmarks/*.py", "language.py", "schema.py", "judges/*.py"),
         spec=settings_of("benchmarks"),
+        judge=benchmark_judge,
+        judge_cache=JUDGMENT_CACHE,
         seed=config["seed"],
     log:
         "logs/evaluate/{variant}/{benchmark}.log",

@@ -17,4 +17,7 @@ evaluate(
     out_judgments=snakemake.output.judgments,  # noqa: F821
     out_metrics=snakemake.output.metrics,  # noqa: F821
     seed=snakemake.params.seed,  # noqa: F821
+    judge_spec=snakemake.params.judge or None,  # noqa: F821
+    judge_cache=snakemake.params.judge_cache,  # noqa: F821
+    judge_model_dir=snakemake.input.get("judge_model"),  # noqa: F821
 )

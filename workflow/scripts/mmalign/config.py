@@ -103,10 +103,13 @@ def check_references(config: dict) -> None:
             problems.append(f"config key 'variants.{name}.rejected': {method} trains on a policy-derived rejected "
                             "answer: use 'policy' (it alone) or 'both' (with the pair set's rejected answer, Avg-DPO)")
     for name, spec in benchmarks.items():
+        if spec.get("annotations") and spec["annotations"] not in downloads:
+            problems.append(f"config key 'benchmarks.{name}.annotations': no downloads entry named {spec['annotations']!r}")
         if spec["source"] == "download" and spec.get("download") not in downloads:
             problems.append(f"config key 'benchmarks.{name}.download': no downloads entry named {spec.get('download')!r}")
         if spec["source"] == "synthetic" and "world" not in config:
             problems.append(f"config key 'benchmarks.{name}.source': synthetic benchmarks need a 'world' section")
+    problems += judge_reference_problems(config)
     base = config["base_model"]
     if "build" in base and "world" not in config:
         problems.append("config key 'base_model.build': building the tiny model needs a 'world' section")
@@ -117,3 +120,22 @@ def check_references(config: dict) -> None:
         problems.append(f"config key 'report.pope_figure.benchmark': no benchmark named {figure!r}")
     if problems:
         raise ConfigError("invalid configuration:\n  " + "\n  ".join(problems))
+
+
+def judge_reference_problems(config: dict) -> list[str]:
+    """Judged benchmarks name an existing judge; a local judge model names an existing download."""
+    from .benchmarks import REGISTRY
+
+    judged_kinds = [kind for kind, module in REGISTRY.items() if getattr(module, "JUDGED", False)]
+    problems = []
+    judges, downloads = config.get("judges", {}), config.get("downloads", {})
+    for name, spec in config["benchmarks"].items():
+        judge = spec.get("judge")
+        if spec["kind"] in judged_kinds and judge is None:
+            problems.append(f"config key 'benchmarks.{name}.judge': kind {spec['kind']} is scored by a judge; name one")
+        elif judge is not None and judge not in judges:
+            problems.append(f"config key 'benchmarks.{name}.judge': no judges entry named {judge!r}")
+    for name, spec in judges.items():
+        if spec.get("download") and spec["download"] not in downloads:
+            problems.append(f"config key 'judges.{name}.download': no downloads entry named {spec['download']!r}")
+    return problems

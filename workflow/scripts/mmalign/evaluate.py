@@ -1,5 +1,6 @@
 """Evaluate one policy on one benchmark: batched greedy generation, raw outputs kept, scored by the
-benchmark's own rule. Decoding settings are recorded beside the metrics."""
+benchmark's own rule (and its judge, for judged benchmarks). Decoding settings, the judge and throughput are
+recorded beside the metrics. Items without an image or a reference answer are skipped and counted."""
 
 from __future__ import annotations
 
@@ -26,11 +27,33 @@ def decoding_settings(spec: dict, module) -> dict:
     }
 
 
+def usable_items(items: list[dict]) -> tuple[list[dict], dict[str, int]]:
+    """Items with an image on disk and a reference answer; the others are counted by reason."""
+    kept, skipped = [], {"skipped_no_image": 0, "skipped_no_reference": 0}
+    for item in items:
+        if not item.get("image") or not Path(item["image"]).is_file():
+            skipped["skipped_no_image"] += 1
+        elif not str(item.get("answer") or "").strip():
+            skipped["skipped_no_reference"] += 1
+        else:
+            kept.append(item)
+    for reason, count in skipped.items():
+        if count:
+            log.warning("%d items skipped: %s", count, reason)
+    return kept, skipped
+
+
 def evaluate(variant: str, benchmark: str, spec: dict, model_dir, adapter_dir, items_path, out_predictions,
-             out_judgments, out_metrics, seed: int = 0) -> dict:
+             out_judgments, out_metrics, seed: int = 0, judge_spec: dict | None = None, judge_cache=None,
+             judge_model_dir=None) -> dict:
     module = benchmarks.get(spec["kind"])
     decoding = decoding_settings(spec, module)
-    items = read_jsonl(items_path)
+    items, skipped = usable_items(read_jsonl(items_path))
+    if not items:
+        raise ValueError(f"{benchmark}: no usable items in {items_path} ({skipped})")
+    judged = getattr(module, "JUDGED", False)
+    if judged and not judge_spec:
+        raise ValueError(f"benchmark {benchmark!r} (kind {spec['kind']}) is scored by a judge: set its 'judge'")
     model, processor = load_policy(model_dir, adapter_dir)
     prompts = [module.prompt(item, decoding["prompt_suffix"]) for item in items]
     images = [Image.open(item["image"]).convert("RGB") for item in items]
@@ -41,21 +64,38 @@ def evaluate(variant: str, benchmark: str, spec: dict, model_dir, adapter_dir, i
     with open(out_predictions, "w") as fh:
         for item, prompt, text in zip(items, prompts, answers):
             fh.write(json.dumps({"id": item["id"], "subset": item["subset"], "prompt": prompt, "prediction": text}) + "\n")
-    rows, judgments = module.score(items, answers)
+    del model  # free the policy before a local judge model loads
+    judge_start = time.time()
+    if judged:
+        from .judges import make_judge
+
+        judge = make_judge(judge_spec, judge_cache, model_dir=judge_model_dir)
+        rows, judgments = module.score(items, answers, judge)
+    else:
+        judge = None
+        rows, judgments = module.score(items, answers)
+    judge_seconds = time.time() - judge_start
+    rows += [{"subset": "all", "metric": reason, "value": float(count)} for reason, count in skipped.items()]
     with open(out_judgments, "w") as fh:
         for j in judgments:
             fh.write(json.dumps(j) + "\n")
+    total = seconds + judge_seconds
     result = {
         "variant": variant,
         "benchmark": benchmark,
         "kind": spec["kind"],
         "metrics": rows,
         "decoding": decoding,
+        "judge": {"id": judge.judge_id, **judge_spec} if judge else None,  # env var names, never their values
         "items": len(items),
+        "skipped": skipped,
         "seconds": round(seconds, 3),
         "samples_per_second": round(len(items) / seconds, 2) if seconds else None,
+        "judge_seconds": round(judge_seconds, 3),
+        "eval_samples_per_second": round(len(items) / total, 2) if total else None,
         "adapter": str(adapter_dir) if adapter_dir else None,
     }
     write_json(result, out_metrics)
-    log.info("%s on %s: %d items in %.1fs", variant, benchmark, len(items), seconds)
+    log.info("%s on %s: %d items, generation %.1fs, judging %.1fs (%.1f items/s)", variant, benchmark, len(items),
+             seconds, judge_seconds, result["eval_samples_per_second"] or 0)
     return result

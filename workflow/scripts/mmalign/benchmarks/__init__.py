@@ -3,14 +3,17 @@ how an answer is parsed and how predictions are scored.
 
 Every module exposes ``DEFAULTS`` (prompt suffix, decoding), ``synthetic_items(scenes, images_dir, seed)``,
 ``prompt(item, suffix)`` and ``score(items, predictions) -> (rows, judgments)``, where rows are
-``{"subset", "metric", "value"}`` dicts and judgments keep one verdict per item.
+``{"subset", "metric", "value"}`` dicts and judgments keep one verdict per item. A module with
+``JUDGED = True`` is scored by a judge (``mmalign.judges``): ``score(items, predictions, judge)``.
 """
 
 from __future__ import annotations
 
-from . import objhal, pope
+from . import gqa, llavaw, mmhal, mmhalv, mmvet, objhal, pope, vqat
 
-REGISTRY = {"pope": pope, "objhal": objhal}
+# The paper's columns: POPE, MMHAL, MMHALv, LLaVAW, VQAT, GQA, MMVet, Recall (objhal, with CHAIR).
+REGISTRY = {"pope": pope, "mmhal": mmhal, "mmhalv": mmhalv, "llavaw": llavaw, "vqat": vqat, "gqa": gqa,
+            "mmvet": mmvet, "objhal": objhal}
 
 
 def get(kind: str):
@@ -44,5 +47,11 @@ def build_items(spec: dict, inputs: dict, items_path, images_dir, manifest_path,
         from ..sources.pope import pope_to_items
 
         manifest = pope_to_items(Path(inputs["snapshot"]), Path(items_path), Path(images_dir), Path(manifest_path))
+        return manifest.rows_kept
+    from ..sources.benchmarks import LOADERS, benchmark_to_items
+
+    if spec["kind"] in LOADERS:
+        manifest = benchmark_to_items(spec["kind"], Path(inputs["snapshot"]), Path(items_path), Path(images_dir),
+                                      Path(manifest_path), inputs.get("annotations"))
         return manifest.rows_kept
     raise ValueError(f"benchmark kind {spec['kind']!r} has no loader for downloaded data yet")

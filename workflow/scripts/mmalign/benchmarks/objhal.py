@@ -8,11 +8,18 @@ extracts the shapes an answer claims to see (``language.mentioned_shapes``):
 * CHAIR_s = share of descriptions with at least one hallucinated shape;
 * recall  = sum over images of |mentioned ∩ present| / sum of |present| (unique shapes).
 A description that mentions no shape at all is counted in ``no_mentions`` (it still scores 0 recall).
+
+Paper study (Object HalBench, Yu et al. 2023: COCO val2014 images, "describe in detail" prompts): the same
+three metrics; mentions are the COCO categories named in the answer (``coco_objects``: CHAIR-style synonyms,
+two-word phrases first), the truth per image is CHAIR's: the categories of its COCO instance annotations and
+those named in its five COCO captions. RLHF-V's script extracts objects with GPT-3.5 instead; we use the
+deterministic synonym match of CHAIR (and lmms-eval's ``coco_cap_chair``).
 """
 
 from __future__ import annotations
 
 from ..language import DESCRIPTION_PROMPTS, mentioned_shapes
+from .coco_objects import mentioned_objects
 from ..world import SHAPES, Scene, image_path
 
 DEFAULTS = {"prompt_suffix": "", "max_new_tokens": 64}
@@ -42,7 +49,8 @@ def score(items: list[dict], predictions: list[str]) -> tuple[list[dict], list[d
     judgments = []
     for item, text in zip(items, predictions):
         truth = set(item["meta"]["objects"])
-        mentions = mentioned_shapes(text)
+        coco = item["meta"].get("vocabulary") == "coco"  # the parse rule: COCO categories, else the world's shapes
+        mentions = mentioned_objects(text) if coco else mentioned_shapes(text)
         hallucinated = [m for m in mentions if m not in truth]
         mentions_total += len(mentions)
         hallucinated_total += len(hallucinated)

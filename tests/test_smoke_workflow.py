@@ -54,7 +54,9 @@ def test_smoke_study_produces_every_artifact(smoke_run):
         assert (w / path).is_file(), path
     metrics = pd.read_csv(w / "results/tables/metrics.csv")
     pope = metrics[(metrics.benchmark == "pope") & (metrics.metric == "accuracy")]
-    assert set(pope.variant) == {"base", "dpo_povid", "dpo_bdhs_povid"}
+    assert set(pope.variant) == {"base", "dpo_povid", "dpo_bdhs_povid", "mixed_dpo_povid"}
+    online = json.loads((w / "results/runs/mixed_dpo_povid/train_metrics.json").read_text())["online"]
+    assert sum(v for k, v in online.items() if k != "pairs/generation_seconds") >= 16  # every example counted
     bdhs_pairs = pd.read_parquet(w / "results/pairs/bdhs/pairs.parquet")
     assert len(bdhs_pairs) > 0 and (bdhs_pairs.rejected_policy != "").all()
     stats = [json.loads(line) for line in open(w / "results/pairs/bdhs/bdhs_iterations.jsonl")]
@@ -98,9 +100,9 @@ def test_editing_library_code_reruns_only_the_rules_that_use_it(smoke_run):
         assert out.returncode == 0, text
         table = text.split("Job stats:")[1].split("Reasons:")[0]
         planned = {m.group(1) for m in re.finditer(r"^(\w+)\s+\d+$", table, re.M)} - {"total"}
-        assert planned == {"build_pairs", "build_bdhs_pairs", "train_offline", "evaluate", "aggregate_metrics",
-                           "figure_pope", "figure_bdhs_iterations", "all"}
-        # the two DPO variants (the BDHS pairs derive from povid) on the three benchmarks, not the base model
-        assert re.search(r"^evaluate\s+6$", table, re.M)
+        assert planned == {"build_pairs", "build_bdhs_pairs", "train_offline", "train_online", "evaluate",
+                           "aggregate_metrics", "figure_pope", "figure_bdhs_iterations", "all"}
+        # the three variants (the BDHS pairs derive from povid) on the three benchmarks, not the base model
+        assert re.search(r"^evaluate\s+9$", table, re.M)
     finally:
         pairs_module.write_text(original)

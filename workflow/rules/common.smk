@@ -164,11 +164,6 @@ def annotator_spec(wildcards):
     return dict(config["judges"][name]) if name else {}
 
 
-def annotator_cache(wildcards):
-    """The judge's persistent verdict cache (SQLite; shared by every rule using that judge)."""
-    name = config["variants"][wildcards.online].get("annotator")
-    return f"results/judgments/{name}.sqlite" if name else ""
-
 
 # ---------------------------------------------------------------------------------- evaluation
 

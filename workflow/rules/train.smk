@@ -54,7 +54,7 @@ rule train_online:
     params:
         code=code_version("train.py", "online.py", "bdhs.py", "models.py", "judges/*.py", "language.py", "schema.py"),
         judge=annotator_spec,
-        judge_cache=annotator_cache,
+        judge_cache=JUDGMENT_CACHE,
     log:
         "logs/train_online/{online}.log",
     benchmark:

@@ -31,6 +31,7 @@ def test_dry_run_plans_every_rule_of_the_default_study():
     assert rules == {
         "build_world", "build_base_model", "build_pairs", "build_bdhs_pairs", "variant_spec", "train_offline",
         "benchmark_items", "evaluate", "aggregate_metrics", "figure_pope", "figure_bdhs_iterations", "all",
+        "paper_table", "claims_scorecard", "figure_size_series", "beta_schedule", "figure_beta_schedule",
     }  # fmt: skip
 
 
@@ -39,7 +40,7 @@ def test_dry_run_plans_the_paper_study_without_network():
     assert out.returncode == 0, out.stderr
     rules = planned_rules(out.stdout + out.stderr)
     assert {"download_model", "download_dataset", "build_pairs", "build_bdhs_pairs", "train_offline", "evaluate",
-            "figure_pope"} <= rules
+            "figure_pope", "paper_table", "claims_scorecard", "figure_size_series", "figure_beta_schedule"} <= rules
     assert "build_world" not in rules and "build_base_model" not in rules  # nothing synthetic in the paper study
 
 

@@ -71,6 +71,14 @@ TABLES = list(config["report"].get("tables") or {})
 NOISE_LEVELS = sorted({spec.get("noise_steps", 0) for spec in config["pairsets"].values() if spec["kind"] == "bdhs"} - {0})
 
 
+try:  # the claims must name columns this config defines: say so now, not after the whole study has run
+    from mmalign.claims import ClaimError, load_claims
+
+    load_claims(RESOURCES / "claims.yaml", config["report"]["columns"])
+except ClaimError as err:
+    raise WorkflowError(f"config key 'report.columns' does not fit the claims: {err}") from None
+
+
 def report_outputs():
     """The paper's tables (markdown + CSV) and their charts, the claims scorecard, Fig. 7 and Fig. 9."""
     outputs = []

@@ -50,6 +50,9 @@ def test_smoke_study_produces_every_artifact(smoke_run):
         "results/runs/dpo_povid/adapter/adapter_config.json", "results/runs/dpo_povid/train_log.jsonl",
         "results/eval/base/pope/predictions.jsonl", "results/eval/dpo_povid/objhal/judgments.jsonl",
         "results/figures/pope.png", "results/figures/pope.svg", "results/figures/bdhs_iterations.png",
+        "results/tables/table6.md", "results/tables/table6.csv", "results/figures/tables/table6.png",
+        "results/tables/claims.md", "results/tables/claims.csv", "results/figures/size_series.png",
+        "results/figures/beta_schedule.png", "results/figures/beta_schedule.svg",
     ]:  # fmt: skip
         assert (w / path).is_file(), path
     metrics = pd.read_csv(w / "results/tables/metrics.csv")
@@ -74,6 +77,13 @@ def test_smoke_study_produces_every_artifact(smoke_run):
     assert (w / "results/judgments/cache.sqlite").is_file()
     n_items = sum(1 for _ in open(w / "results/benchmarks/pope/items.jsonl"))
     assert sum(1 for _ in open(w / "results/eval/dpo_povid/pope/predictions.jsonl")) == n_items
+    table = pd.read_csv(w / "results/tables/table6.csv", index_col=0)
+    pope_all = pope[pope.subset == "all"].set_index("variant")["value"]
+    assert table.loc["POVID: plain DPO", "POPE"] == pytest.approx(100 * pope_all["dpo_povid"])
+    assert table.loc["POVID + BDHS_attn (Online)", "status"] == "not run"  # a row this study does not run
+    assert table.loc["Baseline", "POPE (paper)"] == pytest.approx(86.40)  # compare_with_paper in the smoke config
+    claims = pd.read_csv(w / "results/tables/claims.csv")
+    assert len(claims) == 22 and set(claims.verdict) <= {"holds", "does not hold", "not measured"}
 
 
 @pytest.mark.slow
@@ -86,6 +96,8 @@ def test_rerun_is_a_no_op_and_the_report_builds(smoke_run):
     with zipfile.ZipFile(smoke_run / "report.zip") as archive:
         names = archive.namelist()
     assert any(n.endswith("pope.png") for n in names) and any(n.endswith("metrics.csv") for n in names)
+    for name in ("table6.csv", "table6.png", "claims.csv", "size_series.png", "beta_schedule.png", "bdhs_iterations.png"):
+        assert any(n.endswith(name) for n in names), name
 
 
 @pytest.mark.slow
@@ -101,7 +113,8 @@ def test_editing_library_code_reruns_only_the_rules_that_use_it(smoke_run):
         table = text.split("Job stats:")[1].split("Reasons:")[0]
         planned = {m.group(1) for m in re.finditer(r"^(\w+)\s+\d+$", table, re.M)} - {"total"}
         assert planned == {"build_pairs", "build_bdhs_pairs", "train_offline", "train_online", "evaluate",
-                           "aggregate_metrics", "figure_pope", "figure_bdhs_iterations", "all"}
+                           "aggregate_metrics", "figure_pope", "figure_bdhs_iterations", "paper_table",
+                           "claims_scorecard", "figure_size_series", "all"}
         # the three variants (the BDHS pairs derive from povid) on the three benchmarks, not the base model
         assert re.search(r"^evaluate\s+9$", table, re.M)
     finally:

@@ -31,6 +31,7 @@ def test_dry_run_plans_every_rule_of_the_default_study():
     assert rules == {
         "build_world", "build_base_model", "build_pairs", "build_bdhs_pairs", "variant_spec", "train_offline", "train_online",
         "benchmark_items", "evaluate", "aggregate_metrics", "figure_pope", "figure_bdhs_iterations", "all",
+        "paper_table", "claims_scorecard", "figure_size_series", "beta_schedule", "figure_beta_schedule",
     }  # fmt: skip
 
 
@@ -39,7 +40,7 @@ def test_dry_run_plans_the_paper_study_without_network():
     assert out.returncode == 0, out.stderr
     rules = planned_rules(out.stdout + out.stderr)
     assert {"download_model", "download_dataset", "build_pairs", "build_bdhs_pairs", "train_offline", "evaluate",
-            "figure_pope"} <= rules
+            "figure_pope", "paper_table", "claims_scorecard", "figure_size_series", "figure_beta_schedule"} <= rules
     assert "build_world" not in rules and "build_base_model" not in rules  # nothing synthetic in the paper study
 
 
@@ -69,6 +70,8 @@ def test_every_rule_has_a_log_and_a_conda_env():
         ({"world": {"partner_prob": 1.5}}, "world.partner_prob': 1.5 is greater than the maximum of 1"),
         # a bad default is reported on every variant that inherits it
         ({"variant_defaults": {"beta": -1}}, "variants.dpo_bdhs_attn.beta': -1 is less than or equal to the minimum"),
+        ({"report": {"columns": {"POPE": {"metrc": "f1"}}}}, "report.columns.POPE.metrc': unknown key"),
+        ({"report": {"tables": {"table2": {"rows": {"DPO": 3}}}}}, "report.tables.table2.rows.DPO': 3 is not of type 'string'"),
     ],
 )
 def test_bad_config_stops_before_any_job_naming_the_key(tmp_path, edit, message):
@@ -88,6 +91,17 @@ def test_bad_config_stops_before_any_job_naming_the_key(tmp_path, edit, message)
     assert out.returncode != 0
     assert message in out.stdout + out.stderr
     assert "Job stats" not in out.stdout + out.stderr
+
+
+def test_a_config_without_a_column_the_claims_use_stops_before_any_job(tmp_path):
+    config = yaml.safe_load((REPO / "config/config.yaml").read_text())
+    del config["report"]["columns"]["MMVet"]
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump(config))
+    out = run_snakemake("-n", "--configfile", str(bad))
+    text = out.stdout + out.stderr
+    assert out.returncode != 0 and "Job stats" not in text
+    assert "report.columns' does not fit the claims" in text and "column 'MMVet' is not in report.columns" in text
 
 
 def pinned_requirements() -> dict[str, str]:

@@ -64,7 +64,40 @@ def final_outputs():
     outputs = ["results/tables/metrics.csv", "results/figures/pope.png"]
     if BDHS_PAIRSETS:
         outputs.append("results/figures/bdhs_iterations.png")
+    outputs += report_outputs()
     return outputs
+
+
+# ------------------------------------------------------------------ report: paper tables and claims
+
+RESOURCES = Path(workflow.basedir) / "workflow" / "resources"
+TABLES = list(config["report"].get("tables") or {})
+# Fig. 9 marks the noise levels N of the BDHS_noise pair sets this study builds
+NOISE_LEVELS = sorted({spec.get("noise_steps", 0) for spec in config["pairsets"].values() if spec["kind"] == "bdhs"} - {0})
+
+
+try:  # the claims must name columns this config defines: say so now, not after the whole study has run
+    from mmalign.claims import ClaimError, load_claims
+
+    load_claims(RESOURCES / "claims.yaml", config["report"]["columns"])
+except ClaimError as err:
+    raise WorkflowError(f"config key 'report.columns' does not fit the claims: {err}") from None
+
+
+def report_outputs():
+    """The paper's tables (markdown + CSV) and their charts, the claims scorecard, Fig. 7 and Fig. 9."""
+    outputs = []
+    for table in TABLES:
+        outputs += [f"results/tables/{table}.md", f"results/figures/tables/{table}.png"]
+    outputs += ["results/tables/claims.md", "results/figures/beta_schedule.png"]
+    if config["report"].get("size_series"):
+        outputs.append("results/figures/size_series.png")
+    return outputs
+
+
+def published_numbers():
+    """The paper's published numbers, an input of the tables only when they are shown beside ours."""
+    return [str(RESOURCES / "paper_results.csv")] if config["report"].get("compare_with_paper") else []
 
 
 def bdhs_stats():

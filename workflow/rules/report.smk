@@ -71,3 +71,142 @@ rule figure_bdhs_iterations:
     threads: 1
     script:
         "../scripts/figure_bdhs_iterations.py"
+
+
+# ------------------------------------------------------- the paper's tables, charts, Fig. 7, Fig. 9, claims
+
+
+rule paper_table:
+    """One of the paper's tables (config report.tables) from metrics.csv, in the paper's layout (CSV + markdown)
+    and as a chart (base model as the reference line); with report.compare_with_paper, the published numbers
+    and the difference beside ours."""
+    input:
+        metrics="results/tables/metrics.csv",
+        published=published_numbers(),
+    output:
+        csv=report(
+            "results/tables/{table}.csv",
+            caption="../report/table.rst",
+            category="Tables",
+            subcategory=lambda w: config["report"]["tables"][w.table]["title"],
+            labels={"type": "numbers"},
+        ),
+        md="results/tables/{table}.md",
+        png=report(
+            "results/figures/tables/{table}.png",
+            caption="../report/table_chart.rst",
+            category="Tables",
+            subcategory=lambda w: config["report"]["tables"][w.table]["title"],
+            labels={"type": "chart"},
+        ),
+        svg="results/figures/tables/{table}.svg",
+    wildcard_constraints:
+        table=_alternatives(TABLES),
+    params:
+        table=lambda w: dict(config["report"]["tables"][w.table]),
+        columns=config["report"]["columns"],
+        code=code_version("tables.py", "figures.py", "report.py"),
+    log:
+        "logs/paper_table/{table}.log",
+    conda:
+        "../../envs/report.yaml"
+    localrule: True
+    threads: 1
+    script:
+        "../scripts/paper_table.py"
+
+
+rule claims_scorecard:
+    """Each headline claim of the paper (workflow/resources/claims.yaml) checked on metrics.csv, and on the
+    paper's own published numbers: holds / does not hold / not measured, with the numbers used."""
+    input:
+        metrics="results/tables/metrics.csv",
+        claims=str(RESOURCES / "claims.yaml"),
+        published=str(RESOURCES / "paper_results.csv"),
+    output:
+        csv=report(
+            "results/tables/claims.csv",
+            caption="../report/claims.rst",
+            category="Claims",
+            labels={"table": "claims scorecard", "type": "numbers"},
+        ),
+        md="results/tables/claims.md",
+    params:
+        columns=config["report"]["columns"],
+        study=config["study"],
+        code=code_version("claims.py", "tables.py"),
+    log:
+        "logs/claims_scorecard.log",
+    conda:
+        "../../envs/report.yaml"
+    localrule: True
+    threads: 1
+    script:
+        "../scripts/claims_scorecard.py"
+
+
+rule figure_size_series:
+    """Fig. 7: metrics of DPO against the number of preference pairs (variants dpo_<dataset>_n<size>)."""
+    input:
+        "results/tables/metrics.csv",
+    output:
+        png=report(
+            "results/figures/size_series.png",
+            caption="../report/size_series.rst",
+            category="Figures",
+            labels={"figure": "Fig. 7: preference-set size"},
+        ),
+        svg="results/figures/size_series.svg",
+        csv="results/tables/size_series.csv",
+    params:
+        series=config["report"].get("size_series"),
+        code=code_version("tables.py", "figures.py", "report.py"),
+    log:
+        "logs/figure_size_series.log",
+    conda:
+        "../../envs/report.yaml"
+    localrule: True
+    threads: 1
+    script:
+        "../scripts/figure_size_series.py"
+
+
+rule beta_schedule:
+    """The diffusion noise schedule BDHS_noise uses (mmalign.bdhs.beta_schedule), as a table for Fig. 9."""
+    output:
+        "results/tables/beta_schedule.csv",
+    params:
+        code=code_version("bdhs.py"),
+    log:
+        "logs/beta_schedule.log",
+    conda:
+        "../../envs/train.yaml"
+    localrule: True
+    threads: 1
+    script:
+        "../scripts/beta_schedule.py"
+
+
+rule figure_beta_schedule:
+    """Fig. 9: beta_k against the diffusion step and the image signal kept after N steps."""
+    input:
+        "results/tables/beta_schedule.csv",
+    output:
+        png=report(
+            "results/figures/beta_schedule.png",
+            caption="../report/beta_schedule.rst",
+            category="Figures",
+            labels={"figure": "Fig. 9: beta schedule"},
+        ),
+        svg="results/figures/beta_schedule.svg",
+    params:
+        noise_levels=NOISE_LEVELS,
+        code=code_version("figures.py", "report.py"),
+    log:
+        "logs/figure_beta_schedule.log",
+    conda:
+        "../../envs/report.yaml"
+    localrule: True
+    threads: 1
+    script:
+        "../scripts/figure_beta_schedule.py"

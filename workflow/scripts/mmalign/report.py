@@ -23,14 +23,35 @@ def aggregate(metric_files: list[str | Path], out_csv: str | Path) -> pd.DataFra
     return frame
 
 
+# One style for every figure of the report: the base model is always grey and dashed where it is a reference,
+# series take the colour-blind-safe Tableau 10 cycle, and every figure is written as PNG and SVG.
+BASE_COLOUR = "0.45"
+PAPER_COLOUR = "0.15"
+
+
 def style():
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    plt.rcParams.update({"figure.dpi": 120, "font.size": 10, "axes.spines.top": False, "axes.spines.right": False})
+    plt.rcParams.update({
+        "figure.dpi": 120, "savefig.dpi": 150, "savefig.bbox": "tight", "font.size": 10, "axes.titlesize": 10,
+        "axes.labelsize": 9, "xtick.labelsize": 8, "ytick.labelsize": 8, "legend.fontsize": 8,
+        "axes.spines.top": False, "axes.spines.right": False, "axes.grid": True, "grid.alpha": 0.3,
+        "axes.prop_cycle": matplotlib.cycler(color=plt.get_cmap("tab10").colors), "svg.fonttype": "none",
+    })  # fmt: skip
     return plt
+
+
+def save(fig, out_png, out_svg) -> None:
+    """Write one figure as PNG and SVG (same content) and free it."""
+    import matplotlib.pyplot as plt
+
+    for path in (out_png, out_svg):
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(path)
+    plt.close(fig)
 
 
 def plot_pope(metrics_csv: str | Path, benchmark: str, metric: str, out_png: str | Path, out_svg: str | Path) -> None:
@@ -48,7 +69,7 @@ def plot_pope(metrics_csv: str | Path, benchmark: str, metric: str, out_png: str
     width = 0.8 / len(table.columns)
     for i, variant in enumerate(table.columns):
         xs = [k + (i - (len(table.columns) - 1) / 2) * width for k in range(len(order))]
-        bars = ax.bar(xs, table[variant], width, label=variant, color="0.6" if variant == "base" else None)
+        bars = ax.bar(xs, table[variant], width, label=variant, color=BASE_COLOUR if variant == "base" else None)
         ax.bar_label(bars, fmt="%.3f", fontsize=7, padding=1)
     ax.set_xticks(range(len(order)), [s if s != "all" else "mean" for s in order])
     low = max(0.0, table.min().min() - 0.1)
@@ -57,9 +78,7 @@ def plot_pope(metrics_csv: str | Path, benchmark: str, metric: str, out_png: str
     ax.set_title(f"{benchmark}: base model vs aligned variants")
     ax.legend(frameon=False, fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     fig.tight_layout()
-    fig.savefig(out_png)
-    fig.savefig(out_svg)
-    plt.close(fig)
+    save(fig, out_png, out_svg)
 
 
 def non_similar_share(stats: list[dict], n_iterations: int) -> list[float]:
@@ -82,9 +101,7 @@ def plot_bdhs_iterations(stats_files: list[str | Path], labels: list[str], out_p
     ax.set_xticks(xs)
     ax.set_xlabel("BDHS iteration")
     ax.set_ylabel("% non-similar responses")
-    ax.set_title("BDHS answers below the similarity threshold")
+    ax.set_title("Fig. 10: BDHS answers below the similarity threshold")
     ax.legend(frameon=False, fontsize=8)
     fig.tight_layout()
-    fig.savefig(out_png)
-    fig.savefig(out_svg)
-    plt.close(fig)
+    save(fig, out_png, out_svg)

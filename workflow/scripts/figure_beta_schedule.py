@@ -1,0 +1,9 @@
+"""Snakemake adapter: Fig. 9 (the diffusion beta schedule of BDHS_noise)."""
+
+from mmalign.runlog import to_file
+
+to_file(snakemake.log[0])  # noqa: F821
+
+from mmalign.figures import plot_beta_schedule  # noqa: E402
+
+plot_beta_schedule(snakemake.input[0], snakemake.params.noise_levels, snakemake.output.png, snakemake.output.svg)  # noqa: F821

@@ -1,0 +1,17 @@
+"""Snakemake adapter: one of the paper's tables from metrics.csv (markdown + CSV) and its chart."""
+
+import logging
+
+from mmalign.runlog import to_file
+
+to_file(snakemake.log[0])  # noqa: F821
+
+from mmalign.figures import plot_table  # noqa: E402
+from mmalign.tables import write_table  # noqa: E402
+
+published = list(snakemake.input.published)  # noqa: F821  (empty unless report.compare_with_paper)
+published = published[0] if published else None
+name, table, columns = snakemake.wildcards.table, snakemake.params.table, snakemake.params.columns  # noqa: F821
+write_table(snakemake.input.metrics, name, table, columns, snakemake.output.csv, snakemake.output.md, published)  # noqa: F821
+drawn = plot_table(snakemake.input.metrics, name, table, columns, snakemake.output.png, snakemake.output.svg, published)  # noqa: F821
+logging.info("columns with numbers in this study: %s", drawn or "none")

@@ -131,3 +131,23 @@ def test_token_never_logged(offline, tmp_path, monkeypatch, caplog):
     assert "fetched model org/name@" in caplog.text and "3 files" in caplog.text
     assert TOKEN not in caplog.text
     assert TOKEN[3:12] not in caplog.text  # nor a fragment of it
+
+
+def test_extract_archives_unzips_once_and_refuses_escapes(tmp_path):
+    import zipfile
+
+    from mmalign.hub import extract_archives
+
+    with zipfile.ZipFile(tmp_path / "merged_images.zip", "w") as zf:
+        zf.writestr("merged_images/a.jpg", b"abc")
+    extract_archives(tmp_path, ["merged_images.zip"])
+    assert (tmp_path / "merged_images" / "a.jpg").read_bytes() == b"abc"
+    stamp = (tmp_path / "merged_images" / "a.jpg").stat().st_mtime_ns
+    extract_archives(tmp_path, ["merged_images.zip"])  # already there: not rewritten
+    assert (tmp_path / "merged_images" / "a.jpg").stat().st_mtime_ns == stamp
+    with zipfile.ZipFile(tmp_path / "evil.zip", "w") as zf:
+        zf.writestr("../outside.txt", b"x")
+    with pytest.raises(ValueError, match="outside"):
+        extract_archives(tmp_path, ["evil.zip"])
+    with pytest.raises(FileNotFoundError, match="allow_patterns"):
+        extract_archives(tmp_path, ["missing.zip"])

@@ -29,7 +29,8 @@ def test_dry_run_plans_every_rule_of_the_default_study():
     assert out.returncode == 0, out.stderr
     rules = planned_rules(out.stdout + out.stderr)
     assert rules == {
-        "build_world", "build_base_model", "build_pairs", "build_bdhs_pairs", "variant_spec", "train_offline", "train_online",
+        "build_world", "build_base_model", "build_pairs", "build_bdhs_pairs", "build_analog_pairs", "variant_spec",
+        "train_offline", "train_online",
         "benchmark_items", "evaluate", "aggregate_metrics", "figure_pope", "figure_bdhs_iterations", "all",
         "paper_table", "claims_scorecard", "figure_size_series", "beta_schedule", "figure_beta_schedule",
     }  # fmt: skip
@@ -40,7 +41,8 @@ def test_dry_run_plans_the_paper_study_without_network():
     assert out.returncode == 0, out.stderr
     rules = planned_rules(out.stdout + out.stderr)
     assert {"download_model", "download_dataset", "build_pairs", "build_bdhs_pairs", "train_offline", "evaluate",
-            "figure_pope", "paper_table", "claims_scorecard", "figure_size_series", "figure_beta_schedule"} <= rules
+            "figure_pope", "paper_table", "claims_scorecard", "figure_size_series", "figure_beta_schedule",
+            "build_pairs_with_images"} <= rules
     assert "build_world" not in rules and "build_base_model" not in rules  # nothing synthetic in the paper study
 
 
@@ -72,6 +74,11 @@ def test_every_rule_has_a_log_and_a_conda_env():
         ({"variant_defaults": {"beta": -1}}, "variants.dpo_bdhs_attn.beta': -1 is less than or equal to the minimum"),
         ({"report": {"columns": {"POPE": {"metrc": "f1"}}}}, "report.columns.POPE.metrc': unknown key"),
         ({"report": {"tables": {"table2": {"rows": {"DPO": 3}}}}}, "report.tables.table2.rows.DPO': 3 is not of type 'string'"),
+        ({"pairsets": {"povid_5k": {"source": "povdi"}}}, "pairsets.povid_5k.source': no pair set named 'povdi'"),
+        ({"pairsets": {"povid_5k": {"source": "povid_n100"}, "povid_n100": {"source": "povid_5k"}}},
+         "pairsets.povid_5k.source': pair sets derive from each other in a cycle"),
+        ({"pairsets": {"vlfeedback_corrupted": {"corrupter": {"kind": "llm", "api_key": "sk-x"}}}},
+         "pairsets.vlfeedback_corrupted.corrupter.api_key': unknown key"),
     ],
 )
 def test_bad_config_stops_before_any_job_naming_the_key(tmp_path, edit, message):

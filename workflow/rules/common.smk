@@ -36,7 +36,10 @@ def _alternatives(names):
 
 
 BDHS_PAIRSETS = [n for n, spec in config["pairsets"].items() if spec["kind"] == "bdhs"]
-OTHER_PAIRSETS = [n for n in config["pairsets"] if n not in BDHS_PAIRSETS]
+# issue 5: analogs generated with the base model, and sources whose images come inside the data (RLHF-V)
+MODEL_PAIRSETS = [n for n, spec in config["pairsets"].items() if spec["kind"] in ("vlfeedback_analog", "rlhfv_analog")]
+IMAGE_PAIRSETS = [n for n, spec in config["pairsets"].items() if spec["kind"] == "rlhfv"]
+OTHER_PAIRSETS = [n for n in config["pairsets"] if n not in BDHS_PAIRSETS + MODEL_PAIRSETS + IMAGE_PAIRSETS]
 
 
 wildcard_constraints:
@@ -152,10 +155,24 @@ def pair_inputs(wildcards):
     spec = config["pairsets"][wildcards.pairset]
     if spec["kind"] == "povid_analog":
         return {"scenes": "results/world/scenes.jsonl", "images": "results/world/images"}
+    if spec["kind"] in ("subsample", "corrupted"):
+        return derived_pair_inputs(spec)
+    if spec["kind"] == "rlhfv":  # images come inside the parquet
+        return {"snapshot": f"resources/datasets/{spec['download']}"}
     return {
         "snapshot": f"resources/datasets/{spec['download']}",
         "images": f"resources/datasets/{spec['images']}",
     }
+
+
+def derived_pair_inputs(spec):
+    """A subsample or corrupted variant reads its source pair set (and the world, for the prior corrupter)."""
+    inputs = {"source": f"results/pairs/{spec['source']}/pairs.parquet"}
+    if spec.get("prompts_from"):
+        inputs["prompts"] = f"results/pairs/{spec['prompts_from']}/pairs.parquet"
+    if spec["kind"] == "corrupted" and (spec.get("corrupter") or {}).get("kind", "prior") == "prior":
+        inputs["scenes"] = "results/world/scenes.jsonl"
+    return inputs
 
 
 def bdhs_source(wildcards):

@@ -11,7 +11,7 @@ rule build_pairs:
     wildcard_constraints:
         pairset=_alternatives(OTHER_PAIRSETS),
     params:
-        code=code_version("world.py", "language.py", "pairs.py", "schema.py", "sources/povid.py"),
+        code=code_version("world.py", "language.py", "pairs.py", "schema.py", "corrupt.py", "sources/*.py"),
         spec=settings_of("pairsets"),
         world=config.get("world", {}),
         seed=config["seed"],
@@ -51,3 +51,57 @@ rule build_bdhs_pairs:
         mem_mb=4000,
     script:
         "../scripts/build_bdhs_pairs.py"
+
+
+rule build_analog_pairs:
+    """VLFeedback / RLHF-V analog: base-model answers on the preference split, ranked or corrected by the exact judge."""
+    input:
+        scenes="results/world/scenes.jsonl",
+        images="results/world/images",
+        model=base_model_dir(),
+    output:
+        pairs="results/pairs/{pairset}/pairs.parquet",
+        manifest="results/pairs/{pairset}/manifest.json",
+    wildcard_constraints:
+        pairset=_alternatives(MODEL_PAIRSETS),
+    params:
+        spec=settings_of("pairsets"),
+        world=config.get("world", {}),
+        seed=config["seed"],
+        code=code_version("analogs.py", "language.py", "world.py", "models.py", "bdhs.py", "pairs.py", "schema.py"),
+    log:
+        "logs/build_analog_pairs/{pairset}.log",
+    benchmark:
+        "benchmarks/build_analog_pairs/{pairset}.tsv"
+    conda:
+        "../../envs/train.yaml"
+    threads: 2
+    resources:
+        mem_mb=4000,
+    script:
+        "../scripts/build_analog_pairs.py"
+
+
+rule build_pairs_with_images:
+    """A real pair source whose images come inside its records (RLHF-V's parquet): pairs plus the images written out."""
+    input:
+        unpack(pair_inputs),
+    output:
+        pairs="results/pairs/{pairset}/pairs.parquet",
+        manifest="results/pairs/{pairset}/manifest.json",
+        images=directory("results/pairs/{pairset}/images"),
+    wildcard_constraints:
+        pairset=_alternatives(IMAGE_PAIRSETS),
+    params:
+        code=code_version("pairs.py", "schema.py", "sources/*.py"),
+        spec=settings_of("pairsets"),
+        world=config.get("world", {}),
+        seed=config["seed"],
+    log:
+        "logs/build_pairs_with_images/{pairset}.log",
+    conda:
+        "../../envs/pairs.yaml"
+    cache: True
+    threads: 1
+    script:
+        "../scripts/build_pairs.py"

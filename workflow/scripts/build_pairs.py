@@ -13,4 +13,6 @@ build_pairset(
     manifest_path=snakemake.output.manifest,  # noqa: F821
     seed=snakemake.params.seed,  # noqa: F821
     world_config=snakemake.params.world,  # noqa: F821
+    name=snakemake.wildcards.pairset,  # noqa: F821
+    outputs=dict(snakemake.output.items()),  # noqa: F821
 )

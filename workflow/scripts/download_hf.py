@@ -4,7 +4,7 @@ from mmalign.runlog import to_file
 
 to_file(snakemake.log[0])  # noqa: F821
 
-from mmalign.hub import fetch_snapshot  # noqa: E402
+from mmalign.hub import extract_archives, fetch_snapshot  # noqa: E402
 
 download = snakemake.params.download  # noqa: F821
 local_only = "repo_id" not in download  # a local directory entry (e.g. COCO images): nothing on the Hub to pin
@@ -17,3 +17,4 @@ fetch_snapshot(
     mirror=download.get("mirror"),
     allow_unpinned=local_only,
 )
+extract_archives(snakemake.output.dir, download.get("extract") or [])  # noqa: F821

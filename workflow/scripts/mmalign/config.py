@@ -82,12 +82,13 @@ def check_references(config: dict) -> None:
         if spec["kind"] == "povid_analog" and "world" not in config:
             problems.append(f"config key 'pairsets.{name}.kind': povid_analog needs a 'world' section")
         for ref in ("download", "images"):
-            if spec["kind"] == "povid" and spec.get(ref) not in downloads:
+            if spec["kind"] in ("povid", "vlfeedback") and spec.get(ref) not in downloads:
                 problems.append(f"config key 'pairsets.{name}.{ref}': no downloads entry named {spec.get(ref)!r}")
         if spec["kind"] == "bdhs":
             source = spec.get("source")
             if source not in pairsets or pairsets[source]["kind"] == "bdhs":
                 problems.append(f"config key 'pairsets.{name}.source': needs a non-BDHS pair set, got {source!r}")
+    problems += _dataset_references(config)
     for name, variant in config["variants"].items():
         wants_policy = variant.get("rejected", "external") != "external"
         if wants_policy and variant.get("method", "dpo") in ("online_bdhs", "image_distortion"):
@@ -139,3 +140,39 @@ def judge_reference_problems(config: dict) -> list[str]:
         if spec.get("download") and spec["download"] not in downloads:
             problems.append(f"config key 'judges.{name}.download': no downloads entry named {spec['download']!r}")
     return problems
+
+
+DERIVED_KINDS = ("subsample", "corrupted")  # pair sets made from another pair set
+WORLD_KINDS = ("vlfeedback_analog", "rlhfv_analog")
+
+
+def _dataset_references(config: dict) -> list[str]:
+    """Issue-5 pair sets: sources exist and form no cycle, prompt sets exist, analogs have a world."""
+    problems = []
+    pairsets, downloads = config["pairsets"], config.get("downloads", {})
+    for name, spec in pairsets.items():
+        kind = spec["kind"]
+        if kind in WORLD_KINDS and "world" not in config:
+            problems.append(f"config key 'pairsets.{name}.kind': {kind} needs a 'world' section")
+        if kind == "rlhfv" and spec.get("download") not in downloads:
+            problems.append(f"config key 'pairsets.{name}.download': no downloads entry named {spec.get('download')!r}")
+        if kind in DERIVED_KINDS:
+            if spec.get("source") not in pairsets:
+                problems.append(f"config key 'pairsets.{name}.source': no pair set named {spec.get('source')!r}")
+            elif _has_cycle(name, pairsets):
+                problems.append(f"config key 'pairsets.{name}.source': pair sets derive from each other in a cycle")
+            if "prompts_from" in spec and spec["prompts_from"] not in pairsets:
+                problems.append(f"config key 'pairsets.{name}.prompts_from': no pair set named {spec['prompts_from']!r}")
+        if kind == "corrupted" and (spec.get("corrupter") or {}).get("kind", "prior") == "prior" and "world" not in config:
+            problems.append(f"config key 'pairsets.{name}.corrupter.kind': the prior corrupter needs a 'world' section")
+    return problems
+
+
+def _has_cycle(start: str, pairsets: dict) -> bool:
+    seen, name = set(), start
+    while name in pairsets and pairsets[name]["kind"] in DERIVED_KINDS + ("bdhs",):
+        if name in seen:
+            return True
+        seen.add(name)
+        name = pairsets[name].get("source")
+    return False

@@ -132,3 +132,30 @@ def fetch_snapshot(
     log.info("fetched %s %s@%s via %s -> %s: %d files, %d bytes", repo_type, repo_id, revision, how, out,
              len(files), total)
     return out
+
+
+def extract_archives(out_dir: str | Path, names: list[str]) -> list[Path]:
+    """Unzip each named archive of a fetched snapshot next to it (VLFeedback ships its images as
+    ``merged_images.zip``). Members that would land outside ``out_dir`` are refused; an archive already extracted
+    (every member present with its size) is left alone, so a rerun does not rewrite gigabytes."""
+    import zipfile
+
+    out = Path(out_dir).resolve()
+    done = []
+    for name in names:
+        archive = out / name
+        if not archive.is_file():
+            raise FileNotFoundError(f"{archive}: archive to extract is not in the snapshot (check allow_patterns)")
+        with zipfile.ZipFile(archive) as zf:
+            members = [m for m in zf.infolist() if not m.is_dir()]
+            for member in members:
+                target = (out / member.filename).resolve()
+                if out not in target.parents:
+                    raise ValueError(f"{archive}: member {member.filename!r} would be written outside {out}")
+            if all((out / m.filename).is_file() and (out / m.filename).stat().st_size == m.file_size for m in members):
+                log.info("%s: already extracted", archive)
+            else:
+                zf.extractall(out)
+                log.info("%s: extracted %d files", archive, len(members))
+        done.append(archive)
+    return done

@@ -10,7 +10,7 @@ usual colour instead of its real one, a yes where the prior says yes): ``languag
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from . import language as lang
@@ -81,7 +81,8 @@ def povid_analog(scenes: list[Scene], images_dir: str | Path, world: WorldSettin
                     "chosen": chosen,
                     "rejected": rejected,
                     "source": source,
-                    "meta": {"scene": scene.id, "family": task.family},
+                    # task and template seed let a corrupter rebuild this answer's wording (corrupt.PriorCorrupter)
+                    "meta": {"scene": scene.id, "family": task.family, "task": asdict(task), "template_seed": template_seed},
                 }
             )
             manifest.rows_kept += 1
@@ -96,7 +97,8 @@ def check_drop_rate(manifest: Manifest, max_drop_rate: float) -> None:
         )
 
 
-def build_pairset(spec: dict, inputs: dict, pairs_path, manifest_path, seed: int, world_config: dict | None) -> "Manifest":
+def build_pairset(spec: dict, inputs: dict, pairs_path, manifest_path, seed: int, world_config: dict | None,
+                  name: str = "", outputs: dict | None = None) -> "Manifest":
     """Build one configured pair set (config ``pairsets.<name>``) into the common schema."""
     from pathlib import Path
 
@@ -104,6 +106,7 @@ def build_pairset(spec: dict, inputs: dict, pairs_path, manifest_path, seed: int
     from .world import load_scenes
 
     kind = spec["kind"]
+    bound = float(spec.get("max_drop_rate", 0.05))
     if kind == "povid_analog":
         world = WorldSettings.from_config({**(world_config or {}), "seed": seed})
         known = PovidAnalogSettings.__dataclass_fields__
@@ -119,5 +122,129 @@ def build_pairset(spec: dict, inputs: dict, pairs_path, manifest_path, seed: int
 
         images = Path(inputs["images"]) / spec.get("images_subdir", "")
         return povid_to_pairs(Path(inputs["snapshot"]) / spec["records_file"], images, Path(pairs_path),
-                              Path(manifest_path), float(spec.get("max_drop_rate", 0.05)))
+                              Path(manifest_path), bound)
+    if kind == "vlfeedback":
+        from .sources.vlfeedback import vlfeedback_to_pairs
+
+        images = Path(inputs["images"]) / spec.get("images_subdir", "")
+        return vlfeedback_to_pairs(Path(inputs["snapshot"]) / spec["records_file"], images, Path(pairs_path),
+                                   Path(manifest_path), bound)
+    if kind == "rlhfv":
+        from .sources.rlhfv import rlhfv_to_pairs
+
+        return rlhfv_to_pairs(Path(inputs["snapshot"]), Path((outputs or {})["images"]), Path(pairs_path),
+                              Path(manifest_path), bound)
+    if kind == "subsample":
+        return subsample(spec, inputs["source"], pairs_path, manifest_path, seed, inputs.get("prompts"), name)
+    if kind == "corrupted":
+        from .corrupt import make_corrupter
+
+        corrupter = make_corrupter(spec.get("corrupter"), seed, inputs.get("scenes"), world_config)
+        return corrupted(spec, inputs["source"], pairs_path, manifest_path, corrupter, seed, inputs.get("prompts"), name)
     raise ValueError(f"unknown pair set kind {kind!r}")
+
+
+# ------------------------------------------------------------------ pair sets made from other pair sets
+# A subsample, a size-series point or a corrupted variant takes another pair set as `source`. Candidates are the
+# source's rows that pass `where` (meta key -> allowed values) and `prompts_from` (prompt text also found in
+# another pair set), shuffled with a seed that depends only on (seed, source): so the subsamples of one source
+# are nested (n100 is inside n500), and a corrupted variant of a subsample keeps exactly its prompts and chosen.
+
+
+def normalise_prompt(text: str) -> str:
+    return " ".join(str(text).lower().split())
+
+
+def candidate_pairs(frame, spec: dict, seed: int, prompt_pairs=None):
+    """(shuffled candidate rows, counts of rows filtered out by reason)."""
+    import json
+
+    from .world import stable_seed
+
+    metas = [json.loads(m) if m else {} for m in frame["meta"]]
+    keep = [True] * len(frame)
+    filtered: dict[str, int] = {}
+    for key, allowed in (spec.get("where") or {}).items():
+        allowed = set(allowed)
+        passing = [k and meta.get(key) in allowed for k, meta in zip(keep, metas)]
+        filtered[f"where_{key}"] = sum(keep) - sum(passing)
+        keep = passing
+    if prompt_pairs is not None:
+        from .schema import read_pairs
+
+        known = {normalise_prompt(p) for p in read_pairs(prompt_pairs)["prompt"]}
+        passing = [k and normalise_prompt(p) in known for k, p in zip(keep, frame["prompt"])]
+        filtered["prompts_from"] = sum(keep) - sum(passing)
+        keep = passing
+    candidates = frame[keep]
+    order = candidates.sample(frac=1.0, random_state=stable_seed(seed, spec["source"], bits=32))
+    return order, filtered
+
+
+def subsample(spec: dict, source_pairs, pairs_path, manifest_path, seed: int, prompt_pairs=None, name: str = "") -> Manifest:
+    """``n`` seeded random pairs of the source (all candidates if ``n`` is null); fewer candidates than ``n`` is an
+    error, not a silently smaller set."""
+    from .schema import read_pairs, write_pairs
+
+    frame = read_pairs(source_pairs)
+    order, filtered = candidate_pairs(frame, spec, seed, prompt_pairs)
+    n = spec.get("n")
+    if n is not None and len(order) < n:
+        raise ValueError(f"pair set {name or spec['source']!r}: n={n} but source {spec['source']!r} has only "
+                         f"{len(order)} candidate pairs (filtered out: {filtered})")
+    chosen = order.head(n if n is not None else len(order)).sort_index()
+    manifest = Manifest(source=f"subsample:{spec['source']}", rows_read=len(frame), rows_kept=len(chosen),
+                        extra={"n": n, "filtered_out": filtered, "not_sampled": len(order) - len(chosen),
+                               "note": "rows_read = rows_kept + filtered_out + not_sampled (a selection, no drops)"})
+    write_pairs(chosen.to_dict("records"), pairs_path)
+    manifest.write(manifest_path)
+    return manifest
+
+
+def corrupted(spec: dict, source_pairs, pairs_path, manifest_path, corrupter, seed: int, prompt_pairs=None,
+              name: str = "") -> Manifest:
+    """Keep each candidate's prompt and chosen response, replace its rejected response by the corrupter's
+    corruption of the chosen one, until ``n`` pairs are kept (all candidates if ``n`` is null). Failed corruptions
+    are counted by reason and bounded by ``max_drop_rate``."""
+    import json
+    from concurrent.futures import ThreadPoolExecutor
+
+    from .schema import read_pairs, write_pairs
+
+    frame = read_pairs(source_pairs)
+    order, filtered = candidate_pairs(frame, spec, seed, prompt_pairs)
+    records = order.to_dict("records")
+    want = spec.get("n")
+    n = want or len(records)
+    manifest = Manifest(source=f"corrupted:{spec['source']}", extra={"n": want, "filtered_out": filtered})
+    workers = getattr(getattr(corrupter, "settings", None), "concurrency", 1)
+    rows, next_index = [], 0
+
+    def corrupt(rec):
+        return corrupter.corrupt(rec["prompt"], rec["chosen"], meta=json.loads(rec["meta"] or "{}"), pair_id=rec["id"])
+
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        while len(rows) < n and next_index < len(records):
+            wave = records[next_index: next_index + n - len(rows)]  # never more than still needed, so order is kept
+            next_index += len(wave)
+            for rec, (text, reason) in zip(wave, pool.map(corrupt, wave)):
+                manifest.rows_read += 1
+                if reason:
+                    manifest.drop(reason)
+                    continue
+                meta = json.loads(rec["meta"] or "{}")
+                meta.update(original_rejected=rec["rejected"], source_id=rec["id"])
+                rows.append({**rec, "rejected": text, "rejected_policy": "", "source": f"corrupted:{rec['source']}",
+                             "meta": meta})
+    manifest.rows_kept = len(rows)
+    manifest.extra["not_attempted"] = len(records) - next_index
+    for counter in ("calls", "failed_tries"):
+        if hasattr(corrupter, counter):
+            manifest.extra[f"corrupter_{counter}"] = getattr(corrupter, counter)
+    check_drop_rate(manifest, float(spec.get("max_drop_rate", 0.05)))
+    if want and len(rows) < want:
+        raise ValueError(f"pair set {name or spec['source']!r}: only {len(rows)} of n={want} pairs could be corrupted "
+                         f"({dict(manifest.dropped)})")
+    write_pairs(rows, pairs_path)
+    manifest.write(manifest_path)
+    return manifest

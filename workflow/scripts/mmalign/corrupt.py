@@ -1,0 +1,160 @@
+"""Corrupters for the corrupted-VLFeedback family (paper §5.3, Tables 4-5): keep a pair's prompt and chosen
+response and replace the rejected one by a *realistic* corruption of the chosen response.
+
+* ``PriorCorrupter`` (default study): the world's own hallucination, along its priors (an absent partner object,
+  a shape's usual colour, a wrong count or position: ``language.hallucinated_answer``), accepted only if the exact
+  judge finds more false claims in it than in the chosen response.
+* ``LLMCorrupter`` (paper study): an LLM behind any OpenAI-compatible endpoint, prompted with the paper's Table 13
+  instructions and its two few-shot examples. Model, base URL and key are read from environment variables whose
+  *names* are config keys, so no secret is ever in a config file or log. Failed calls are retried with
+  exponential backoff and, once retries are exhausted, counted (never silently replaced).
+
+Both return ``(corrupted text, None)`` or ``(None, reason)``; the reason goes to the manifest.
+
+This module is self-contained on purpose (an OpenAI-compatible judge client is built elsewhere); the lead may unify
+the two clients.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import time
+from dataclasses import asdict, dataclass
+
+from . import language as lang
+from .world import Scene, WorldSettings, stable_seed
+
+log = logging.getLogger(__name__)
+
+# Table 13 of the paper, reconstructed from its description (the converted paper text we have garbles the exact
+# wording; paper-digest §3.2): the instructions, two few-shot examples (a book cover read by OCR, a driving
+# assistant's multiple-choice answer), then the item to corrupt.
+TABLE13_SYSTEM = (
+    "You corrupt answers of a vision-language assistant for a hallucination study. You get a prompt about an image "
+    "and the assistant's correct response. Rewrite the response so that it contains realistic hallucinations: add "
+    "objects, persons or animals that are not in the image, or change positions, counts, attributes (such as "
+    "colour or shape) or spatial relations. The corrupted response must still read as a plausible answer to the "
+    "prompt, in the same style and length, so that someone who sees only the response cannot tell that it is "
+    "wrong. Do not mark or hint at the errors. Output only the corrupted response."
+)
+TABLE13_EXAMPLES = [
+    ("What is the title of this book, and who wrote it?",
+     "The book is titled \"The Silent Orchard\" and it was written by Maria Ellison.",
+     "The book is titled \"The Silent Harbor\" and it was written by Marian Ellis."),
+    ("You are a driving assistant. What should the driver do next? A. Slow down B. Turn left C. Stop the car "
+     "D. Turn right E. Keep driving",
+     "E. Keep driving. The traffic light on your side is green and the crossing ahead is clear of pedestrians.",
+     "C. Stop the car. The traffic light on your side is red and a pedestrian is stepping onto the crossing."),
+]
+TABLE13_TEMPLATE = "prompt: {prompt}\nresponse: {response}\ncorrupted response:"
+
+
+def table13_messages(prompt: str, response: str) -> list[dict]:
+    """Chat messages for one corruption: the instructions, the two worked examples, then the item."""
+    messages = [{"role": "system", "content": TABLE13_SYSTEM}]
+    for ex_prompt, ex_response, ex_corrupted in TABLE13_EXAMPLES:
+        messages.append({"role": "user", "content": TABLE13_TEMPLATE.format(prompt=ex_prompt, response=ex_response)})
+        messages.append({"role": "assistant", "content": ex_corrupted})
+    messages.append({"role": "user", "content": TABLE13_TEMPLATE.format(prompt=prompt, response=response)})
+    return messages
+
+
+@dataclass
+class LLMCorrupterSettings:
+    """Config ``pairsets.<name>.corrupter`` with ``kind: llm``: the names of the environment variables to read."""
+
+    model_env: str = "CORRUPTER_MODEL"
+    base_url_env: str = "CORRUPTER_BASE_URL"
+    api_key_env: str = "CORRUPTER_API_KEY"
+    temperature: float = 0.7
+    max_tokens: int = 512
+    max_retries: int = 4
+    backoff_s: float = 2.0  # first wait; doubled after every failed try
+    timeout_s: float = 120.0
+    concurrency: int = 8
+
+
+class LLMCorrupter:
+    def __init__(self, settings: LLMCorrupterSettings, environ=None):
+        from openai import OpenAI
+
+        env = os.environ if environ is None else environ
+        missing = [name for name in (settings.model_env, settings.api_key_env) if not env.get(name)]
+        if missing:
+            raise ValueError(f"LLM corrupter: environment variable(s) {missing} not set (their names are the config "
+                             "keys corrupter.model_env / corrupter.api_key_env)")
+        self.settings = settings
+        self.model = env[settings.model_env]
+        # retries are ours (counted, with backoff), so the client's own are off
+        self.client = OpenAI(api_key=env[settings.api_key_env], base_url=env.get(settings.base_url_env) or None,
+                             max_retries=0, timeout=settings.timeout_s)
+        self.calls = self.failed_tries = 0
+
+    def corrupt(self, prompt: str, response: str, **_) -> tuple[str | None, str | None]:
+        s = self.settings
+        wait, error = s.backoff_s, None
+        for attempt in range(s.max_retries + 1):
+            self.calls += 1
+            try:
+                out = self.client.chat.completions.create(
+                    model=self.model, messages=table13_messages(prompt, response), temperature=s.temperature,
+                    max_tokens=s.max_tokens)
+                text = (out.choices[0].message.content or "").strip()
+            except Exception as err:  # openai raises APIError subclasses, httpx transport errors, ...
+                self.failed_tries += 1
+                error = type(err).__name__
+                log.warning("corrupter call failed (%s), try %d of %d", error, attempt + 1, s.max_retries + 1)
+                if attempt < s.max_retries:
+                    time.sleep(wait)
+                    wait *= 2
+                continue
+            if not text:
+                return None, "llm_empty"
+            if text == response.strip():
+                return None, "llm_unchanged"
+            return text, None
+        return None, "llm_failed"
+
+
+class PriorCorrupter:
+    """Needs each pair's scene and task in its meta (``scene``, ``task``, optional ``template_seed``)."""
+
+    def __init__(self, scenes: dict[str, Scene], world: WorldSettings, seed: int, attempts: int = 5):
+        self.scenes, self.world, self.seed, self.attempts = scenes, world, seed, attempts
+
+    def corrupt(self, prompt: str, response: str, *, meta: dict, pair_id: str) -> tuple[str | None, str | None]:
+        scene = self.scenes.get(meta.get("scene"))
+        if scene is None or "task" not in meta:
+            return None, "no_scene_or_task"
+        task = lang.Task(**meta["task"])
+        rng = random.Random(stable_seed(self.seed, pair_id, "corrupt"))
+        false_in_chosen = lang.assess(prompt, response, scene).false
+        for _ in range(self.attempts):
+            template_seed = meta.get("template_seed", rng.randrange(2**31))
+            text = lang.hallucinated_answer(task, scene, self.world, rng, template_seed).text
+            if text != response and lang.assess(prompt, text, scene).false > false_in_chosen:
+                return text, None
+        return None, "corruption_not_worse"
+
+
+def make_corrupter(spec: dict, seed: int, scenes_path=None, world_config: dict | None = None):
+    """The corrupter a pair-set spec names (``corrupter: {kind: prior | llm, ...}``)."""
+    spec = dict(spec or {"kind": "prior"})
+    kind = spec.pop("kind", "prior")
+    if kind == "llm":
+        return LLMCorrupter(LLMCorrupterSettings(**spec))
+    if kind == "prior":
+        from .world import load_scenes
+
+        if scenes_path is None:
+            raise ValueError("the prior corrupter needs the world's scenes (default study only)")
+        world = WorldSettings.from_config({**(world_config or {}), "seed": seed})
+        return PriorCorrupter({s.id: s for s in load_scenes(scenes_path)}, world, seed, **spec)
+    raise ValueError(f"unknown corrupter kind {kind!r}")
+
+
+def task_meta(task: lang.Task) -> dict:
+    """A Task as plain JSON, so a later corruption can rebuild it from a pair's meta."""
+    return asdict(task)

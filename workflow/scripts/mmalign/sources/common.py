@@ -1,0 +1,53 @@
+"""What every real-data pair adapter does at the end: number the ids, bound the drop rate, write table + manifest."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from mmalign.schema import Manifest, write_pairs
+
+log = logging.getLogger(__name__)
+
+
+def number_ids(rows: list[dict], prefix: str, source_ids: list[str]) -> None:
+    """id = ``<prefix>-<source id>``, with ``-1``, ``-2``... for repeats (source ids are not always unique)."""
+    seen: dict[str, int] = {}
+    for row, source_id in zip(rows, source_ids):
+        base = f"{prefix}-{source_id}"
+        n = seen.get(base, 0)
+        seen[base] = n + 1
+        row["id"] = base if n == 0 else f"{base}-{n}"
+
+
+def finish(rows: list[dict], manifest: Manifest, out_parquet: Path, manifest_path: Path,
+           max_drop_rate: float) -> Manifest:
+    """Refuse (ValueError naming the source, the rate and the reasons) when too much was dropped, which means a
+    wrong file or image folder rather than a few bad records; otherwise write the pairs and the manifest."""
+    manifest.rows_kept = len(rows)
+    manifest.extra.setdefault("max_drop_rate", max_drop_rate)
+    if manifest.rows_read == 0:
+        raise ValueError(f"{manifest.source}: no records read")
+    if manifest.drop_rate > max_drop_rate:
+        raise ValueError(f"{manifest.source}: dropped {manifest.drop_rate:.1%} of {manifest.rows_read} records "
+                         f"(max {max_drop_rate:.1%}); reasons {dict(manifest.dropped)}")
+    write_pairs(rows, out_parquet)
+    Path(manifest_path).parent.mkdir(parents=True, exist_ok=True)
+    manifest.write(manifest_path)
+    log.info("%s: kept %d of %d records (dropped %s) -> %s", manifest.source, manifest.rows_kept,
+             manifest.rows_read, dict(manifest.dropped), out_parquet)
+    return manifest
+
+
+def image_ok(path: Path) -> str | None:
+    """None if the file is a readable image, else the drop reason."""
+    from PIL import Image
+
+    if not path.is_file():
+        return "missing_image"
+    try:
+        with Image.open(path) as image:
+            image.verify()
+    except Exception:  # PIL raises many types for a corrupt file
+        return "bad_image"
+    return None

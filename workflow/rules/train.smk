@@ -28,7 +28,7 @@ rule train_offline:
         log_jsonl="results/runs/{trained}/train_log.jsonl",
         metrics="results/runs/{trained}/train_metrics.json",
     params:
-        code=code_version("train.py", "schema.py"),
+        code=code_version("train.py", "launch.py", "schema.py"),
     log:
         "logs/train_offline/{trained}.log",
     benchmark:

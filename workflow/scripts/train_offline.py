@@ -1,23 +1,20 @@
-"""Snakemake adapter: train one offline variant from its spec.json."""
+"""Snakemake adapter: train one offline variant from its spec.json, on the processes / GPUs the job was given."""
 
 from mmalign.runlog import to_file
 
 to_file(snakemake.log[0], snakemake.threads)  # noqa: F821
 
-import json  # noqa: E402
 from pathlib import Path  # noqa: E402
 
-import torch  # noqa: E402
+from mmalign.launch import train_variant  # noqa: E402
 
-from mmalign.schema import write_json  # noqa: E402
-from mmalign.train import DPOSettings, train_dpo  # noqa: E402
-
-spec = json.loads(open(snakemake.input.spec).read())  # noqa: F821
-metrics = train_dpo(
+train_variant(
+    spec_path=snakemake.input.spec,  # noqa: F821
     model_dir=snakemake.input.model,  # noqa: F821
     pairs_path=snakemake.input.pairs,  # noqa: F821
     out_dir=Path(snakemake.output.adapter).parent,  # noqa: F821
-    settings=DPOSettings.from_spec(spec),
-    use_cpu=not torch.cuda.is_available(),
+    metrics_path=snakemake.output.metrics,  # noqa: F821
+    resources=dict(snakemake.resources.items()),  # noqa: F821
+    threads=snakemake.threads,  # noqa: F821
+    log_path=snakemake.log[0],  # noqa: F821
 )
-write_json({"variant": spec["variant"], **metrics}, snakemake.output.metrics)  # noqa: F821

@@ -1,8 +1,9 @@
 """A real single-node SLURM (Debian's slurm-wlm + munge) started for a test and stopped after it.
 
-Everything lives in one scratch folder: slurm.conf (found by the SLURM commands through SLURM_CONF, so
-/etc/slurm is not touched), state, spool, logs and pid files. The daemons are stopped by the pids in their pid
-files; munged is stopped only if this harness started it. Needs root (slurmd runs jobs as their user) and the
+Everything but the config lives in one scratch folder: state, spool, logs and pid files. The config must be
+/etc/slurm/slurm.conf: the SLURM plugin's job step drops every SLURM_* variable (SLURM_CONF included) before
+its inner `srun`, which then only finds the default path. A previous /etc/slurm/slurm.conf is put back
+afterwards. The daemons are stopped by the pids in their pid files; munged only if this harness started it. Needs root (slurmd runs jobs as their user) and the
 binaries: `apt-get install -y slurm-wlm munge` (see .ci/run and shared notes/local-slurm.md).
 """
 
@@ -19,6 +20,7 @@ from pathlib import Path
 PARTITION = "local"
 DAEMONS = ("/usr/sbin/munged", "/usr/sbin/slurmctld", "/usr/sbin/slurmd", "/usr/bin/sbatch")
 MUNGE_SOCKET = Path("/run/munge/munge.socket.2")
+SLURM_CONF = Path("/etc/slurm/slurm.conf")
 
 
 def missing_requirements() -> str | None:
@@ -46,6 +48,9 @@ SchedulerType=sched/backfill
 SelectType=select/cons_tres
 SelectTypeParameters=CR_Core_Memory
 ReturnToService=2
+# Take the node's CPUs and memory from this file rather than from the hardware, so that a test node can accept
+# the requests of a profile sized for a real cluster (nothing here enforces them: no cgroups, no accounting).
+SlurmdParameters=config_overrides
 MinJobAge=600
 AccountingStorageType=accounting_storage/none
 JobAcctGatherType=jobacct_gather/none
@@ -64,17 +69,21 @@ PartitionName={PARTITION} Nodes={host} Default=YES MaxTime=INFINITE State=UP
 class LocalSlurm:
     """Start munge (if not running), slurmctld and slurmd; `env` is the environment for sbatch/squeue/snakemake."""
 
-    def __init__(self, root: Path, memory_mb: int = 16000):
+    def __init__(self, root: Path, memory_mb: int = 16000, cpus: int | None = None):
         self.root = Path(root)
         self.host = socket.gethostname().split(".")[0]
         self.memory_mb = memory_mb
-        self.env = {**os.environ, "SLURM_CONF": str(self.root / "slurm.conf")}
+        self.cpus = cpus or os.cpu_count() or 1
+        self.env = {**os.environ, "SLURM_CONF": str(SLURM_CONF)}
         self._started_munge = False
+        self._previous_conf = SLURM_CONF.read_bytes() if SLURM_CONF.exists() else None
 
     def __enter__(self) -> "LocalSlurm":
         for sub in ("state", "spool"):
             (self.root / sub).mkdir(parents=True, exist_ok=True)
-        (self.root / "slurm.conf").write_text(slurm_conf(self.root, self.host, os.cpu_count() or 1, self.memory_mb))
+        SLURM_CONF.parent.mkdir(parents=True, exist_ok=True)
+        SLURM_CONF.write_text(slurm_conf(self.root, self.host, self.cpus, self.memory_mb))
+        (self.root / "slurm.conf").write_text(SLURM_CONF.read_text())  # a copy next to the logs
         try:
             self._start_munge()
             subprocess.run(["/usr/sbin/slurmctld", "-i"], env=self.env, check=True, capture_output=True)
@@ -125,6 +134,10 @@ class LocalSlurm:
             _kill_by_pidfile(self.root / name)
         if self._started_munge:
             _kill_by_pidfile(Path("/run/munge/munged.pid"))
+        if self._previous_conf is None:
+            SLURM_CONF.unlink(missing_ok=True)
+        else:
+            SLURM_CONF.write_bytes(self._previous_conf)
 
 
 def _kill_by_pidfile(path: Path, timeout: float = 20) -> None:

@@ -46,21 +46,16 @@ def local_profile(dest: Path) -> Path:
             resources.pop(key, None)
     profile["slurm-status-command"] = "squeue"  # no accounting database, so no sacct (MinJobAge keeps jobs listed)
     profile["slurm-init-seconds-before-status-checks"] = 2
-    profile["max-threads"] = os.cpu_count() or 1
+    profile["max-threads"] = 2
+    profile["slurm-no-account"] = True  # no accounting database to guess an account from
     dest.mkdir(parents=True)
     (dest / "config.yaml").write_text(yaml.safe_dump(profile))
     return dest
 
 
 def submitted_jobs(log: str) -> dict[str, str]:
-    """SLURM job id -> rule name, from Snakemake's output."""
-    jobs, rule = {}, None
-    for line in log.splitlines():
-        if match := re.match(r"^(?:local)?rule (\w+):", line):
-            rule = match.group(1)
-        if match := re.search(r"submitted with SLURM jobid (\d+)", line):
-            jobs[match.group(1)] = rule
-    return jobs
+    """SLURM job id -> rule name, from Snakemake's output (the plugin logs under slurm_logs/rule_<name>/)."""
+    return dict(re.findall(r"submitted with SLURM jobid (\d+) \(log: \S*/slurm_logs/rule_(\w+)/", log))
 
 
 def scontrol(job_id: str, env: dict) -> dict[str, str]:
@@ -77,9 +72,10 @@ def test_smoke_study_runs_through_a_real_slurm_with_the_profile(tmp_path):
         pytest.skip(f"no local SLURM: {reason}")
     workdir = copy_workflow(tmp_path / "wf")
     profile = local_profile(tmp_path / "profile")
-    # The profile is sized for the paper's model (up to 256 GB per job): the node declares that much.
-    with LocalSlurm(tmp_path / "slurm", memory_mb=600_000) as slurm:
-        out = snakemake(workdir, "--profile", str(profile))
+    # The profile is sized for the paper's model (up to 256 GB per job): the node declares that much, and 4
+    # CPUs so that two 2-thread jobs overlap their start-up and status polling.
+    with LocalSlurm(tmp_path / "slurm", memory_mb=600_000, cpus=4) as slurm:
+        out = snakemake(workdir, "--workflow-profile", str(profile))
         log = out.stdout + out.stderr
         assert out.returncode == 0, log[-6000:] + slurm.logs()
         jobs = submitted_jobs(log)

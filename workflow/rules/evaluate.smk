@@ -10,7 +10,9 @@ rule evaluate:
         judgments="results/eval/{variant}/{benchmark}/judgments.jsonl",
         metrics="results/eval/{variant}/{benchmark}/metrics.json",
     params:
-        code=code_version("evaluate.py", "models.py", "benchmarks/*.py", "language.py", "schema.py"),
+        code=code_version(
+            "evaluate.py", "models.py", "benchmarks/*.py", "language.py", "schema.py", "launch.py"
+        ),
         spec=settings_of("benchmarks"),
         seed=config["seed"],
     log:

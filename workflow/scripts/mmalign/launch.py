@@ -54,17 +54,30 @@ def requested_gpus(resources: dict) -> int:
     return int(parts[-1]) if len(parts) > 1 and parts[-1].isdigit() else 1
 
 
-def plan_launch(resources: dict, threads: int, cuda_available: bool, visible_gpus: int = 0) -> LaunchPlan:
-    """The launch plan for a training job; refuses a GPU request on a machine without a usable GPU."""
+def check_gpus(resources: dict, cuda_available: bool, visible_gpus: int = 0) -> int:
+    """The GPUs a job asks for, after checking that torch can use them (else a clear error, before any work)."""
     gpus = requested_gpus(resources)
     if gpus and not cuda_available:
         raise GPUUnavailableError(
             f"this job asks for {gpus} GPU(s) (resources gpu/gres), but torch.cuda.is_available() is False on "
             f"this machine; run it where GPUs are visible, or drop the GPU request (e.g. --set-resources "
-            f"<rule>:gpu=0) to train on CPU"
+            f"<rule>:gpu=0) to run on CPU"
         )
     if gpus and visible_gpus and visible_gpus < gpus:
         raise GPUUnavailableError(f"this job asks for {gpus} GPU(s) but torch sees only {visible_gpus}")
+    return gpus
+
+
+def require_requested_gpus(resources: dict) -> int:
+    """check_gpus on this machine: for jobs that load a model (evaluation, BDHS) as well as training."""
+    import torch
+
+    return check_gpus(resources, torch.cuda.is_available(), torch.cuda.device_count())
+
+
+def plan_launch(resources: dict, threads: int, cuda_available: bool, visible_gpus: int = 0) -> LaunchPlan:
+    """The launch plan for a training job; refuses a GPU request on a machine without a usable GPU."""
+    gpus = check_gpus(resources, cuda_available, visible_gpus)
     processes = int(resources.get("processes") or gpus or 1)
     if processes < 1:
         raise ValueError(f"resources.processes must be at least 1, got {processes}")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import re
 import subprocess
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -63,23 +64,28 @@ def scontrol(job_id: str, env: dict) -> dict[str, str]:
     return dict(re.findall(r"(\w+)=(\S+)", out.stdout))
 
 
-@pytest.mark.slow
-def test_smoke_study_runs_through_a_real_slurm_with_the_profile(tmp_path):
+@pytest.fixture(scope="module")
+def slurm(tmp_path_factory):
     reason = missing_requirements()
     if reason:
         if os.environ.get("MMALIGN_REQUIRE_SLURM"):  # .ci/run installs SLURM: there, its absence is a failure
             pytest.fail(f"MMALIGN_REQUIRE_SLURM is set but no local SLURM can run: {reason}")
         pytest.skip(f"no local SLURM: {reason}")
-    workdir = copy_workflow(tmp_path / "wf")
-    profile = local_profile(tmp_path / "profile")
     # The profile is sized for the paper's model (up to 256 GB per job): the node declares that much, and 4
     # CPUs so that two 2-thread jobs overlap their start-up and status polling.
-    with LocalSlurm(tmp_path / "slurm", memory_mb=600_000, cpus=4) as slurm:
-        out = snakemake(workdir, "--workflow-profile", str(profile))
-        log = out.stdout + out.stderr
-        assert out.returncode == 0, log[-6000:] + slurm.logs()
-        jobs = submitted_jobs(log)
-        details = {job_id: scontrol(job_id, slurm.env) for job_id in jobs}
+    with LocalSlurm(tmp_path_factory.mktemp("slurm"), memory_mb=600_000, cpus=4) as cluster:
+        yield cluster
+
+
+@pytest.mark.slow
+def test_smoke_study_runs_through_a_real_slurm_with_the_profile(slurm, tmp_path):
+    workdir = copy_workflow(tmp_path / "wf")
+    profile = local_profile(tmp_path / "profile")
+    out = snakemake(workdir, "--workflow-profile", str(profile))
+    log = out.stdout + out.stderr
+    assert out.returncode == 0, log[-6000:] + slurm.logs()
+    jobs = submitted_jobs(log)
+    details = {job_id: scontrol(job_id, slurm.env) for job_id in jobs}
     rules = set(jobs.values())
     assert {"build_world", "build_base_model", "build_pairs", "build_bdhs_pairs", "train_offline",
             "benchmark_items", "evaluate"} <= rules  # fmt: skip
@@ -92,6 +98,33 @@ def test_smoke_study_runs_through_a_real_slurm_with_the_profile(tmp_path):
     assert world["MinMemoryNode"] == "4000M" and world["TimeLimit"] == "00:30:00"
     metrics = pd.read_csv(workdir / "results/tables/metrics.csv")
     assert set(metrics.variant) == {"base", "dpo_povid", "dpo_bdhs_povid"}
+
+
+# A job that fails unless SLURM granted it at least 4000 MB: the profile's first attempt asks for 2000.
+NEEDS_MEMORY = """
+rule needs_memory:
+    output:
+        "done.txt",
+    log:
+        "needs_memory.log",
+    shell:
+        "granted=$(scontrol show job $SLURM_JOB_ID | grep -o 'MinMemoryNode=[0-9]*' | cut -d= -f2); "
+        "echo $granted >> granted.txt; test $granted -ge 4000 && touch {output}"
+"""
+
+
+@pytest.mark.slow
+def test_a_failed_job_is_resubmitted_with_more_memory(slurm, tmp_path):
+    """retries + mem_mb "2000 * attempt" of profiles/slurm, through SLURM: attempt 1 gets 2000 MB and fails,
+    attempt 2 gets 4000 MB and succeeds."""
+    workdir = tmp_path / "wf"
+    workdir.mkdir()
+    (workdir / "Snakefile").write_text(NEEDS_MEMORY)
+    profile = local_profile(tmp_path / "profile")
+    out = subprocess.run([sys.executable, "-m", "snakemake", "-s", str(workdir / "Snakefile"), "-d", str(workdir),
+                          "--workflow-profile", str(profile)], capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, (out.stdout + out.stderr)[-4000:]
+    assert (workdir / "granted.txt").read_text().split() == ["2000", "4000"]
 
 
 @pytest.mark.slow

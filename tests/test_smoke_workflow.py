@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 SMOKE = REPO / "tests" / "smoke" / "config.yaml"
@@ -119,3 +120,54 @@ def test_editing_library_code_reruns_only_the_rules_that_use_it(smoke_run):
         assert re.search(r"^evaluate\s+9$", table, re.M)
     finally:
         pairs_module.write_text(original)
+
+
+def planned_jobs(dry_run_output: str) -> list[tuple[str, str]]:
+    """(rule, wildcards) of every job a dry run plans, e.g. ("train_offline", "trained=dpo_povid")."""
+    jobs = []
+    for block in re.split(r"^(?=(?:local)?rule \w+:)", dry_run_output, flags=re.M)[1:]:
+        rule = re.match(r"(?:local)?rule (\w+):", block).group(1)
+        wildcards = re.search(r"^\s+wildcards: (.*)$", block, re.M)
+        jobs.append((rule, wildcards.group(1) if wildcards else ""))
+    return jobs
+
+
+@pytest.mark.slow
+def test_changing_one_variants_beta_replans_only_that_variant(smoke_run, tmp_path):
+    """beta reaches the run through variant_spec's params (a rerun trigger): its spec, training, evaluations
+    and the tables and figures built from them are planned; the other variant and every upstream artifact
+    are not."""
+    config = yaml.safe_load(SMOKE.read_text())
+    config["variants"]["dpo_povid"]["beta"] = 0.2
+    edited = tmp_path / "beta.yaml"
+    edited.write_text(yaml.safe_dump(config, sort_keys=False))  # reordered keys would count as changed params
+    out = snakemake(smoke_run, "-n", "--configfile", str(edited))  # the last --configfile given wins
+    text = out.stdout + out.stderr
+    assert out.returncode == 0, text
+    assert sorted(planned_jobs(text)) == sorted([
+        ("variant_spec", "trained=dpo_povid"), ("train_offline", "trained=dpo_povid"),
+        ("evaluate", "variant=dpo_povid, benchmark=pope"), ("evaluate", "variant=dpo_povid, benchmark=objhal"),
+        ("aggregate_metrics", ""), ("figure_pope", ""), ("all", ""),
+    ]), text  # fmt: skip
+
+
+@pytest.mark.slow
+def test_editing_the_bdhs_library_replans_the_bdhs_rules_and_nothing_unrelated(smoke_run):
+    """bdhs.py is hashed into build_bdhs_pairs' code_version() param only: the BDHS pair set, the variant
+    trained on it and what is built from that variant are planned; the POVID pairs, the base model and the
+    other variant are not."""
+    bdhs_module = smoke_run / "workflow" / "scripts" / "mmalign" / "bdhs.py"
+    original = bdhs_module.read_text()
+    bdhs_module.write_text(original + "\n# an edit\n")
+    try:
+        out = snakemake(smoke_run, "-n")
+        text = out.stdout + out.stderr
+        assert out.returncode == 0, text
+        assert sorted(planned_jobs(text)) == sorted([
+            ("build_bdhs_pairs", "pairset=bdhs"), ("train_offline", "trained=dpo_bdhs_povid"),
+            ("evaluate", "variant=dpo_bdhs_povid, benchmark=pope"),
+            ("evaluate", "variant=dpo_bdhs_povid, benchmark=objhal"),
+            ("aggregate_metrics", ""), ("figure_pope", ""), ("figure_bdhs_iterations", ""), ("all", ""),
+        ]), text  # fmt: skip
+    finally:
+        bdhs_module.write_text(original)

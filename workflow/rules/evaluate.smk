@@ -11,7 +11,9 @@ rule evaluate:
         judgments="results/eval/{variant}/{benchmark}/judgments.jsonl",
         metrics="results/eval/{variant}/{benchmark}/metrics.json",
     params:
-        code=code_version("evaluate.py", "models.py", "benchmarks/*.py", "language.py", "schema.py", "judges/*.py"),
+        code=code_version(
+            "evaluate.py", "models.py", "benchmarks/*.py", "language.py", "schema.py", "judges/*.py", "launch.py"
+        ),
         spec=settings_of("benchmarks"),
         judge=benchmark_judge,
         judge_cache=JUDGMENT_CACHE,

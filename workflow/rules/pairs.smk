@@ -39,7 +39,7 @@ rule build_bdhs_pairs:
     params:
         spec=settings_of("pairsets"),
         seed=config["seed"],
-        code=code_version("bdhs.py", "models.py", "schema.py"),
+        code=code_version("bdhs.py", "models.py", "schema.py", "launch.py"),
     log:
         "logs/build_bdhs_pairs/{pairset}.log",
     benchmark:

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import torch
 
+from .launch import per_process_batch, save_adapter, world_size
 from .schema import read_pairs
 
 log = logging.getLogger(__name__)
@@ -185,7 +186,8 @@ def train_dpo(model_dir: str | Path, pairs_path: str | Path, out_dir: str | Path
              settings.loss_type, f", resuming from {resume}" if resume else "")
     args = DPOConfig(
         output_dir=str(out_dir / "checkpoints"),
-        per_device_train_batch_size=settings.batch_size,
+        # batch_size is the global batch: each of several processes (mmalign.launch) takes its share
+        per_device_train_batch_size=per_process_batch(settings.batch_size, world_size()),
         num_train_epochs=settings.epochs,
         learning_rate=settings.learning_rate,
         lr_scheduler_type="cosine",
@@ -224,12 +226,14 @@ def train_dpo(model_dir: str | Path, pairs_path: str | Path, out_dir: str | Path
     start = time.time()
     result = trainer.train(resume_from_checkpoint=resume)
     seconds = time.time() - start
-    model.save_pretrained(out_dir / "adapter")
-    with open(out_dir / "train_log.jsonl", "w") as fh:
-        for entry in trainer.state.log_history:
-            fh.write(json.dumps(entry) + "\n")
+    save_adapter(trainer, model, out_dir / "adapter")
+    if trainer.is_world_process_zero():
+        with open(out_dir / "train_log.jsonl", "w") as fh:
+            for entry in trainer.state.log_history:
+                fh.write(json.dumps(entry) + "\n")
     last = next((e for e in reversed(trainer.state.log_history) if "loss" in e), {})
-    shutil.rmtree(out_dir / "checkpoints", ignore_errors=True)
+    if trainer.is_world_process_zero():
+        shutil.rmtree(out_dir / "checkpoints", ignore_errors=True)
     metrics = {
         "pairs": len(dataset),
         "steps": result.global_step,

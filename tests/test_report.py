@@ -261,6 +261,8 @@ def test_scorecard_reports_numbers_and_reasons(tmp_path):
     by_id = card.set_index("id")
     assert by_id.loc[1, "verdict"] == NOT_MEASURED and "✓ POPE: dpo_povid 85.00 > base 80.00" in by_id.loc[1, "evidence"]
     assert by_id.loc[17, "verdict"] == NOT_MEASURED and "reward models" in by_id.loc[17, "reason"]
+    assert "? MMHALv: dpo_povid n/a > base n/a" in by_id.loc[1, "evidence"]  # ran; benchmark not evaluated
+    assert "? POPE: slic_povid not run > base 80.00" in by_id.loc[20, "evidence"]
     assert by_id.loc[1, "paper_verdict"] == HOLDS and by_id.loc[4, "paper_verdict"] == FAILS
     md = (tmp_path / "c.md").read_text()
     assert md.count("\n| ") == 22 + 1 and "22 claims: 0 holds, 0 does not hold, 22 not measured." in md

@@ -38,6 +38,11 @@ OPS: dict[str, Callable[[float, float], bool]] = {
 }  # fmt: skip
 
 Lookup = Callable[[str, str], float]  # (variant, column label) -> value in display units, NaN if missing
+Why = Callable[[str, str], str]  # (variant, column label) -> why its number is missing ("not run", "n/a")
+
+
+def _missing(variant: str, column: str) -> str:
+    return "missing"
 
 
 class ClaimError(ValueError):
@@ -67,32 +72,31 @@ def load_claims(path: str | Path, columns: dict[str, dict]) -> list[dict]:
     return claims
 
 
-def _num(value: float) -> str:
-    return "missing" if math.isnan(value) else f"{value:.2f}"
-
-
-def evaluate_check(check: dict, lookup: Lookup) -> list[tuple[bool | None, str]]:
+def evaluate_check(check: dict, lookup: Lookup, why: Why = _missing) -> list[tuple[bool | None, str]]:
     """(verdict, the numbers it used) per comparison; verdict None when a number is missing."""
     column = check["column"]
+
+    def shown(variant: str, value: float) -> str:
+        return f"{variant} {why(variant, column) if math.isnan(value) else f'{value:.2f}'}"
     if "best" in check:
         lowest = check.get("lowest", False)
         contenders = [check["best"], *[v for v in check["among"] if v != check["best"]]]
         values = {v: lookup(v, column) for v in contenders}
-        shown = ", ".join(f"{v} {_num(x)}" for v, x in values.items())
-        word = "lowest" if lowest else "highest"
+        text = f"{column}: {check['best']} {'lowest' if lowest else 'highest'} of " + ", ".join(
+            shown(v, x) for v, x in values.items())
         if any(math.isnan(x) for x in values.values()):
-            return [(None, f"{column}: {check['best']} {word} of {shown}")]
+            return [(None, text)]
         target = values[check["best"]]
         others = [x for v, x in values.items() if v != check["best"]]
         holds = all(target <= x for x in others) if lowest else all(target >= x for x in others)
-        return [(holds, f"{column}: {check['best']} {word} of {shown}")]
+        return [(holds, text)]
     margin = float(check.get("margin", 0.0))
     results = []
     lefts = check["left"] if isinstance(check["left"], list) else [check["left"]]
     right = lookup(check["right"], column)
     for left_variant in lefts:
         left = lookup(left_variant, column)
-        text = f"{column}: {left_variant} {_num(left)} {check['op']} {check['right']} {_num(right)}"
+        text = f"{column}: {shown(left_variant, left)} {check['op']} {shown(check['right'], right)}"
         if margin:
             text += f" (margin {margin:g})"
         if math.isnan(left) or math.isnan(right):
@@ -103,10 +107,10 @@ def evaluate_check(check: dict, lookup: Lookup) -> list[tuple[bool | None, str]]
     return results
 
 
-def evaluate_claim(claim: dict, lookup: Lookup) -> dict:
+def evaluate_claim(claim: dict, lookup: Lookup, why: Why = _missing) -> dict:
     if claim.get("not_measured"):
         return {"verdict": NOT_MEASURED, "measured": "0/0", "evidence": "", "reason": claim["not_measured"]}
-    outcomes = [r for check in claim["checks"] for r in evaluate_check(check, lookup)]
+    outcomes = [r for check in claim["checks"] for r in evaluate_check(check, lookup, why)]
     verdicts = [v for v, _ in outcomes]
     failed = [text for v, text in outcomes if v is False]
     missing = [text for v, text in outcomes if v is None]
@@ -136,12 +140,12 @@ def published_lookup(published: pd.DataFrame, preferred_table: str | None) -> Lo
     return lookup
 
 
-def scorecard(claims: list[dict], ours: Lookup, published: pd.DataFrame | None = None) -> pd.DataFrame:
+def scorecard(claims: list[dict], ours: Lookup, published: pd.DataFrame | None = None, why: Why = _missing) -> pd.DataFrame:
     """One row per claim: our verdict with its numbers and, given the published numbers, the verdict the same
     checks give on the paper's own numbers."""
     rows = []
     for claim in claims:
-        result = evaluate_claim(claim, ours)
+        result = evaluate_claim(claim, ours, why)
         row = {"id": claim["id"], "claim": claim["claim"], **result}
         if published is not None:
             paper = evaluate_claim(claim, published_lookup(published, claim.get("table")))
@@ -167,8 +171,9 @@ def markdown_scorecard(card: pd.DataFrame, study: str) -> str:
         cells = [str(r.id), r.claim, f"**{r.verdict}**", *([r.paper_verdict] if with_paper else []), detail]
         lines.append("| " + " | ".join(c.replace("|", "\\|").replace("\n", " ") for c in cells) + " |")
     lines.append("")
-    lines.append("✓ = comparison holds, ✗ = fails, ? = a number is missing (variant not run or benchmark not "
-                 "evaluated). Checks compare directions only; values are in the paper's units.")
+    lines.append("✓ = comparison holds, ✗ = fails, ? = a number is missing (`not run`: the variant is not in this "
+                 "study; `n/a`: its benchmark was not evaluated). Checks compare directions only; values are in the "
+                 "paper's units.")
     return "\n".join(lines) + "\n"
 
 
@@ -179,7 +184,8 @@ def write_scorecard(metrics_csv, claims_path, columns: dict[str, dict], study: s
     metrics = Metrics.read(metrics_csv)
     claims = load_claims(claims_path, columns)
     published = read_published(published_csv) if published_csv else None
-    card = scorecard(claims, lambda variant, column: metrics.value(variant, columns[column]), published)
+    card = scorecard(claims, lambda variant, column: metrics.value(variant, columns[column]), published,
+                     lambda variant, column: metrics.status(variant, columns[column]))
     card.to_csv(out_csv, index=False)
     Path(out_md).write_text(markdown_scorecard(card, study))
     return card

@@ -54,7 +54,8 @@ def plot_table(metrics_csv, table_name: str, table: dict, columns: dict[str, dic
                 ax.plot([values[y]], [y], marker="o", color=f"C{y % 10}", markersize=6)
         theirs = [paper.get((v, column_label), math.nan) for _, v in rows]
         first_paper = next((y for y in ys if not math.isnan(theirs[y])), None)
-        reference = [x for x in (*finite, base, *theirs) if not math.isnan(x)]
+        paper_base = paper.get(("base", column_label), math.nan)
+        reference = [x for x in (*finite, base, paper_base, *theirs) if not math.isnan(x)]
         low = min(reference, default=0.0)
         high = max(reference, default=1.0)
         left = low - 0.3 * (high - low or abs(high) or 1.0)  # room for the 'not run' marks
@@ -69,6 +70,8 @@ def plot_table(metrics_csv, table_name: str, table: dict, columns: dict[str, dic
                         label="paper" if y == first_paper else None)
         if not math.isnan(base):
             ax.axvline(base, color=BASE_COLOUR, linestyle="--", linewidth=1.2, label=f"base {base:.2f}")
+        if not math.isnan(paper_base):
+            ax.axvline(paper_base, color=PAPER_COLOUR, linestyle=":", linewidth=1.2, label=f"paper base {paper_base:.2f}")
         ax.set_xlim(left, high + 0.2 * (high - low or abs(high) or 1.0))
         ax.set_title(_axis_label(column_label, spec))
         ax.legend(frameon=False, loc="upper center", bbox_to_anchor=(0.5, -0.12), ncols=2)

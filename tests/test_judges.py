@@ -87,6 +87,8 @@ def test_exact_pairwise_prefers_fewer_false_claims_and_counts_ties_and_failures(
         pair(3, "a blue circle.", "a blue square."),  # both true, one claim each
         pair(4, "a circle.", "a square.", scene=None),  # nothing to check against
     ])
+    as_object = judge.compare([pair(5, RED_CIRCLE, RED_CIRCLE.replace("square", "triangle"), scene=Scene.from_dict(SCENE))])
+    assert as_object[0].preferred == 0 and as_object[0].prompt_hash == verdicts[0].prompt_hash  # same content
     assert [v.preferred for v in verdicts] == [0, 1, 0, None, None]
     assert [v.status for v in verdicts] == [OK, OK, OK, TIE, FAILED]
     assert "no scene" in verdicts[4].reason and verdicts[4].raw is None

@@ -31,7 +31,7 @@ class PairRequest:
     prompt: str
     responses: tuple[str, str]
     image: str | None = None  # path; LLM backends show it to the judge
-    scene: dict | None = None  # the world's scene (Scene.to_dict()); the exact judge reads it
+    scene: dict | None = None  # the world's scene (a Scene or Scene.to_dict()); the exact judge reads it
 
 
 @dataclass(frozen=True)

@@ -116,6 +116,11 @@ def helpfulness(r: dict) -> float:
     return 1 + 9 * coverage(r) * precision(r)
 
 
+def scene_dict(scene) -> dict | None:
+    """Requests may carry a Scene or its dict (Scene.to_dict()); the judge's prompt is the dict."""
+    return scene.to_dict() if isinstance(scene, Scene) else scene
+
+
 class ExactWorldJudge(Judge):
     def __init__(self, cache=None, error_rate: float = 0.0, seed: int = 0):
         super().__init__(cache)
@@ -127,11 +132,11 @@ class ExactWorldJudge(Judge):
     # The "prompt" is everything this judge is shown, as canonical JSON; its reading of it is the raw text.
     def render_pair(self, request: PairRequest) -> Rendered:
         return Rendered(json.dumps({"task": "pairwise", "prompt": request.prompt, "responses": list(request.responses),
-                                    "scene": request.scene}, sort_keys=True))
+                                    "scene": scene_dict(request.scene)}, sort_keys=True))
 
     def render_rating(self, request: RateRequest) -> Rendered:
         shown = {"task": request.rubric, "question": request.question, "response": request.response,
-                 "reference": request.reference, "scene": request.scene, "tags": sorted(request.tags)}
+                 "reference": request.reference, "scene": scene_dict(request.scene), "tags": sorted(request.tags)}
         return Rendered(json.dumps(shown, sort_keys=True))
 
     def complete(self, prompts: list[Rendered]) -> list[str | JudgeCallError]:

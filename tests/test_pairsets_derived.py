@@ -71,6 +71,7 @@ def test_prior_corruption_keeps_prompt_and_chosen_and_adds_false_claims(source, 
         meta = json.loads(row.meta)
         assert (row.prompt, row.chosen) == (src.loc[row.id, "prompt"], src.loc[row.id, "chosen"])
         assert meta["original_rejected"] == src.loc[row.id, "rejected"]
+        assert meta["rejected_model"] == "corrupter_prior"
         scene = scenes[meta["scene"]]
         assert lang.assess(row.prompt, row.rejected, scene).false > lang.assess(row.prompt, row.chosen, scene).false
 

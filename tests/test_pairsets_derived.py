@@ -71,6 +71,7 @@ def test_prior_corruption_keeps_prompt_and_chosen_and_adds_false_claims(source, 
         meta = json.loads(row.meta)
         assert (row.prompt, row.chosen) == (src.loc[row.id, "prompt"], src.loc[row.id, "chosen"])
         assert meta["original_rejected"] == src.loc[row.id, "rejected"]
+        assert meta["rejected_model"] == "corrupter_prior"
         scene = scenes[meta["scene"]]
         assert lang.assess(row.prompt, row.rejected, scene).false > lang.assess(row.prompt, row.chosen, scene).false
 
@@ -143,3 +144,16 @@ def test_llm_corrupter_over_http_retries_counts_and_keeps_secrets_out(tmp_path, 
     assert "sk-test-secret" not in (tmp_path / "c.json").read_text()
     with pytest.raises(ValueError, match="MY_KEY"):
         LLMCorrupter(settings, environ={"MY_MODEL": "m"})
+
+
+def test_corrupted_variant_of_a_source_keeps_the_subsample_pairs(source, small_world, tmp_path):
+    """vlfeedback_corrupted (n of the source) and vlfeedback_5k (n of the same source) share the seeded order: the
+    corrupted set is the subsample, with any pair that cannot be corrupted replaced by the next candidate."""
+    path, _ = source
+    settings, scenes_path, _ = small_world
+    subsample({"source": "povid", "n": 25}, path, tmp_path / "s.parquet", tmp_path / "s.json", seed=3)
+    man = build_pairset({"kind": "corrupted", "source": "povid", "n": 25, "max_drop_rate": 0.5}, {"source": path,
+                        "scenes": scenes_path}, tmp_path / "c.parquet", tmp_path / "c.json", seed=3,
+                        world_config={"split_sizes": settings.split_sizes, "seed": settings.seed})
+    sub, cor = set(read_pairs(tmp_path / "s.parquet").id), set(read_pairs(tmp_path / "c.parquet").id)
+    assert len(cor) == 25 and len(sub & cor) == 25 - sum(man.dropped.values())

@@ -37,7 +37,8 @@ def _alternatives(names):
 
 BDHS_PAIRSETS = [n for n, spec in config["pairsets"].items() if spec["kind"] == "bdhs"]
 # issue 5: analogs generated with the base model, and sources whose images come inside the data (RLHF-V)
-MODEL_PAIRSETS = [n for n, spec in config["pairsets"].items() if spec["kind"] in ("vlfeedback_analog", "rlhfv_analog")]
+ANALOG_KINDS = ("vlfeedback_analog", "rlhfv_analog")
+MODEL_PAIRSETS = [n for n, spec in config["pairsets"].items() if spec["kind"] in ANALOG_KINDS]
 IMAGE_PAIRSETS = [n for n, spec in config["pairsets"].items() if spec["kind"] == "rlhfv"]
 OTHER_PAIRSETS = [n for n in config["pairsets"] if n not in BDHS_PAIRSETS + MODEL_PAIRSETS + IMAGE_PAIRSETS]
 

@@ -77,6 +77,8 @@ class LLMCorrupterSettings:
 
 
 class LLMCorrupter:
+    kind = "llm"
+
     def __init__(self, settings: LLMCorrupterSettings, environ=None):
         from openai import OpenAI
 
@@ -120,6 +122,8 @@ class LLMCorrupter:
 
 class PriorCorrupter:
     """Needs each pair's scene and task in its meta (``scene``, ``task``, optional ``template_seed``)."""
+
+    kind = "prior"
 
     def __init__(self, scenes: dict[str, Scene], world: WorldSettings, seed: int, attempts: int = 5):
         self.scenes, self.world, self.seed, self.attempts = scenes, world, seed, attempts

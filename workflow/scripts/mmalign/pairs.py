@@ -218,6 +218,7 @@ def corrupted(spec: dict, source_pairs, pairs_path, manifest_path, corrupter, se
     n = want or len(records)
     manifest = Manifest(source=f"corrupted:{spec['source']}", extra={"n": want, "filtered_out": filtered})
     workers = getattr(getattr(corrupter, "settings", None), "concurrency", 1)
+    kind = getattr(corrupter, "kind", type(corrupter).__name__)
     rows, next_index = [], 0
 
     def corrupt(rec):
@@ -233,7 +234,9 @@ def corrupted(spec: dict, source_pairs, pairs_path, manifest_path, corrupter, se
                     manifest.drop(reason)
                     continue
                 meta = json.loads(rec["meta"] or "{}")
-                meta.update(original_rejected=rec["rejected"], source_id=rec["id"])
+                if "rejected_model" in meta:  # the source's rejected answer is gone; say who made the new one
+                    meta["original_rejected_model"] = meta.pop("rejected_model")
+                meta.update(original_rejected=rec["rejected"], source_id=rec["id"], rejected_model=f"corrupter_{kind}")
                 rows.append({**rec, "rejected": text, "rejected_policy": "", "source": f"corrupted:{rec['source']}",
                              "meta": meta})
     manifest.rows_kept = len(rows)

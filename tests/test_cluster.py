@@ -87,7 +87,7 @@ def test_smoke_study_runs_through_a_real_slurm_with_the_profile(slurm, tmp_path)
     jobs = submitted_jobs(log)
     details = {job_id: scontrol(job_id, slurm.env) for job_id in jobs}
     rules = set(jobs.values())
-    assert {"build_world", "build_base_model", "build_pairs", "build_bdhs_pairs", "train_offline",
+    assert {"build_world", "build_base_model", "build_pairs", "build_bdhs_pairs", "train_offline", "train_online",
             "benchmark_items", "evaluate"} <= rules  # fmt: skip
     assert not rules & {"aggregate_metrics", "figure_pope", "variant_spec"}  # localrules stay on the submit host
     assert all(d["JobState"] == "COMPLETED" for d in details.values()), details
@@ -97,7 +97,7 @@ def test_smoke_study_runs_through_a_real_slurm_with_the_profile(slurm, tmp_path)
     world = next(details[j] for j, rule in jobs.items() if rule == "build_world")
     assert world["MinMemoryNode"] == "4000M" and world["TimeLimit"] == "00:30:00"
     metrics = pd.read_csv(workdir / "results/tables/metrics.csv")
-    assert set(metrics.variant) == {"base", "dpo_povid", "dpo_bdhs_povid"}
+    assert set(metrics.variant) == {"base", "dpo_povid", "dpo_bdhs_povid", "mixed_dpo_povid"}
 
 
 # A job that fails unless SLURM granted it at least 4000 MB: the profile's first attempt asks for 2000.

@@ -132,6 +132,11 @@ def planned_jobs(dry_run_output: str) -> list[tuple[str, str]]:
     return jobs
 
 
+# what is rebuilt from metrics.csv whenever any evaluation changes (smoke config: one table)
+REPORT_JOBS = [("aggregate_metrics", ""), ("figure_pope", ""), ("paper_table", "table=table6"),
+               ("claims_scorecard", ""), ("figure_size_series", ""), ("all", "")]
+
+
 @pytest.mark.slow
 def test_changing_one_variants_beta_replans_only_that_variant(smoke_run, tmp_path):
     """beta reaches the run through variant_spec's params (a rerun trigger): its spec, training, evaluations
@@ -145,17 +150,18 @@ def test_changing_one_variants_beta_replans_only_that_variant(smoke_run, tmp_pat
     text = out.stdout + out.stderr
     assert out.returncode == 0, text
     assert sorted(planned_jobs(text)) == sorted([
-        ("variant_spec", "trained=dpo_povid"), ("train_offline", "trained=dpo_povid"),
-        ("evaluate", "variant=dpo_povid, benchmark=pope"), ("evaluate", "variant=dpo_povid, benchmark=objhal"),
-        ("aggregate_metrics", ""), ("figure_pope", ""), ("all", ""),
+        ("variant_spec", "trained=dpo_povid"), ("train_offline", "offline=dpo_povid"),
+        *[("evaluate", f"variant=dpo_povid, benchmark={b}") for b in ("pope", "objhal", "mmhalv")],
+        *REPORT_JOBS,
     ]), text  # fmt: skip
 
 
 @pytest.mark.slow
 def test_editing_the_bdhs_library_replans_the_bdhs_rules_and_nothing_unrelated(smoke_run):
-    """bdhs.py is hashed into build_bdhs_pairs' code_version() param only: the BDHS pair set, the variant
-    trained on it and what is built from that variant are planned; the POVID pairs, the base model and the
-    other variant are not."""
+    """bdhs.py is hashed into the code_version() params of build_bdhs_pairs, Fig. 9's schedule and the training
+    of variants that run BDHS code (online BDHS, image distortion): the BDHS pair set, the variant trained on it,
+    what is built from that variant and Fig. 9 are planned; the POVID pairs, the base model, plain DPO and
+    Mixed-DPO are not."""
     bdhs_module = smoke_run / "workflow" / "scripts" / "mmalign" / "bdhs.py"
     original = bdhs_module.read_text()
     bdhs_module.write_text(original + "\n# an edit\n")
@@ -164,10 +170,10 @@ def test_editing_the_bdhs_library_replans_the_bdhs_rules_and_nothing_unrelated(s
         text = out.stdout + out.stderr
         assert out.returncode == 0, text
         assert sorted(planned_jobs(text)) == sorted([
-            ("build_bdhs_pairs", "pairset=bdhs"), ("train_offline", "trained=dpo_bdhs_povid"),
-            ("evaluate", "variant=dpo_bdhs_povid, benchmark=pope"),
-            ("evaluate", "variant=dpo_bdhs_povid, benchmark=objhal"),
-            ("aggregate_metrics", ""), ("figure_pope", ""), ("figure_bdhs_iterations", ""), ("all", ""),
+            ("build_bdhs_pairs", "pairset=bdhs"), ("train_offline", "offline=dpo_bdhs_povid"),
+            *[("evaluate", f"variant=dpo_bdhs_povid, benchmark={b}") for b in ("pope", "objhal", "mmhalv")],
+            ("figure_bdhs_iterations", ""), ("beta_schedule", ""), ("figure_beta_schedule", ""),  # Fig. 9 is bdhs.py's
+            *REPORT_JOBS,
         ]), text  # fmt: skip
     finally:
         bdhs_module.write_text(original)

@@ -200,6 +200,20 @@ def variant_pairs(wildcards):
     return f"results/pairs/{config['variants'][_variant_name(wildcards)]['pairset']}/pairs.parquet"
 
 
+def training_code(wildcards):
+    """The code hash of one variant's training: only the modules its method runs, so that e.g. an edit to
+    bdhs.py reruns the BDHS variants (online BDHS, image distortion's noise) and not plain DPO or Online-DPO."""
+    method = config["variants"][_variant_name(wildcards)]["method"]
+    modules = ["train.py", "launch.py", "schema.py"]
+    modules += {
+        "image_distortion": ["distortion.py", "bdhs.py"],
+        "online_dpo": ["online.py", "models.py", "judges/*.py", "language.py"],
+        "mixed_dpo": ["online.py", "models.py", "judges/*.py", "language.py"],
+        "online_bdhs": ["online.py", "models.py", "bdhs.py"],
+    }.get(method, [])
+    return code_version(*modules)
+
+
 def online_inputs(wildcards):
     """An online run also reads the world's scenes, which the exact judge checks samples against."""
     inputs = {"spec": f"results/runs/{wildcards.online}/spec.json", "model": base_model_dir(),

@@ -28,7 +28,7 @@ rule train_offline:
         log_jsonl="results/runs/{offline}/train_log.jsonl",
         metrics="results/runs/{offline}/train_metrics.json",
     params:
-        code=code_version("train.py", "distortion.py", "bdhs.py", "launch.py", "schema.py"),
+        code=training_code,
     log:
         "logs/train_offline/{offline}.log",
     benchmark:
@@ -52,9 +52,7 @@ rule train_online:
         log_jsonl="results/runs/{online}/train_log.jsonl",
         metrics="results/runs/{online}/train_metrics.json",
     params:
-        code=code_version(
-            "train.py", "online.py", "bdhs.py", "models.py", "judges/*.py", "language.py", "launch.py", "schema.py"
-        ),
+        code=training_code,
         judge=annotator_spec,
         judge_cache=JUDGMENT_CACHE,
     log:

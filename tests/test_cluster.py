@@ -187,6 +187,8 @@ def test_a_second_study_takes_the_expensive_artifacts_from_the_shared_cache(tmp_
     assert written_logs(second) == written_logs(first) - cached_logs
     # what is not cached (training, evaluation) ran again in the second directory, on the cached inputs
     assert (second / "results/runs/dpo_povid/adapter").is_dir() and not (second / "results/runs").is_symlink()
-    first_metrics = pd.read_csv(first / "results/tables/metrics.csv")
-    second_metrics = pd.read_csv(second / "results/tables/metrics.csv")
-    pd.testing.assert_frame_equal(first_metrics, second_metrics)  # same inputs, same seeds: same numbers
+    # same inputs, same seeds: same numbers. judge_cached only counts which job met a judgment first in the shared
+    # judgment cache, which depends on the order parallel jobs happen to run in, so it is left out
+    first_metrics, second_metrics = (pd.read_csv(w / "results/tables/metrics.csv").query("metric != 'judge_cached'")
+                                     for w in (first, second))
+    pd.testing.assert_frame_equal(first_metrics.reset_index(drop=True), second_metrics.reset_index(drop=True))

@@ -51,3 +51,15 @@ def image_ok(path: Path) -> str | None:
     except Exception:  # PIL raises many types for a corrupt file
         return "bad_image"
     return None
+
+
+def drop_duplicate(row: dict | None, reason: str | None, seen: set) -> tuple[dict | None, str | None]:
+    """A converted row whose content (image, prompt, chosen, rejected) was already kept becomes a counted
+    'duplicate' drop; ``seen`` collects the kept contents."""
+    if row is None:
+        return row, reason
+    content = (row["image"], row["prompt"], row["chosen"], row["rejected"])
+    if content in seen:
+        return None, "duplicate"
+    seen.add(content)
+    return row, None

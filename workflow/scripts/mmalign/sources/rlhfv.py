@@ -22,7 +22,7 @@ import pyarrow.parquet as pq
 
 from mmalign.schema import Manifest
 
-from .common import finish, number_ids
+from .common import drop_duplicate, finish, number_ids
 
 SOURCE = "rlhfv"
 TEXT_KEYS = ("question", "chosen", "rejected")
@@ -101,10 +101,7 @@ def rlhfv_to_pairs(snapshot_dir: Path, images_dir: Path, out_parquet: Path, mani
             for record in batch.to_pylist():
                 manifest.rows_read += 1
                 row, reason = _convert(record, images_dir, written)
-                if row is not None:
-                    content = (row["image"], row["prompt"], row["chosen"], row["rejected"])
-                    row, reason = (None, "duplicate") if content in seen else (row, None)
-                    seen.add(content)
+                row, reason = drop_duplicate(row, reason, seen)
                 if row is None:
                     manifest.drop(reason)
                     continue

@@ -28,7 +28,7 @@ from pathlib import Path
 
 from mmalign.schema import Manifest
 
-from .common import finish, image_ok, number_ids
+from .common import drop_duplicate, finish, image_ok, number_ids
 
 SOURCE = "vlfeedback"
 
@@ -111,10 +111,7 @@ def vlfeedback_to_pairs(records_path: Path, images_dir: Path, out_parquet: Path,
                 manifest.drop("bad_json")
                 continue
             row, reason = _convert(rec, images_dir, not_ranked)
-            if row is not None:
-                content = (row["image"], row["prompt"], row["chosen"], row["rejected"])
-                row, reason = (None, "duplicate") if content in seen else (row, None)
-                seen.add(content)
+            row, reason = drop_duplicate(row, reason, seen)
             if row is None:
                 manifest.drop(reason)
                 continue

@@ -205,10 +205,11 @@ def training_code(wildcards):
     bdhs.py reruns the BDHS variants (online BDHS, image distortion's noise) and not plain DPO or Online-DPO."""
     method = config["variants"][_variant_name(wildcards)]["method"]
     modules = ["train.py", "launch.py", "schema.py"]
+    judged = ["online.py", "models.py", "judges/*.py", "language.py"]
     modules += {
         "image_distortion": ["distortion.py", "bdhs.py"],
-        "online_dpo": ["online.py", "models.py", "judges/*.py", "language.py"],
-        "mixed_dpo": ["online.py", "models.py", "judges/*.py", "language.py"],
+        "online_dpo": judged,
+        "mixed_dpo": judged,
         "online_bdhs": ["online.py", "models.py", "bdhs.py"],
     }.get(method, [])
     return code_version(*modules)

@@ -16,12 +16,11 @@ image id, which repeats when LLaVA-Instruct asked several questions about one im
 from __future__ import annotations
 
 import json
-import logging
 from pathlib import Path
 
-from mmalign.schema import Manifest, write_pairs
+from mmalign.schema import Manifest
 
-log = logging.getLogger(__name__)
+from .common import drop_duplicate, finish, number_ids
 
 SOURCE = "povid"
 IMAGE_TOKEN = "<image>"
@@ -100,32 +99,15 @@ def povid_to_pairs(records_path: Path, images_dir: Path, out_parquet: Path, mani
     manifest = Manifest(source=SOURCE, rows_read=len(records),
                         extra={"records_path": str(records_path), "images_dir": str(images_dir),
                                "max_drop_rate": max_drop_rate})
-    rows, seen_ids, seen_content = [], {}, set()
+    rows, seen_content = [], set()
     for index, rec in enumerate(records):
         row, reason = _convert(rec, images_dir)
-        if row is not None:
-            content = (row["image"], row["prompt"], row["chosen"], row["rejected"])
-            if content in seen_content:  # an exact repeat would double that pair's weight in training
-                row, reason = None, "duplicate"
-            seen_content.add(content)
+        # an exact repeat would double that pair's weight in training
+        row, reason = drop_duplicate(row, reason, seen_content)
         if row is None:
             manifest.drop(reason)
             continue
-        base = f"{SOURCE}-{row['meta']['povid_id']}"
-        n = seen_ids.get(base, 0)
-        seen_ids[base] = n + 1
-        row["id"] = base if n == 0 else f"{base}-{n}"
         row["meta"]["index"] = index
         rows.append(row)
-    manifest.rows_kept = len(rows)
-    if manifest.rows_read == 0:
-        raise ValueError(f"{SOURCE}: no records in {records_path}")
-    if manifest.drop_rate > max_drop_rate:
-        raise ValueError(f"{SOURCE}: dropped {manifest.drop_rate:.1%} of {manifest.rows_read} records "
-                         f"(max {max_drop_rate:.1%}); reasons {dict(manifest.dropped)}")
-    write_pairs(rows, out_parquet)
-    Path(manifest_path).parent.mkdir(parents=True, exist_ok=True)
-    manifest.write(manifest_path)
-    log.info("%s: kept %d of %d records (dropped %s) -> %s", SOURCE, manifest.rows_kept, manifest.rows_read,
-             dict(manifest.dropped), out_parquet)
-    return manifest
+    number_ids(rows, SOURCE, [str(r["meta"]["povid_id"]) for r in rows])
+    return finish(rows, manifest, Path(out_parquet), Path(manifest_path), max_drop_rate)

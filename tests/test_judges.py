@@ -78,7 +78,7 @@ def pair(i, a, b, scene=SCENE, prompt="describe the image in detail."):
     return PairRequest(f"p{i}", prompt, (a, b), scene=scene)
 
 
-def test_exact_pairwise_prefers_fewer_false_claims_and_counts_ties_and_failures():
+def test_exact_pairwise_prefers_the_higher_net_score_and_counts_ties_and_failures():
     judge = make_judge({"backend": "exact"})
     verdicts = judge.compare([
         pair(0, RED_CIRCLE, RED_CIRCLE.replace("square", "triangle")),  # b invents a triangle
@@ -95,6 +95,25 @@ def test_exact_pairwise_prefers_fewer_false_claims_and_counts_ties_and_failures(
     assert summarize(verdicts) == {"judged": 4.0, "ties": 1.0, "judge_unparsed": 0.0, "judge_failed": 1.0,
                                    "judge_cached": 0.0}
     assert all(v.judge_id == "exact-world" and len(v.prompt_hash) == 64 for v in verdicts)
+
+
+def test_exact_pairwise_does_not_let_silence_beat_an_informative_answer():
+    # Silence (empty, punctuation, a lone article) loses to any answer that says something, even a wrong one:
+    # ranking by false claims first made Online-DPO collapse to empty answers. Among answers that say
+    # something, the net score (true - 2 x false claims) decides, then fewer false claims.
+    judge = make_judge({"backend": "exact"})
+    one_error = RED_CIRCLE.replace("small blue square", "small red square")  # 2 true, 1 false: net 0
+    verdicts = judge.compare([
+        pair(0, "", one_error),
+        pair(1, ".", RED_CIRCLE),
+        pair(2, "a red circle.", "the"),
+        pair(3, "the", "."),
+        pair(4, "a large blue circle is at the top left.", one_error),  # net 1 vs 0
+        pair(5, one_error, "a red circle. a red square."),  # net 0 vs -4
+    ])
+    assert [v.preferred for v in verdicts] == [1, 1, 0, None, 0, 0]
+    assert [v.reason for v in verdicts[:2]] == ["the other response says nothing"] * 2
+    assert "net score" in verdicts[4].reason
 
 
 def test_exact_error_rate_flips_that_share_of_verdicts_reproducibly():

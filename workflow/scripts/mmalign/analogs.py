@@ -6,7 +6,7 @@ prompts come from 9 instruction sets); each prompt gets ``responses_per_prompt``
 pool of "models" -- the ground-truth answer (``reference``, the strong-model analog of GPT-4V), the base model
 greedy (``base``, the analog of LLaVA-1.5-7B: the policy's own family), sampled at temperatures, with part of its
 image tokens hidden (a weaker-sighted model), and prior-corrupted reference answers (a hallucinating model).
-The exact judge ranks them (``language.assess``: fewest false claims, then most true claims; ties broken by a
+The exact judge ranks them (``language.assess``: highest net score = true - 2 x false claims, then fewest false claims; ties broken by a
 seeded draw); chosen = best, rejected = worst. Each response's model goes to ``meta.chosen_model`` /
 ``meta.rejected_model`` so variants can keep one model's chosen responses.
 

@@ -351,6 +351,10 @@ def check_claim(claim: Claim, scene: Scene) -> bool | None:
 _EXISTENCE_QUESTION_RE = re.compile(rf"\b(?:is there an?|does the image contain an?) ({_SHAPE_RE})\b")
 
 
+# How many true claims one false claim cancels in a pairwise verdict (Assessment.net_score).
+HALLUCINATION_WEIGHT = 2
+
+
 @dataclass(frozen=True)
 class Assessment:
     """What the world says about one response: claims that hold, claims that do not, claims it cannot judge."""
@@ -360,9 +364,25 @@ class Assessment:
     unjudged: int
 
     @property
-    def rank_key(self) -> tuple[int, int]:
-        """Sort ascending to put the best response first: fewest false claims, then most true claims."""
-        return (self.false, -self.true)
+    def silent(self) -> bool:
+        """Says nothing the parser can read: empty, punctuation, a lone article, garbled words."""
+        return self.true + self.false + self.unjudged == 0
+
+    @property
+    def net_score(self) -> int:
+        """Correct content minus hallucination, one false claim cancelling HALLUCINATION_WEIGHT true ones."""
+        return self.true - HALLUCINATION_WEIGHT * self.false
+
+    @property
+    def rank_key(self) -> tuple[bool, int, int]:
+        """Sort ascending to put the best response first: anything said before silence, then the highest net
+        score, then the fewest false claims.
+
+        The paper's annotator asks for "less hallucination and more helpful" content (Table 14). Ranking by
+        "fewest false claims first" alone let an empty answer beat every informative one, and Online-DPO on the
+        tiny model collapsed to empty answers under it (NOTES.md, issue 4): an LLM annotator would rank an empty
+        or garbled answer last, so silence loses to any answer that says something."""
+        return (self.silent, -self.net_score, self.false)
 
 
 def asked_shape(prompt: str) -> str | None:

@@ -18,6 +18,9 @@ Scores on the LLM rubrics' scales, from two readings of a response: *hallucinate
   precision = true / (true + false) claims (0 claims: 1).
 * MM-Vet correctness 0.0-1.0: coverage * precision, rounded to one decimal like the grader's scale.
 
+Pairwise (``language.Assessment.rank_key``): a response that says nothing loses to one that says anything; then
+the higher net score (true claims - 2 x false claims) wins, then fewer false claims; equal on all is a tie.
+
 ``error_rate`` emulates a weaker annotator (paper Tables 10/11): a pairwise verdict is flipped with that
 probability, from a seed and the prompt hash, so a rerun flips the same verdicts.
 """
@@ -27,7 +30,7 @@ from __future__ import annotations
 import json
 import random
 
-from ..language import Claim, asked_shape, claim_verdicts, parse
+from ..language import HALLUCINATION_WEIGHT, Assessment, Claim, asked_shape, claim_verdicts, parse
 from ..world import Scene, stable_seed
 from .prompts import RUBRICS
 from .base import OK, TIE, UNPARSED, Judge, JudgeCallError, PairRequest, RateRequest, Rendered
@@ -172,15 +175,20 @@ class ExactWorldJudge(Judge):
 
     def parse_pair(self, raw: str, request: PairRequest, phash: str) -> tuple[int | None, str, str]:
         try:
-            a, b = (tuple((x["false"], -x["true"])) for x in json.loads(raw)["readings"])
+            a, b = (Assessment(x["true"], x["false"], x["unjudged"]) for x in json.loads(raw)["readings"])
         except (ValueError, KeyError, TypeError) as err:
             return None, UNPARSED, f"unreadable exact-judge record: {err}"
-        if a == b:
-            return None, TIE, "both responses make as many false and true claims"
-        preferred = 0 if a < b else 1
+        if a.rank_key == b.rank_key:
+            return None, TIE, "both responses are silent, or have the same net score and as many false claims"
+        preferred = 0 if a.rank_key < b.rank_key else 1
         if self.error_rate and random.Random(stable_seed(self.seed, phash)).random() < self.error_rate:
             return 1 - preferred, OK, f"flipped (simulated annotator error, rate {self.error_rate:g})"
-        return preferred, OK, "fewer false claims" if a[0] != b[0] else "as many false claims, more true ones"
+        if a.silent != b.silent:
+            return preferred, OK, "the other response says nothing"
+        if a.net_score != b.net_score:
+            return preferred, OK, (f"higher net score (true - {HALLUCINATION_WEIGHT} x false claims): "
+                                   f"{a.net_score} vs {b.net_score}")
+        return preferred, OK, "same net score, fewer false claims"
 
     def parse_rating(self, raw: str, request: RateRequest) -> tuple[float | None, dict, str, str]:
         try:

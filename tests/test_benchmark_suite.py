@@ -18,7 +18,7 @@ from chat_server import chat_server, openai_spec  # noqa: F401 (chat_server: a f
 from PIL import Image
 
 from mmalign.benchmarks import REGISTRY, gqa, llavaw, mmhal, mmhalv, mmvet, vqat
-from mmalign.evaluate import evaluate, usable_items
+from mmalign.evaluate import evaluate, evaluate_suite, usable_items
 from mmalign.judges import make_judge
 from mmalign.language import Task, hallucinated_answer
 from mmalign.schema import read_jsonl
@@ -324,6 +324,35 @@ def test_evaluate_a_judged_benchmark_with_the_tiny_llava(tiny_model, eval_scenes
     with pytest.raises(ValueError, match="scored by a judge"):
         evaluate("base", "mmhalv", {"kind": "mmhalv", "source": "synthetic"}, model_dir, None,
                  tmp_path / "items.jsonl", out["predictions"], out["judgments"], tmp_path / "metrics.json")
+
+
+def test_evaluate_suite_loads_the_policy_once_and_writes_what_evaluate_writes(tiny_model, eval_scenes, tmp_path,
+                                                                              monkeypatch):
+    import mmalign.evaluate as evaluation
+
+    _, scenes, train, images = eval_scenes
+    model_dir, _ = tiny_model
+    specs = {"gqa": ({"kind": "gqa", "source": "synthetic", "batch_size": 8}, gqa, None),
+             "mmhalv": ({"kind": "mmhalv", "source": "synthetic", "batch_size": 8}, mmhalv, {"backend": "exact"})}
+    runs, alone = {}, {}
+    for name, (spec, module, judge) in specs.items():
+        items = tmp_path / f"{name}.jsonl"
+        items.write_text("".join(json.dumps(i) + "\n" for i in module.synthetic_items(scenes, images, 0, train)[:12]))
+        runs[name] = {"spec": spec, "items_path": items, "judge_spec": judge, "judge_model_dir": None,
+                      **{f"out_{k}": tmp_path / f"suite_{name}_{k}" for k in ("predictions", "judgments", "metrics")}}
+        alone[name] = evaluate("base", name, spec, model_dir, None, items, *(tmp_path / f"alone_{name}_{k}" for k in
+                               ("predictions", "judgments", "metrics")), judge_spec=judge,
+                               judge_cache=tmp_path / "cache.sqlite")
+    loads = []
+    real_load = evaluation.load_policy
+    monkeypatch.setattr(evaluation, "load_policy", lambda *a: loads.append(a) or real_load(*a))
+    results = evaluate_suite("base", runs, model_dir, None, judge_cache=tmp_path / "suite_cache.sqlite")
+    assert len(loads) == 1 and list(results) == ["gqa", "mmhalv"]
+    for name in specs:
+        assert results[name]["metrics"] == alone[name]["metrics"] and results[name]["benchmark"] == name
+        for kind in ("predictions", "judgments"):
+            assert (tmp_path / f"suite_{name}_{kind}").read_text() == (tmp_path / f"alone_{name}_{kind}").read_text()
+        assert json.loads((tmp_path / f"suite_{name}_metrics").read_text())["items"] == 12
 
 
 # ------------------------------------------------------------------------------ Object HalBench with CHAIR

@@ -47,3 +47,22 @@ def test_dpo_step_changes_adapter_and_projector_and_logs_loss(tiny_model, pairs,
 def test_loss_weights_must_match_loss_types():
     with pytest.raises(ValueError, match="loss_weights"):
         DPOSettings(loss_type=["sigmoid"], loss_weights=[1.0, 0.5])
+
+
+def test_min_steps_repeats_a_small_pair_set_until_the_floor(tiny_model, pairs, tmp_path):
+    model_dir, _ = tiny_model
+    settings = DPOSettings(loss_type=["sigmoid"], batch_size=8, max_pairs=12, min_steps=5, lora_r=4, lora_alpha=8,
+                           logging_steps=1)
+    metrics = train_dpo(model_dir, pairs, tmp_path, settings)
+    assert metrics["pairs"] == 12 and metrics["steps"] == 5  # 2 steps per pass over 12 pairs: 2.5 passes
+    assert metrics["epochs_run"] == 2.5
+    log = [json.loads(line) for line in open(tmp_path / "train_log.jsonl")]
+    assert sum("loss" in e for e in log) == 5
+
+
+@pytest.mark.parametrize("rows, epochs, min_steps, expected", [
+    (12, 1.0, 0, 2), (12, 1.0, 5, 5), (12, 3.0, 5, 6), (3200, 1.0, 100, 400), (500, 1.0, 100, 100)])
+def test_planned_steps_is_the_larger_of_the_epochs_and_the_floor(rows, epochs, min_steps, expected):
+    from mmalign.train import planned_steps
+
+    assert planned_steps(rows, DPOSettings(batch_size=8, epochs=epochs, min_steps=min_steps)) == expected

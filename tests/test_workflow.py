@@ -31,9 +31,12 @@ def test_dry_run_plans_every_rule_of_the_default_study():
     assert rules == {
         "build_world", "build_base_model", "build_pairs", "build_bdhs_pairs", "build_analog_pairs", "variant_spec",
         "train_offline", "train_online",
-        "benchmark_items", "evaluate", "aggregate_metrics", "figure_pope", "figure_bdhs_iterations", "all",
+        "benchmark_items", "evaluate_variant", "aggregate_metrics", "figure_pope", "figure_bdhs_iterations", "all",
         "paper_table", "claims_scorecard", "figure_size_series", "beta_schedule", "figure_beta_schedule",
     }  # fmt: skip
+    # evaluation.jobs: per_variant: one job per evaluated model (the base model and every variant)
+    variants = yaml.safe_load((REPO / "config" / "config.yaml").read_text())["variants"]
+    assert re.search(rf"^evaluate_variant\s+{len(variants) + 1}$", out.stdout + out.stderr, re.M)
 
 
 def test_dry_run_plans_the_paper_study_without_network():
@@ -50,13 +53,13 @@ def test_every_rule_has_a_log_and_a_conda_env():
     out = run_snakemake("--lint")
     text = out.stdout + out.stderr
     assert "Congratulations, your workflow is in a good condition" in text, text
-    rules = re.findall(r"^rule (\w+):", "\n".join(p.read_text() for p in (REPO / "workflow/rules").glob("*.smk")), re.M)
+    rules = re.findall(r"^\s*rule (\w+):", "\n".join(p.read_text() for p in (REPO / "workflow/rules").glob("*.smk")), re.M)
     for path in (REPO / "workflow/rules").glob("*.smk"):
-        for block in re.split(r"^rule ", path.read_text(), flags=re.M)[1:]:
+        for block in re.split(r"^\s*rule ", path.read_text(), flags=re.M)[1:]:  # rules may sit under an `if`
             name = block.split(":")[0]
             if name == "all":
                 continue
-            assert "\n    log:" in block and "\n    conda:" in block, f"rule {name} lacks log: or conda:"
+            assert re.search(r"\n\s+log:", block) and re.search(r"\n\s+conda:", block), f"rule {name} lacks log: or conda:"
             env = re.search(r'conda:\n\s+"([^"]+)"', block).group(1)
             assert (path.parent / env).resolve().is_file(), f"rule {name}: env file {env} missing"
     assert len(rules) >= 9

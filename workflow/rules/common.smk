@@ -244,25 +244,57 @@ def benchmark_inputs(wildcards):
     return inputs
 
 
+# evaluation.jobs: one `evaluate` job per (variant, benchmark), or one `evaluate_variant` job per variant that
+# loads the policy once for every benchmark (same outputs; the default study's benchmarks take seconds, less
+# than starting Python and loading the model).
+EVAL_PER_VARIANT = config.get("evaluation", {}).get("jobs", "per_benchmark") == "per_variant"
+
+
+def judge_model_dir(benchmark):
+    """The local judge model a benchmark's judge loads, or None (rule-scored, exact or endpoint judges)."""
+    download = judge_of(benchmark).get("download")
+    return f"resources/models/{download}" if download else None
+
+
 def policy_inputs(wildcards):
     """The base model, plus the variant's adapter unless the variant is the base model itself, plus the
     judge's model when a local judge is downloaded."""
     inputs = {"model": base_model_dir(), "items_jsonl": f"results/benchmarks/{wildcards.benchmark}/items.jsonl"}
     if wildcards.variant != "base":
         inputs["adapter"] = f"results/runs/{wildcards.variant}/adapter"
-    judge = benchmark_judge(wildcards)
-    if judge and judge.get("download"):
-        inputs["judge_model"] = f"resources/models/{judge['download']}"
+    if judge_model_dir(wildcards.benchmark):
+        inputs["judge_model"] = judge_model_dir(wildcards.benchmark)
     return inputs
+
+
+def suite_inputs(wildcards):
+    """policy_inputs for every benchmark at once (evaluate_variant): items in BENCHMARKS order."""
+    inputs = {"model": base_model_dir(), "benchmark_items": [f"results/benchmarks/{b}/items.jsonl" for b in BENCHMARKS]}
+    if wildcards.variant != "base":
+        inputs["adapter"] = f"results/runs/{wildcards.variant}/adapter"
+    judge_models = sorted({judge_model_dir(b) for b in BENCHMARKS} - {None})
+    if judge_models:
+        inputs["judge_models"] = judge_models
+    return inputs
+
+
+def suite_runs():
+    """Per benchmark (BENCHMARKS order): its settings, its judge's settings and local model (evaluate_variant)."""
+    return {b: {"spec": dict(config["benchmarks"][b]), "judge_spec": judge_of(b) or None,
+                "judge_model_dir": judge_model_dir(b)} for b in BENCHMARKS}
 
 
 JUDGMENT_CACHE = "results/judgments/cache.sqlite"  # raw judgments on (judge id, prompt hash), shared by all jobs
 
 
-def benchmark_judge(wildcards):
+def judge_of(benchmark):
     """The settings of the judge that scores a benchmark ({} for benchmarks scored by rule)."""
-    name = config["benchmarks"][wildcards.benchmark].get("judge")
+    name = config["benchmarks"][benchmark].get("judge")
     return dict(config.get("judges", {})[name]) if name else {}
+
+
+def benchmark_judge(wildcards):
+    return judge_of(wildcards.benchmark)
 
 
 def judge_downloads():

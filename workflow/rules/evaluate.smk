@@ -1,31 +1,66 @@
 # Stage 4: every variant on every benchmark.
+#
+# evaluation.jobs (config) picks the job granularity: per_benchmark (default: `evaluate`, one job per variant and
+# benchmark, the paper study's choice: GPU jobs sized per benchmark) or per_variant (`evaluate_variant`, one job
+# per variant loading the policy once; the default study's choice). Both write the same files.
 
+EVAL_CODE = code_version(
+    "evaluate.py", "models.py", "benchmarks/*.py", "language.py", "schema.py", "judges/*.py", "launch.py"
+)
 
-rule evaluate:
-    """Generate answers for one benchmark with one variant, keep them and every verdict, and score them (by the
-    benchmark's rule or its judge; raw judgments are also cached in results/judgments/cache.sqlite)."""
-    input:
-        unpack(policy_inputs),
-    output:
-        predictions="results/eval/{variant}/{benchmark}/predictions.jsonl",
-        judgments="results/eval/{variant}/{benchmark}/judgments.jsonl",
-        metrics="results/eval/{variant}/{benchmark}/metrics.json",
-    params:
-        code=code_version(
-            "evaluate.py", "models.py", "benchmarks/*.py", "language.py", "schema.py", "judges/*.py", "launch.py"
-        ),
-        spec=settings_of("benchmarks"),
-        judge=benchmark_judge,
-        judge_cache=JUDGMENT_CACHE,
-        seed=config["seed"],
-    log:
-        "logs/evaluate/{variant}/{benchmark}.log",
-    benchmark:
-        "benchmarks/evaluate/{variant}/{benchmark}.tsv"
-    conda:
-        "../../envs/eval.yaml"
-    threads: 1
-    resources:
-        mem_mb=2000,
-    script:
-        "../scripts/evaluate.py"
+if not EVAL_PER_VARIANT:
+
+    rule evaluate:
+        """Generate answers for one benchmark with one variant, keep them and every verdict, and score them (by the
+        benchmark's rule or its judge; raw judgments are also cached in results/judgments/cache.sqlite)."""
+        input:
+            unpack(policy_inputs),
+        output:
+            predictions="results/eval/{variant}/{benchmark}/predictions.jsonl",
+            judgments="results/eval/{variant}/{benchmark}/judgments.jsonl",
+            metrics="results/eval/{variant}/{benchmark}/metrics.json",
+        params:
+            code=EVAL_CODE,
+            spec=settings_of("benchmarks"),
+            judge=benchmark_judge,
+            judge_cache=JUDGMENT_CACHE,
+            seed=config["seed"],
+        log:
+            "logs/evaluate/{variant}/{benchmark}.log",
+        benchmark:
+            "benchmarks/evaluate/{variant}/{benchmark}.tsv"
+        conda:
+            "../../envs/eval.yaml"
+        threads: 1
+        resources:
+            mem_mb=2000,
+        script:
+            "../scripts/evaluate.py"
+
+else:
+
+    rule evaluate_variant:
+        """One variant on every benchmark in one job: the policy is loaded once (evaluation.jobs: per_variant).
+        Same per-benchmark outputs as `evaluate`; the log and the benchmark file are per variant."""
+        input:
+            unpack(suite_inputs),
+        output:
+            predictions=expand("results/eval/{{variant}}/{benchmark}/predictions.jsonl", benchmark=BENCHMARKS),
+            judgments=expand("results/eval/{{variant}}/{benchmark}/judgments.jsonl", benchmark=BENCHMARKS),
+            metrics=expand("results/eval/{{variant}}/{benchmark}/metrics.json", benchmark=BENCHMARKS),
+        params:
+            code=EVAL_CODE,
+            runs=suite_runs(),
+            judge_cache=JUDGMENT_CACHE,
+            seed=config["seed"],
+        log:
+            "logs/evaluate/{variant}.log",
+        benchmark:
+            "benchmarks/evaluate/{variant}.tsv"
+        conda:
+            "../../envs/eval.yaml"
+        threads: 1
+        resources:
+            mem_mb=2000,
+        script:
+            "../scripts/evaluate_variant.py"

@@ -1,6 +1,9 @@
 """Evaluate one policy on one benchmark: batched greedy generation, raw outputs kept, scored by the
 benchmark's own rule (and its judge, for judged benchmarks). Decoding settings, the judge and throughput are
-recorded beside the metrics. Items without an image or a reference answer are skipped and counted."""
+recorded beside the metrics. Items without an image or a reference answer are skipped and counted.
+
+``evaluate_suite`` runs several benchmarks with one policy loaded once (config ``evaluation.jobs: per_variant``):
+on the tiny default-study model, starting Python and loading the model cost more than most benchmarks."""
 
 from __future__ import annotations
 
@@ -45,7 +48,9 @@ def usable_items(items: list[dict]) -> tuple[list[dict], dict[str, int]]:
 
 def evaluate(variant: str, benchmark: str, spec: dict, model_dir, adapter_dir, items_path, out_predictions,
              out_judgments, out_metrics, seed: int = 0, judge_spec: dict | None = None, judge_cache=None,
-             judge_model_dir=None) -> dict:
+             judge_model_dir=None, policy=None) -> dict:
+    """`policy`: a (model, processor) the caller loaded and keeps (evaluate_suite); else loaded here and freed
+    before a local judge model loads."""
     module = benchmarks.get(spec["kind"])
     decoding = decoding_settings(spec, module)
     items, skipped = usable_items(read_jsonl(items_path))
@@ -54,7 +59,7 @@ def evaluate(variant: str, benchmark: str, spec: dict, model_dir, adapter_dir, i
     judged = getattr(module, "JUDGED", False)
     if judged and not judge_spec:
         raise ValueError(f"benchmark {benchmark!r} (kind {spec['kind']}) is scored by a judge: set its 'judge'")
-    model, processor = load_policy(model_dir, adapter_dir)
+    model, processor = policy or load_policy(model_dir, adapter_dir)
     prompts = [module.prompt(item, decoding["prompt_suffix"]) for item in items]
     images = [Image.open(item["image"]).convert("RGB") for item in items]
     start = time.time()
@@ -64,7 +69,7 @@ def evaluate(variant: str, benchmark: str, spec: dict, model_dir, adapter_dir, i
     with open(out_predictions, "w") as fh:
         for item, prompt, text in zip(items, prompts, answers):
             fh.write(json.dumps({"id": item["id"], "subset": item["subset"], "prompt": prompt, "prediction": text}) + "\n")
-    del model  # free the policy before a local judge model loads
+    del model  # our reference only: a policy loaded here is freed before a local judge model loads
     judge_start = time.time()
     if judged:
         from .judges import make_judge
@@ -99,3 +104,15 @@ def evaluate(variant: str, benchmark: str, spec: dict, model_dir, adapter_dir, i
     log.info("%s on %s: %d items, generation %.1fs, judging %.1fs (%.1f items/s)", variant, benchmark, len(items),
              seconds, judge_seconds, result["eval_samples_per_second"] or 0)
     return result
+
+
+def evaluate_suite(variant: str, runs: dict[str, dict], model_dir, adapter_dir, seed: int = 0, judge_cache=None) -> dict:
+    """Evaluate one policy on several benchmarks, loading it once. `runs` maps a benchmark name to the keyword
+    arguments of `evaluate` that differ per benchmark: spec, items_path, out_predictions, out_judgments,
+    out_metrics, judge_spec, judge_model_dir. Same outputs as one `evaluate` call per benchmark."""
+    policy = load_policy(model_dir, adapter_dir)
+    results = {}
+    for benchmark, run in runs.items():
+        results[benchmark] = evaluate(variant, benchmark, model_dir=model_dir, adapter_dir=adapter_dir, seed=seed,
+                                      judge_cache=judge_cache, policy=policy, **run)
+    return results

@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 import shutil
 import time
 from dataclasses import asdict, dataclass, field
@@ -47,6 +48,10 @@ class DPOSettings:
     learning_rate: float = 5e-4
     projector_learning_rate: float = 1e-4
     epochs: float = 1.0
+    # At least this many optimizer steps, repeating the data when `epochs` gives fewer (0: no floor). Small pair
+    # sets otherwise get a handful of full-size Adam steps, whose sign-like first updates perturb the tiny model
+    # more than they teach it (NOTES.md, issue 5); the paper searched 3-7 epochs per row for the same reason.
+    min_steps: int = 0
     batch_size: int = 16
     lora_r: int = 16
     lora_alpha: int = 32
@@ -75,6 +80,16 @@ class DPOSettings:
     def from_spec(cls, spec: dict) -> "DPOSettings":
         known = {f for f in cls.__dataclass_fields__}
         return cls(**{k: v for k, v in spec.items() if k in known})
+
+
+def natural_steps(rows: int, settings: DPOSettings) -> int:
+    """Optimizer steps that `epochs` passes over `rows` training rows take (the last batch may be short)."""
+    return max(1, math.ceil(math.ceil(rows / settings.batch_size) * settings.epochs))
+
+
+def planned_steps(rows: int, settings: DPOSettings) -> int:
+    """Steps the run will take: `epochs` passes, or `min_steps` if that is more (the data repeats)."""
+    return max(natural_steps(rows, settings), settings.min_steps)
 
 
 def rejected_answers(row, mode: str) -> list[str]:
@@ -184,8 +199,10 @@ def train_dpo(model_dir: str | Path, pairs_path: str | Path, out_dir: str | Path
         dataset = online_dataset(pairs_path, settings.max_pairs, settings.seed)
     log.info("%s on %d pairs, %d trainable parameters, loss %s%s", settings.method, len(dataset), trainable,
              settings.loss_type, f", resuming from {resume}" if resume else "")
+    steps = planned_steps(len(dataset), settings)
     args = DPOConfig(
         output_dir=str(out_dir / "checkpoints"),
+        max_steps=steps if steps > natural_steps(len(dataset), settings) else -1,
         # batch_size is the global batch: each of several processes (mmalign.launch) takes its share
         per_device_train_batch_size=per_process_batch(settings.batch_size, world_size()),
         num_train_epochs=settings.epochs,
@@ -239,7 +256,9 @@ def train_dpo(model_dir: str | Path, pairs_path: str | Path, out_dir: str | Path
         "steps": result.global_step,
         "train_loss": result.training_loss,
         "train_seconds": round(seconds, 2),
-        "pairs_per_second": round(len(dataset) * settings.epochs / seconds, 3),
+        "epochs_run": round(result.global_step / natural_steps(len(dataset), settings) * settings.epochs, 3),
+        "pairs_per_second": round(min(result.global_step * settings.batch_size, len(dataset) * result.global_step
+                                      / natural_steps(len(dataset), settings) * settings.epochs) / seconds, 3),
         "trainable_parameters": trainable,
         "resumed_from": Path(resume).name if resume else None,
         "last_logged": last,

@@ -116,6 +116,18 @@ def test_exact_pairwise_does_not_let_silence_beat_an_informative_answer():
     assert "net score" in verdicts[4].reason
 
 
+def test_exact_pairwise_with_a_reference_rewards_answering_the_question():
+    # Restating the question's object ("the circle.") is a true claim but no answer: with the pair's reference
+    # answer the judge also counts the reference claims a response states, so the real answer wins.
+    judge = make_judge({"backend": "exact"})
+    ask = "what colour is the circle?"
+    with_reference = judge.compare([PairRequest("r0", ask, ("the circle.", "the circle is blue."), scene=SCENE,
+                                                reference="the circle is blue.")])
+    without = judge.compare([PairRequest("r1", ask, ("the circle.", "the circle is blue."), scene=SCENE)])
+    assert with_reference[0].preferred == 1 and without[0].preferred is None  # a tie without the reference
+    assert with_reference[0].prompt_hash != without[0].prompt_hash  # the reference is part of what the judge saw
+
+
 def test_exact_error_rate_flips_that_share_of_verdicts_reproducibly():
     requests = [pair(i, RED_CIRCLE, RED_CIRCLE.replace("square", "star") + " " * (i % 50) + f" {'.' * (i // 50)}")
                 for i in range(400)]

@@ -362,6 +362,7 @@ class Assessment:
     true: int
     false: int
     unjudged: int
+    covered: int = 0  # claims of a reference answer the response states (exact judge, when it has a reference)
 
     @property
     def silent(self) -> bool:
@@ -370,8 +371,9 @@ class Assessment:
 
     @property
     def net_score(self) -> int:
-        """Correct content minus hallucination, one false claim cancelling HALLUCINATION_WEIGHT true ones."""
-        return self.true - HALLUCINATION_WEIGHT * self.false
+        """Correct content minus hallucination, one false claim cancelling HALLUCINATION_WEIGHT true ones; a
+        claim of the reference answer stated counts once more (what the question asked for)."""
+        return self.true + self.covered - HALLUCINATION_WEIGHT * self.false
 
     @property
     def rank_key(self) -> tuple[bool, int, int]:

@@ -163,7 +163,7 @@ class PairMaker:
 
         scene_id = json.loads(ex["meta"] or "{}").get("scene")
         return PairRequest(id=ex["pair_id"], prompt=ex["prompt_text"], responses=pair,
-                           image=ex.get("image_path"), scene=self.scenes.get(scene_id))
+                           image=ex.get("image_path"), scene=self.scenes.get(scene_id), reference=ex["chosen_text"])
 
     def _bdhs_rows(self, model, examples: list[dict], step: int) -> list[dict]:
         from .bdhs import BDHSSettings, Example, load_embedder, run_bdhs

@@ -32,6 +32,10 @@ class PairRequest:
     responses: tuple[str, str]
     image: str | None = None  # path; LLM backends show it to the judge
     scene: dict | None = None  # the world's scene (a Scene or Scene.to_dict()); the exact judge reads it
+    # A known good answer (the pair set's chosen one), for judges that can use it: the exact judge counts how
+    # much of it a response states (coverage), so restating the question ("the square.") is not a good answer.
+    # The LLM backends show the paper's annotator prompt (Table 14), which has no reference.
+    reference: str | None = None
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,9 @@ Scores on the LLM rubrics' scales, from two readings of a response: *hallucinate
 * MM-Vet correctness 0.0-1.0: coverage * precision, rounded to one decimal like the grader's scale.
 
 Pairwise (``language.Assessment.rank_key``): a response that says nothing loses to one that says anything; then
-the higher net score (true claims - 2 x false claims) wins, then fewer false claims; equal on all is a tie.
+the higher net score wins (true claims - 2 x false claims, + 1 per claim of the request's reference answer that
+the response states, when the request has one: Online-DPO passes the pair set's chosen answer), then fewer false
+claims; equal on all is a tie.
 
 ``error_rate`` emulates a weaker annotator (paper Tables 10/11): a pairwise verdict is flipped with that
 probability, from a seed and the prompt hash, so a rerun flips the same verdicts.
@@ -134,8 +136,11 @@ class ExactWorldJudge(Judge):
 
     # The "prompt" is everything this judge is shown, as canonical JSON; its reading of it is the raw text.
     def render_pair(self, request: PairRequest) -> Rendered:
-        return Rendered(json.dumps({"task": "pairwise", "prompt": request.prompt, "responses": list(request.responses),
-                                    "scene": scene_dict(request.scene)}, sort_keys=True))
+        shown = {"task": "pairwise", "prompt": request.prompt, "responses": list(request.responses),
+                 "scene": scene_dict(request.scene)}
+        if request.reference is not None:
+            shown["reference"] = request.reference
+        return Rendered(json.dumps(shown, sort_keys=True))
 
     def render_rating(self, request: RateRequest) -> Rendered:
         shown = {"task": request.rubric, "question": request.question, "response": request.response,
@@ -155,6 +160,10 @@ class ExactWorldJudge(Judge):
                 verdicts = [v for _, v in claim_verdicts(shown["prompt"], response, scene)]
                 readings.append({"true": verdicts.count(True), "false": verdicts.count(False),
                                  "unjudged": verdicts.count(None)})
+                if shown.get("reference") is not None:
+                    readings[-1]["covered"] = reading(RateRequest(
+                        id="", rubric="pairwise", question=shown["prompt"], response=response,
+                        reference=shown["reference"], scene=shown["scene"]))["covered"]
             return json.dumps({"readings": readings}, sort_keys=True)
         if shown["task"] not in RUBRICS:
             return JudgeCallError(f"exact judge: unknown rubric {shown['task']!r}")
@@ -175,7 +184,8 @@ class ExactWorldJudge(Judge):
 
     def parse_pair(self, raw: str, request: PairRequest, phash: str) -> tuple[int | None, str, str]:
         try:
-            a, b = (Assessment(x["true"], x["false"], x["unjudged"]) for x in json.loads(raw)["readings"])
+            a, b = (Assessment(x["true"], x["false"], x["unjudged"], x.get("covered", 0))
+                    for x in json.loads(raw)["readings"])
         except (ValueError, KeyError, TypeError) as err:
             return None, UNPARSED, f"unreadable exact-judge record: {err}"
         if a.rank_key == b.rank_key:
@@ -186,8 +196,8 @@ class ExactWorldJudge(Judge):
         if a.silent != b.silent:
             return preferred, OK, "the other response says nothing"
         if a.net_score != b.net_score:
-            return preferred, OK, (f"higher net score (true - {HALLUCINATION_WEIGHT} x false claims): "
-                                   f"{a.net_score} vs {b.net_score}")
+            return preferred, OK, (f"higher net score (true + reference claims stated - {HALLUCINATION_WEIGHT} x "
+                                   f"false claims): {a.net_score} vs {b.net_score}")
         return preferred, OK, "same net score, fewer false claims"
 
     def parse_rating(self, raw: str, request: RateRequest) -> tuple[float | None, dict, str, str]:

@@ -177,3 +177,27 @@ def test_editing_the_bdhs_library_replans_the_bdhs_rules_and_nothing_unrelated(s
         ]), text  # fmt: skip
     finally:
         bdhs_module.write_text(original)
+
+
+@pytest.mark.slow
+def test_one_evaluation_job_per_variant_writes_what_one_job_per_benchmark_wrote(smoke_run, tmp_path):
+    """evaluation.jobs: per_variant replaces the (variant, benchmark) `evaluate` jobs by one `evaluate_variant`
+    job per variant; in a copy of the finished smoke study, the base model's evaluation redone that way gives
+    the same predictions and metrics for every benchmark, from one job."""
+    work = tmp_path / "w"
+    shutil.copytree(smoke_run, work, symlinks=True, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+    before = {p.relative_to(work): p.read_text() for p in (work / "results/eval/base").glob("*/*")}
+    shutil.rmtree(work / "results/eval/base")
+    benchmarks = sorted(yaml.safe_load(SMOKE.read_text())["benchmarks"])
+    out = snakemake(work, "--cores", "1", "--config", "evaluation={jobs: per_variant}",
+                    *[f"results/eval/base/{b}/metrics.json" for b in benchmarks])
+    text = out.stdout + out.stderr
+    assert out.returncode == 0, text[-5000:]
+    assert re.search(r"^evaluate_variant\s+1$", text, re.M) and not re.search(r"^evaluate\s+\d", text, re.M), text
+    for benchmark in benchmarks:
+        path = Path("results/eval/base") / benchmark
+        assert (work / path / "predictions.jsonl").read_text() == before[path / "predictions.jsonl"]
+        again, first = (json.loads(t) for t in ((work / path / "metrics.json").read_text(), before[path / "metrics.json"]))
+        keep = [r for r in first["metrics"] if r["metric"] != "judge_cached"]  # the copied cache answers the rerun
+        assert [r for r in again["metrics"] if r["metric"] != "judge_cached"] == keep, benchmark
+    assert (work / "logs/evaluate/base.log").is_file()

@@ -189,8 +189,8 @@ def test_one_evaluation_job_per_variant_writes_what_one_job_per_benchmark_wrote(
     before = {p.relative_to(work): p.read_text() for p in (work / "results/eval/base").glob("*/*")}
     shutil.rmtree(work / "results/eval/base")
     benchmarks = sorted(yaml.safe_load(SMOKE.read_text())["benchmarks"])
-    out = snakemake(work, "--cores", "1", "--config", "evaluation={jobs: per_variant}",
-                    *[f"results/eval/base/{b}/metrics.json" for b in benchmarks])
+    targets = [f"results/eval/base/{b}/metrics.json" for b in benchmarks]
+    out = snakemake(work, "--cores", "1", *targets, "--config", "evaluation={jobs: per_variant}")  # --config: last
     text = out.stdout + out.stderr
     assert out.returncode == 0, text[-5000:]
     assert re.search(r"^evaluate_variant\s+1$", text, re.M) and not re.search(r"^evaluate\s+\d", text, re.M), text

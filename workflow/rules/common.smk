@@ -256,22 +256,27 @@ def judge_model_dir(benchmark):
     return f"resources/models/{download}" if download else None
 
 
+def model_inputs(variant):
+    """The base model, plus the variant's adapter unless the variant is the base model itself."""
+    inputs = {"model": base_model_dir()}
+    if variant != "base":
+        inputs["adapter"] = f"results/runs/{variant}/adapter"
+    return inputs
+
+
 def policy_inputs(wildcards):
-    """The base model, plus the variant's adapter unless the variant is the base model itself, plus the
-    judge's model when a local judge is downloaded."""
-    inputs = {"model": base_model_dir(), "items_jsonl": f"results/benchmarks/{wildcards.benchmark}/items.jsonl"}
-    if wildcards.variant != "base":
-        inputs["adapter"] = f"results/runs/{wildcards.variant}/adapter"
-    if judge_model_dir(wildcards.benchmark):
-        inputs["judge_model"] = judge_model_dir(wildcards.benchmark)
+    """model_inputs, the benchmark's items, and the judge's model when a local judge is downloaded."""
+    inputs = {**model_inputs(wildcards.variant), "items_jsonl": f"results/benchmarks/{wildcards.benchmark}/items.jsonl"}
+    judge_model = judge_model_dir(wildcards.benchmark)
+    if judge_model:
+        inputs["judge_model"] = judge_model
     return inputs
 
 
 def suite_inputs(wildcards):
     """policy_inputs for every benchmark at once (evaluate_variant): items in BENCHMARKS order."""
-    inputs = {"model": base_model_dir(), "benchmark_items": [f"results/benchmarks/{b}/items.jsonl" for b in BENCHMARKS]}
-    if wildcards.variant != "base":
-        inputs["adapter"] = f"results/runs/{wildcards.variant}/adapter"
+    inputs = {**model_inputs(wildcards.variant),
+              "benchmark_items": [f"results/benchmarks/{b}/items.jsonl" for b in BENCHMARKS]}
     judge_models = sorted({judge_model_dir(b) for b in BENCHMARKS} - {None})
     if judge_models:
         inputs["judge_models"] = judge_models

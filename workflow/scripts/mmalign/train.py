@@ -199,10 +199,11 @@ def train_dpo(model_dir: str | Path, pairs_path: str | Path, out_dir: str | Path
         dataset = online_dataset(pairs_path, settings.max_pairs, settings.seed)
     log.info("%s on %d pairs, %d trainable parameters, loss %s%s", settings.method, len(dataset), trainable,
              settings.loss_type, f", resuming from {resume}" if resume else "")
+    natural = natural_steps(len(dataset), settings)
     steps = planned_steps(len(dataset), settings)
     args = DPOConfig(
         output_dir=str(out_dir / "checkpoints"),
-        max_steps=steps if steps > natural_steps(len(dataset), settings) else -1,
+        max_steps=steps if steps > natural else -1,  # -1: `epochs` decides
         # batch_size is the global batch: each of several processes (mmalign.launch) takes its share
         per_device_train_batch_size=per_process_batch(settings.batch_size, world_size()),
         num_train_epochs=settings.epochs,
@@ -251,14 +252,14 @@ def train_dpo(model_dir: str | Path, pairs_path: str | Path, out_dir: str | Path
     last = next((e for e in reversed(trainer.state.log_history) if "loss" in e), {})
     if trainer.is_world_process_zero():
         shutil.rmtree(out_dir / "checkpoints", ignore_errors=True)
+    epochs_run = result.global_step / natural * settings.epochs
     metrics = {
         "pairs": len(dataset),
         "steps": result.global_step,
         "train_loss": result.training_loss,
         "train_seconds": round(seconds, 2),
-        "epochs_run": round(result.global_step / natural_steps(len(dataset), settings) * settings.epochs, 3),
-        "pairs_per_second": round(min(result.global_step * settings.batch_size, len(dataset) * result.global_step
-                                      / natural_steps(len(dataset), settings) * settings.epochs) / seconds, 3),
+        "epochs_run": round(epochs_run, 3),
+        "pairs_per_second": round(len(dataset) * epochs_run / seconds, 3),
         "trainable_parameters": trainable,
         "resumed_from": Path(resume).name if resume else None,
         "last_logged": last,

@@ -154,16 +154,13 @@ class ExactWorldJudge(Judge):
         if shown["task"] == "pairwise":
             if shown["scene"] is None:
                 return JudgeCallError("exact judge: the pair has no scene to check against")
-            scene = Scene.from_dict(shown["scene"])
+            # counts of each response's claims; with a reference, also how many of the reference's claims it states
+            kept = ("true", "false", "unjudged") + (("covered",) if "reference" in shown else ())
             readings = []
             for response in shown["responses"]:
-                verdicts = [v for _, v in claim_verdicts(shown["prompt"], response, scene)]
-                readings.append({"true": verdicts.count(True), "false": verdicts.count(False),
-                                 "unjudged": verdicts.count(None)})
-                if shown.get("reference") is not None:
-                    readings[-1]["covered"] = reading(RateRequest(
-                        id="", rubric="pairwise", question=shown["prompt"], response=response,
-                        reference=shown["reference"], scene=shown["scene"]))["covered"]
+                r = reading(RateRequest(id="", rubric="pairwise", question=shown["prompt"], response=response,
+                                        reference=shown.get("reference") or "", scene=shown["scene"]))
+                readings.append({k: r[k] for k in kept})
             return json.dumps({"readings": readings}, sort_keys=True)
         if shown["task"] not in RUBRICS:
             return JudgeCallError(f"exact judge: unknown rubric {shown['task']!r}")

@@ -10,7 +10,7 @@ import pytest
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # tests never touch the network
 
-from mmalign.world import WorldSettings, write_world  # noqa: E402
+from mmalign.synthetic.world import WorldSettings, write_world  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -27,8 +27,8 @@ def small_world(tmp_path_factory):
 @pytest.fixture(scope="session")
 def tiny_model(small_world, tmp_path_factory):
     """A tiny LLaVA built and briefly SFT-trained on the small world: its model directory."""
-    from mmalign.tinyllava import TinyLlavaSettings, build_base_model
-    from mmalign.world import load_scenes
+    from mmalign.synthetic.tinyllava import TinyLlavaSettings, build_base_model
+    from mmalign.synthetic.world import load_scenes
 
     settings, scenes_path, images = small_world
     out = tmp_path_factory.mktemp("model") / "tinyllava"

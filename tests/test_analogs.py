@@ -7,12 +7,12 @@ import random
 
 import pytest
 
-from mmalign import language as lang
-from mmalign.analogs import (NOVEL_PROMPTS, RLHFVAnalogSettings, VLFeedbackAnalogSettings, correct_answer,
+from mmalign.synthetic import language as lang
+from mmalign.synthetic.analogs import (NOVEL_PROMPTS, RLHFVAnalogSettings, VLFeedbackAnalogSettings, correct_answer,
                              novel_wording, rlhfv_analog, vlfeedback_analog)
 from mmalign.models import load_policy
-from mmalign.tinyllava import world_vocabulary
-from mmalign.world import Scene, SceneObject, load_scenes
+from mmalign.synthetic.tinyllava import world_vocabulary
+from mmalign.synthetic.world import Scene, SceneObject, load_scenes
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,7 @@ from PIL import Image
 from mmalign import bdhs
 from mmalign.bdhs import BDHSSettings, Example
 from mmalign.models import generate, load_policy
-from mmalign.world import load_scenes
+from mmalign.synthetic.world import load_scenes
 
 
 @pytest.fixture(scope="module")
@@ -153,7 +153,7 @@ def tiny_llava_next():
     from transformers import CLIPVisionConfig, LlamaConfig, LlavaNextConfig, LlavaNextForConditionalGeneration, LlavaNextProcessor
     from transformers.models.llava_next.image_processing_pil_llava_next import LlavaNextImageProcessorPil
 
-    from mmalign.tinyllava import CHAT_TEMPLATE, build_tokenizer
+    from mmalign.synthetic.tinyllava import CHAT_TEMPLATE, build_tokenizer
 
     torch.manual_seed(0)
     tok = build_tokenizer()

@@ -17,13 +17,14 @@ import pytest
 from chat_server import chat_server, openai_spec  # noqa: F401 (chat_server: a fixture)
 from PIL import Image
 
-from mmalign.benchmarks import REGISTRY, gqa, llavaw, mmhal, mmhalv, mmvet, vqat
-from mmalign.evaluate import evaluate, evaluate_suite, usable_items
+from mmalign.evaluate.benchmarks import gqa, llavaw, mmhal, mmhalv, mmvet, vqat
+from mmalign.evaluate.run import evaluate, evaluate_suite, score, usable_items
 from mmalign.judges import make_judge
-from mmalign.language import Task, hallucinated_answer
+from mmalign.synthetic.language import Task, hallucinated_answer
 from mmalign.schema import read_jsonl
-from mmalign.sources.benchmarks import benchmark_to_items
-from mmalign.world import Scene, WorldSettings, load_scenes
+from mmalign.synthetic import benchmarks as synthetic
+from mmalign.evaluate.snapshots import benchmark_to_items
+from mmalign.synthetic.world import Scene, WorldSettings, load_scenes
 
 
 def metrics(rows, subset="all"):
@@ -64,15 +65,16 @@ def test_gqa_exact_match_after_normalization():
 
 
 def test_synthetic_parse_rules_read_the_world_language():
+    gqa_reader, vqat_reader = synthetic.READERS["gqa"], synthetic.READERS["vqat"]
     item = {"meta": {"scene": {}}, "question": "what colour is the shape at the top left?"}
-    assert gqa.parse_answer("the circle at the top left is red.", item) == "red"
-    assert gqa.parse_answer("a blue square is at the center. a red circle is at the top left.", item) == "red"
-    assert gqa.parse_answer("i do not know.", item) is None
+    assert gqa_reader.answer("the circle at the top left is red.", item) == "red"
+    assert gqa_reader.answer("a blue square is at the center. a red circle is at the top left.", item) == "red"
+    assert gqa_reader.answer("i do not know.", item) is None
     shape_item = {"meta": {"scene": {}}, "question": "what shape is at the center?"}
-    assert gqa.parse_answer("a green triangle is at the center.", shape_item) == "triangle"
-    assert vqat.parse_answer("the star has the letter k on it.", item) == "k"
-    assert vqat.parse_answer("there is no letter on the star.", item) == "none"
-    assert vqat.parse_answer("k", item) is None  # the world's language states a letter in a sentence
+    assert gqa_reader.answer("a green triangle is at the center.", shape_item) == "triangle"
+    assert vqat_reader.answer("the star has the letter k on it.", item) == "k"
+    assert vqat_reader.answer("there is no letter on the star.", item) == "none"
+    assert vqat_reader.answer("k", item) is None  # the world's language states a letter in a sentence
 
 
 # ------------------------------------------------------------------------------- synthetic items, exact judge
@@ -87,18 +89,16 @@ def eval_scenes(small_world):
 @pytest.mark.parametrize("kind", ["mmhal", "mmhalv", "llavaw", "vqat", "gqa", "mmvet"])
 def test_ground_truth_answers_score_perfectly_and_nonsense_scores_as_wrong_or_unparsed(kind, eval_scenes):
     _, scenes, train, images = eval_scenes
-    module = REGISTRY[kind]
-    items = module.synthetic_items(scenes, images, 0, train)
+    items = synthetic.ITEMS[kind](scenes, images, 0, train)
     assert items and all(it["answer"] and "scene" in it["meta"] for it in items)
     judge = make_judge({"backend": "exact"})
 
-    def score(predictions):
-        rows, judgments = (module.score(items, predictions, judge) if getattr(module, "JUDGED", False)
-                           else module.score(items, predictions))
+    def scored(predictions):  # as the evaluation scores them: with the judge, and the world's answer reader
+        rows, judgments = score(kind, items, predictions, judge, synthetic)
         assert len(judgments) == len(items)
         return metrics(rows)
 
-    truth, nonsense = score([it["answer"] for it in items]), score(["i do not know."] * len(items))
+    truth, nonsense = scored([it["answer"] for it in items]), scored(["i do not know."] * len(items))
     headline = {"mmhal": "score", "mmhalv": "score", "llavaw": "score", "vqat": "accuracy", "gqa": "accuracy",
                 "mmvet": "score"}[kind]
     best = {"mmhal": 5.0, "mmhalv": 5.0, "llavaw": 100.0, "vqat": 1.0, "gqa": 1.0, "mmvet": 100.0}[kind]
@@ -113,17 +113,17 @@ def test_ground_truth_answers_score_perfectly_and_nonsense_scores_as_wrong_or_un
 def test_item_counts_stay_small(eval_scenes):
     """Every variant is evaluated on every benchmark: each synthetic benchmark stays near 100-150 items."""
     settings = WorldSettings(seed=5, split_sizes={"sft": 20, "preference": 0, "eval": 300})
-    from mmalign.world import generate_scenes
+    from mmalign.synthetic.world import generate_scenes
 
     scenes = [s for s in generate_scenes(settings) if s.split == "eval"]
     for kind in ("mmhal", "mmhalv", "llavaw", "vqat", "gqa", "mmvet"):
-        assert 90 <= len(REGISTRY[kind].synthetic_items(scenes, "imgs", 0, [])) <= 150, kind
+        assert 90 <= len(synthetic.ITEMS[kind](scenes, "imgs", 0, [])) <= 150, kind
 
 
 def test_the_image_seeing_judge_catches_hallucinations_the_text_only_judge_misses(eval_scenes):
     """MMHAL vs MMHALv: prior-driven hallucinations outside the reference answer are seen only with the scene."""
     settings, scenes, train, images = eval_scenes
-    items = mmhal.synthetic_items(scenes, images, 0, train)
+    items = synthetic.ITEMS["mmhal"](scenes, images, 0, train)
     judge = make_judge({"backend": "exact"})
     # the reference answer plus one more sentence about a prior-driven object that is not there
     predictions = []
@@ -154,8 +154,8 @@ def test_hallucinated_answers_lower_every_judged_score(eval_scenes):
     settings, scenes, train, images = eval_scenes
     judge = make_judge({"backend": "exact"})
     rng = random.Random(1)
-    for module in (mmhalv, llavaw, mmvet):
-        items = module.synthetic_items(scenes, images, 0, train)
+    for kind, module in (("mmhalv", mmhalv), ("llavaw", llavaw), ("mmvet", mmvet)):
+        items = synthetic.ITEMS[kind](scenes, images, 0, train)
         wrong = [hallucinated_answer(Task(**it["meta"]["task"]), Scene.from_dict(it["meta"]["scene"]), settings, rng,
                                      0).text for it in items]
         right = metrics(module.score(items, [it["answer"] for it in items], judge)[0])["score"]
@@ -306,7 +306,7 @@ def test_records_without_image_or_reference_are_skipped_and_counted(tmp_path):
 def test_evaluate_a_judged_benchmark_with_the_tiny_llava(tiny_model, eval_scenes, tmp_path):
     _, scenes, train, images = eval_scenes
     model_dir, _ = tiny_model
-    items = mmhalv.synthetic_items(scenes, images, 0, train)[:20]
+    items = synthetic.ITEMS["mmhalv"](scenes, images, 0, train)[:20]
     items[0] = {**items[0], "image": str(tmp_path / "lost.png")}
     with open(tmp_path / "items.jsonl", "w") as fh:
         for item in items:
@@ -328,7 +328,7 @@ def test_evaluate_a_judged_benchmark_with_the_tiny_llava(tiny_model, eval_scenes
 
 def test_evaluate_suite_loads_the_policy_once_and_writes_what_evaluate_writes(tiny_model, eval_scenes, tmp_path,
                                                                               monkeypatch):
-    import mmalign.evaluate as evaluation
+    import mmalign.evaluate.run as evaluation
 
     _, scenes, train, images = eval_scenes
     model_dir, _ = tiny_model
@@ -337,7 +337,7 @@ def test_evaluate_suite_loads_the_policy_once_and_writes_what_evaluate_writes(ti
     runs, alone = {}, {}
     for name, (spec, module, judge) in specs.items():
         items = tmp_path / f"{name}.jsonl"
-        items.write_text("".join(json.dumps(i) + "\n" for i in module.synthetic_items(scenes, images, 0, train)[:12]))
+        items.write_text("".join(json.dumps(i) + "\n" for i in synthetic.ITEMS[name](scenes, images, 0, train)[:12]))
         runs[name] = {"spec": spec, "items_path": items, "judge_spec": judge, "judge_model_dir": None,
                       **{f"out_{k}": tmp_path / f"suite_{name}_{k}" for k in ("predictions", "judgments", "metrics")}}
         alone[name] = evaluate("base", name, spec, model_dir, None, items, *(tmp_path / f"alone_{name}_{k}" for k in
@@ -366,7 +366,7 @@ def test_evaluate_suite_loads_the_policy_once_and_writes_what_evaluate_writes(ti
     ("A sunny beach.", []),
 ])
 def test_coco_object_mentions(text, objects):
-    from mmalign.benchmarks.coco_objects import mentioned_objects
+    from mmalign.evaluate.coco_objects import mentioned_objects
 
     assert mentioned_objects(text) == objects
 
@@ -374,7 +374,7 @@ def test_coco_object_mentions(text, objects):
 def test_object_halbench_loader_and_chair_on_known_captions(tmp_path):
     import base64
 
-    from mmalign.benchmarks import objhal
+    from mmalign.evaluate.benchmarks import objhal
 
     snap, annotations = tmp_path / "objhal", tmp_path / "coco"
     snap.mkdir(), annotations.mkdir()

@@ -6,8 +6,9 @@ import math
 
 import pytest
 
-from mmalign.benchmarks import objhal, pope
-from mmalign.world import Scene, SceneObject, WorldSettings
+from mmalign.evaluate.benchmarks import objhal, pope
+from mmalign.synthetic import benchmarks as synthetic
+from mmalign.synthetic.world import Scene, SceneObject, WorldSettings
 
 
 def item(i, subset, answer):
@@ -55,7 +56,7 @@ def scene(i, *shapes):
 def test_pope_items_are_balanced_and_adversarial_negatives_co_occur():
     train = [scene(i, "circle", "square") for i in range(20)] + [scene(100 + i, "star") for i in range(30)]
     evaluation = [scene(200, "circle"), scene(201, "star", "cross")]
-    items = pope.synthetic_items(evaluation, "imgs", seed=0, train_scenes=train)
+    items = synthetic.ITEMS["pope"](evaluation, "imgs", seed=0, train_scenes=train)
     for split in pope.SPLITS:
         answers = [it["answer"] for it in items if it["subset"] == split]
         assert answers.count("yes") == answers.count("no") == 3
@@ -77,7 +78,7 @@ def test_objhal_chair_and_recall_on_known_descriptions():
         "there is a yellow star at the top. the star has the letter a on it.",
         "the image is empty.",
     ]
-    rows, judgments = objhal.score(items, preds)
+    rows, judgments = objhal.score(items, preds, reader=synthetic.READERS["objhal"])  # the world's shapes
     m = {r["metric"]: r["value"] for r in rows}
     assert m["chair_i"] == pytest.approx(1 / 5)  # mentions: circle square triangle star star
     assert m["chair_s"] == pytest.approx(1 / 3)
@@ -87,13 +88,14 @@ def test_objhal_chair_and_recall_on_known_descriptions():
 
 
 def test_objhal_items_carry_ground_truth():
-    items = objhal.synthetic_items([scene(1, "square", "circle")], "imgs", 0, [])
+    items = synthetic.ITEMS["objhal"]([scene(1, "square", "circle")], "imgs", 0, [])
     assert items[0]["meta"]["objects"] == ["circle", "square"]
-    assert not math.isnan(objhal.score(items, ["a red circle is at the top."])[0][0]["value"])
+    rows, _ = objhal.score(items, ["a red circle is at the top."], reader=synthetic.READERS["objhal"])
+    assert rows[0]["metric"] == "recall" and rows[0]["value"] == 0.5
 
 
 def test_fig10_share_of_non_similar_answers_is_cumulative():
-    from mmalign.report import non_similar_share
+    from mmalign.report.figures import non_similar_share
 
     stats = [
         {"similarities": [0.5], "eps_s": 0.97},  # dissimilar at once

@@ -33,8 +33,8 @@ def test_profile_sizes_gpu_jobs_and_grows_memory_and_time_on_retries():
             if key in section:  # every size is a function of the attempt: a retry asks for more
                 assert "attempt" in str(section[key]), section
     gpu_rules = {rule for rule, res in profile["set-resources"].items() if res.get("gpu")}
-    assert gpu_rules == {"train_offline", "train_online", "evaluate", "evaluate_variant", "build_bdhs_pairs"}
-    accelerate = profile["set-resources"]["train_offline"]["accelerate"]
+    assert gpu_rules == {"train", "evaluate", "evaluate_variant", "build_bdhs_pairs"}
+    accelerate = profile["set-resources"]["train"]["accelerate"]
     assert (REPO / "config" / "accelerate" / f"{accelerate}.yaml").is_file()
 
 
@@ -87,13 +87,13 @@ def test_smoke_study_runs_through_a_real_slurm_with_the_profile(slurm, tmp_path)
     jobs = submitted_jobs(log)
     details = {job_id: scontrol(job_id, slurm.env) for job_id in jobs}
     rules = set(jobs.values())
-    assert {"build_world", "build_base_model", "build_pairs", "build_bdhs_pairs", "train_offline", "train_online",
+    assert {"build_world", "build_base_model", "build_pairs", "build_bdhs_pairs", "train",
             "benchmark_items", "evaluate"} <= rules  # fmt: skip
     assert not rules & {"aggregate_metrics", "figure_pope", "variant_spec"}  # localrules stay on the submit host
     assert all(d["JobState"] == "COMPLETED" for d in details.values()), details
-    # the profile's per-rule sizes reached sbatch: first attempt of train_offline asks 256000 MB for 24 h
-    train = next(details[j] for j, rule in jobs.items() if rule == "train_offline")
-    assert train["MinMemoryNode"] == "250G" and train["TimeLimit"] == "1-00:00:00"
+    # the profile's per-rule sizes reached sbatch: first attempt of train asks 256000 MB for 48 h
+    train = next(details[j] for j, rule in jobs.items() if rule == "train")
+    assert train["MinMemoryNode"] == "250G" and train["TimeLimit"] == "2-00:00:00"
     world = next(details[j] for j, rule in jobs.items() if rule == "build_world")
     assert world["MinMemoryNode"] == "4000M" and world["TimeLimit"] == "00:30:00"
     metrics = pd.read_csv(workdir / "results/tables/metrics.csv")
@@ -134,9 +134,9 @@ def test_a_gpu_request_on_a_machine_without_gpu_stops_before_training(tmp_path):
     if torch.cuda.is_available():
         pytest.skip("this machine has a GPU")
     workdir = copy_workflow(tmp_path / "wf")
-    out = snakemake(workdir, "--cores", "2", "results/runs/dpo_povid/adapter", "--set-resources", "train_offline:gpu=1")
+    out = snakemake(workdir, "--cores", "2", "results/runs/dpo_povid/adapter", "--set-resources", "train:gpu=1")
     assert out.returncode != 0
-    log = (workdir / "logs/train_offline/dpo_povid.log").read_text()
+    log = (workdir / "logs/train/dpo_povid.log").read_text()
     assert "asks for 1 GPU(s)" in log and "torch.cuda.is_available() is False" in log
     assert "DPO on" not in log  # the trainer never started
     assert not (workdir / "results/runs/dpo_povid/train_log.jsonl").exists()

@@ -11,7 +11,7 @@ from chat_server import chat_server, openai_spec  # noqa: F401 (chat_server: a f
 from mmalign.judges import (FAILED, OK, TIE, UNPARSED, JudgmentCache, PairRequest, RateRequest, Rendered,
                             make_judge, summarize)
 from mmalign.judges import prompts
-from mmalign.world import Scene, SceneObject
+from mmalign.synthetic.world import Scene, SceneObject
 
 # --------------------------------------------------------------------------------------------- parse rules
 

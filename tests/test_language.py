@@ -6,8 +6,8 @@ import random
 
 import pytest
 
-from mmalign import language as lang
-from mmalign.world import SceneObject, Scene, WorldSettings, generate_scenes
+from mmalign.synthetic import language as lang
+from mmalign.synthetic.world import SceneObject, Scene, WorldSettings, generate_scenes
 
 SETTINGS = WorldSettings(seed=7, split_sizes={"sft": 300, "preference": 0, "eval": 1})
 SCENES = generate_scenes(SETTINGS)

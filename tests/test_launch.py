@@ -9,16 +9,10 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from mmalign.launch import (
-    ACCELERATE_CONFIGS,
-    GPUUnavailableError,
-    accelerate_command,
-    per_process_batch,
-    plan_launch,
-    requested_gpus,
-    train_variant,
-)
-from mmalign.pairs import build_pairset
+from mmalign.gpus import GPUUnavailableError, requested_gpus
+from mmalign.pairs.build import build_pairset
+from mmalign.train.launch import ACCELERATE_CONFIGS, accelerate_command, plan_launch, train_variant
+from mmalign.train.ranks import per_process_batch
 
 
 @pytest.mark.parametrize(
@@ -59,7 +53,7 @@ def test_accelerate_command_launches_the_worker_module_with_the_named_config():
     assert cmd[1:3] == ["-m", "accelerate.commands.launch"]
     assert cmd[cmd.index("--config_file") + 1] == str(ACCELERATE_CONFIGS / "deepspeed_zero3.yaml")
     assert cmd[cmd.index("--num_processes") + 1] == "8" and cmd[cmd.index("--num_cpu_threads_per_process") + 1] == "4"
-    assert cmd[cmd.index("-m", 3):] == ["-m", "mmalign.launch", "spec.json", "model", "pairs.parquet", "out", "metrics.json"]
+    assert cmd[cmd.index("-m", 3):] == ["-m", "mmalign.train.launch", "spec.json", "model", "pairs.parquet", "out", "metrics.json"]
 
 
 @pytest.mark.parametrize("name, kind", [("ddp", "MULTI_GPU"), ("deepspeed_zero3", "DEEPSPEED"), ("fsdp", "FSDP")])

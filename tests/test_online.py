@@ -14,9 +14,10 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from mmalign.online import OnlineSettings, uses_offline_pair
-from mmalign.pairs import build_pairset
-from mmalign.train import DPOSettings, train_dpo
+from mmalign.train.online import OnlineSettings, uses_offline_pair
+from mmalign.pairs.build import build_pairset
+from mmalign.train.dpo import train_dpo
+from mmalign.train.settings import DPOSettings
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -74,7 +75,8 @@ def test_online_bdhs_step_regenerates_rejected_answers_and_trains(tiny_model, pa
 
 RESUME_SCRIPT = """
 import json, sys
-from mmalign.train import DPOSettings, train_dpo
+from mmalign.train.dpo import train_dpo
+from mmalign.train.settings import DPOSettings
 settings = DPOSettings(learning_rate=0.05, projector_learning_rate=0.05, batch_size=4, max_pairs=24, lora_r=4,
                        lora_alpha=8, logging_steps=1, checkpoint_steps=2)
 metrics = train_dpo(sys.argv[1], sys.argv[2], sys.argv[3], settings)
@@ -177,9 +179,9 @@ def test_image_distortion_rejects_the_noisy_image_top_tokens_and_trains(tiny_mod
     """POVID-style baseline: distortion rows are scored on the noisy-image top tokens, not on y+ itself."""
     from trl.trainer.dpo_trainer import DataCollatorForVisionPreference
 
-    from mmalign.distortion import DistortionHook
+    from mmalign.train.distortion import DistortionHook
     from mmalign.models import load_policy
-    from mmalign.train import preference_dataset
+    from mmalign.train.dpo import preference_dataset
 
     model_dir, _ = tiny_model
     model, processor = load_policy(model_dir)

@@ -8,10 +8,12 @@ import shutil
 import pandas as pd
 import pytest
 
-from mmalign.pairs import PovidAnalogSettings, build_pairset, check_drop_rate, povid_analog
+from mmalign.pairs.build import build_pairset
+from mmalign.schema import check_drop_rate
+from mmalign.synthetic.povid_analog import PovidAnalogSettings, povid_analog
 from mmalign.schema import PAIR_COLUMNS, Manifest, write_pairs
-from mmalign.world import load_scenes
-from mmalign import language as lang
+from mmalign.synthetic.world import load_scenes
+from mmalign.synthetic import language as lang
 
 
 def test_povid_analog_pairs_in_schema(small_world, tmp_path):

@@ -9,11 +9,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from mmalign import language as lang
-from mmalign.corrupt import LLMCorrupter, LLMCorrupterSettings, table13_messages
-from mmalign.pairs import PovidAnalogSettings, build_pairset, corrupted, povid_analog, subsample
+from mmalign.synthetic import language as lang
+from mmalign.pairs.corrupt import LLMCorrupter, LLMCorrupterSettings, table13_messages
+from mmalign.pairs.build import build_pairset
+from mmalign.pairs.derived import corrupted, subsample
+from mmalign.synthetic.povid_analog import PovidAnalogSettings, povid_analog
 from mmalign.schema import read_pairs, write_pairs
-from mmalign.world import load_scenes
+from mmalign.synthetic.world import load_scenes
 
 
 @pytest.fixture
@@ -152,7 +154,7 @@ def test_corrupted_variant_of_a_source_keeps_the_subsample_pairs(source, small_w
     path, _ = source
     settings, scenes_path, _ = small_world
     subsample({"source": "povid", "n": 25}, path, tmp_path / "s.parquet", tmp_path / "s.json", seed=3)
-    man = build_pairset({"kind": "corrupted", "source": "povid", "n": 25, "max_drop_rate": 0.5}, {"source": path,
+    man = build_pairset({"kind": "corrupted", "source": "povid", "n": 25, "corrupter": {"kind": "prior"}, "max_drop_rate": 0.5}, {"source": path,
                         "scenes": scenes_path}, tmp_path / "c.parquet", tmp_path / "c.json", seed=3,
                         world_config={"split_sizes": settings.split_sizes, "seed": settings.seed})
     sub, cor = set(read_pairs(tmp_path / "s.parquet").id), set(read_pairs(tmp_path / "c.parquet").id)

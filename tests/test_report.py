@@ -12,16 +12,16 @@ import pandas as pd
 import pytest
 import yaml
 
-from mmalign.claims import FAILS, HOLDS, NOT_MEASURED, evaluate_claim, load_claims, write_scorecard
-from mmalign.figures import plot_beta_schedule, plot_size_series, plot_table, size_series_frame
-from mmalign.report import METRIC_COLUMNS
-from mmalign.tables import NOT_EVALUATED, NOT_RUN, Metrics, build_table, read_published, write_table
+from mmalign.report.claims import FAILS, HOLDS, NOT_MEASURED, evaluate_claim, load_claims, write_scorecard
+from mmalign.report.figures import plot_beta_schedule, plot_size_series, plot_table, size_series_frame
+from mmalign.report.metrics import METRIC_COLUMNS
+from mmalign.report.tables import NOT_EVALUATED, NOT_RUN, Metrics, build_table, read_published, write_table
 
 REPO = Path(__file__).resolve().parents[1]
 RESOURCES = REPO / "workflow" / "resources"
 CLAIMS = RESOURCES / "claims.yaml"
 PUBLISHED = RESOURCES / "paper_results.csv"
-DIGEST = Path("/work/shared/research/paper-digest.md")
+DIGEST = REPO.parent / "shared" / "research" / "paper-digest.md"  # the team's research notes, beside the checkout
 CONFIG = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
 COLUMNS = CONFIG["report"]["columns"]
 

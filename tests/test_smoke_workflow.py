@@ -103,8 +103,8 @@ def test_rerun_is_a_no_op_and_the_report_builds(smoke_run):
 
 @pytest.mark.slow
 def test_editing_library_code_reruns_only_the_rules_that_use_it(smoke_run):
-    """pairs.py is a code_version() param of build_pairs only: its downstream reruns, nothing upstream."""
-    pairs_module = smoke_run / "workflow" / "scripts" / "mmalign" / "pairs.py"
+    """pairs/build.py is in the code of build_pairs only: its downstream reruns, nothing upstream."""
+    pairs_module = smoke_run / "workflow" / "scripts" / "mmalign" / "pairs" / "build.py"
     original = pairs_module.read_text()
     pairs_module.write_text(original + "\n# an edit\n")
     try:
@@ -113,7 +113,7 @@ def test_editing_library_code_reruns_only_the_rules_that_use_it(smoke_run):
         assert out.returncode == 0, text
         table = text.split("Job stats:")[1].split("Reasons:")[0]
         planned = {m.group(1) for m in re.finditer(r"^(\w+)\s+\d+$", table, re.M)} - {"total"}
-        assert planned == {"build_pairs", "build_bdhs_pairs", "train_offline", "train_online", "evaluate",
+        assert planned == {"build_pairs", "build_bdhs_pairs", "train", "evaluate",
                            "aggregate_metrics", "figure_pope", "figure_bdhs_iterations", "paper_table",
                            "claims_scorecard", "figure_size_series", "all"}
         # the three variants (the BDHS pairs derive from povid) on the three benchmarks, not the base model
@@ -123,7 +123,7 @@ def test_editing_library_code_reruns_only_the_rules_that_use_it(smoke_run):
 
 
 def planned_jobs(dry_run_output: str) -> list[tuple[str, str]]:
-    """(rule, wildcards) of every job a dry run plans, e.g. ("train_offline", "trained=dpo_povid")."""
+    """(rule, wildcards) of every job a dry run plans, e.g. ("train", "trained=dpo_povid")."""
     jobs = []
     for block in re.split(r"^(?=(?:local)?rule \w+:)", dry_run_output, flags=re.M)[1:]:
         rule = re.match(r"(?:local)?rule (\w+):", block).group(1)
@@ -150,7 +150,7 @@ def test_changing_one_variants_beta_replans_only_that_variant(smoke_run, tmp_pat
     text = out.stdout + out.stderr
     assert out.returncode == 0, text
     assert sorted(planned_jobs(text)) == sorted([
-        ("variant_spec", "trained=dpo_povid"), ("train_offline", "offline=dpo_povid"),
+        ("variant_spec", "trained=dpo_povid"), ("train", "trained=dpo_povid"),
         *[("evaluate", f"variant=dpo_povid, benchmark={b}") for b in ("pope", "objhal", "mmhalv")],
         *REPORT_JOBS,
     ]), text  # fmt: skip
@@ -158,8 +158,8 @@ def test_changing_one_variants_beta_replans_only_that_variant(smoke_run, tmp_pat
 
 @pytest.mark.slow
 def test_editing_the_bdhs_library_replans_the_bdhs_rules_and_nothing_unrelated(smoke_run):
-    """bdhs.py is hashed into the code_version() params of build_bdhs_pairs, Fig. 9's schedule and the training
-    of variants that run BDHS code (online BDHS, image distortion): the BDHS pair set, the variant trained on it,
+    """bdhs.py is in the code of build_bdhs_pairs, Fig. 9's schedule and the training of variants that run BDHS
+    code (online BDHS, image distortion): the BDHS pair set, the variant trained on it,
     what is built from that variant and Fig. 9 are planned; the POVID pairs, the base model, plain DPO and
     Mixed-DPO are not."""
     bdhs_module = smoke_run / "workflow" / "scripts" / "mmalign" / "bdhs.py"
@@ -170,7 +170,7 @@ def test_editing_the_bdhs_library_replans_the_bdhs_rules_and_nothing_unrelated(s
         text = out.stdout + out.stderr
         assert out.returncode == 0, text
         assert sorted(planned_jobs(text)) == sorted([
-            ("build_bdhs_pairs", "pairset=bdhs"), ("train_offline", "offline=dpo_bdhs_povid"),
+            ("build_bdhs_pairs", "pairset=bdhs"), ("train", "trained=dpo_bdhs_povid"),
             *[("evaluate", f"variant=dpo_bdhs_povid, benchmark={b}") for b in ("pope", "objhal", "mmhalv")],
             ("figure_bdhs_iterations", ""), ("beta_schedule", ""), ("figure_beta_schedule", ""),  # Fig. 9 is bdhs.py's
             *REPORT_JOBS,

@@ -25,7 +25,7 @@ import pytest
 from PIL import Image
 
 from mmalign.schema import ITEM_FIELDS, read_jsonl
-from mmalign.sources.pope import pope_to_items
+from mmalign.evaluate.pope_snapshot import pope_to_items
 
 FEATURES = datasets.Features({
     "id": datasets.Value("string"),

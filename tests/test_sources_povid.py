@@ -24,7 +24,7 @@ import pytest
 from PIL import Image
 
 from mmalign.schema import PAIR_COLUMNS, read_pairs
-from mmalign.sources.povid import povid_to_pairs
+from mmalign.pairs.sources.povid import povid_to_pairs
 
 FIXTURE = Path(__file__).parent / "fixtures" / "povid" / "POVID_preference_data_for_VLLMs.json"
 # COCO train2014 names the fixture refers to; 000000999999 is left out on purpose (missing image).

@@ -21,7 +21,7 @@ import pytest
 from PIL import Image
 
 from mmalign.schema import read_pairs
-from mmalign.sources.rlhfv import rlhfv_to_pairs
+from mmalign.pairs.sources.rlhfv import rlhfv_to_pairs
 
 FEATURES = datasets.Features({
     "ds_name": datasets.Value("string"), "image": datasets.Image(), "text": datasets.Value("string"),

@@ -22,7 +22,7 @@ import pytest
 from PIL import Image
 
 from mmalign.schema import PAIR_COLUMNS, read_pairs
-from mmalign.sources.vlfeedback import completion_score, vlfeedback_to_pairs
+from mmalign.pairs.sources.vlfeedback import completion_score, vlfeedback_to_pairs
 
 FIXTURE = Path(__file__).parent / "fixtures" / "vlfeedback" / "vlfeedback_80k.jsonl"
 GOOD_IMAGES = ["svit-conversation-1", "LLaVA-detail-2", "m3it-vqa-3", "llavar-5", "vlsafe-6", "comvint-9"]

@@ -6,9 +6,9 @@ import random
 
 import torch
 
-from mmalign import language as lang
-from mmalign.tinyllava import CHAT_TEMPLATE, build_processor, build_tokenizer, world_vocabulary
-from mmalign.world import WorldSettings, generate_scenes
+from mmalign.synthetic import language as lang
+from mmalign.synthetic.tinyllava import CHAT_TEMPLATE, build_processor, build_tokenizer, world_vocabulary
+from mmalign.synthetic.world import WorldSettings, generate_scenes
 
 
 def test_tokenizer_covers_the_world_language_without_unknowns():
@@ -64,7 +64,7 @@ def test_generation_returns_text_for_every_prompt(tiny_model, small_world):
     from PIL import Image
 
     from mmalign.models import generate, load_policy
-    from mmalign.world import load_scenes
+    from mmalign.synthetic.world import load_scenes
 
     model, processor = load_policy(tiny_model[0])
     _, scenes_path, images = small_world
@@ -80,7 +80,7 @@ def test_generation_returns_text_for_every_prompt(tiny_model, small_world):
 def test_image_dropout_collator_hides_image_tokens_of_some_rows_only(small_world):
     from PIL import Image
 
-    from mmalign.tinyllava import TinyLlavaSettings, image_dropout_collator
+    from mmalign.synthetic.tinyllava import TinyLlavaSettings, image_dropout_collator
 
     world, _, images = small_world
     processor = build_processor(build_tokenizer(), world)

@@ -8,8 +8,9 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from mmalign.pairs import build_pairset
-from mmalign.train import DPOSettings, train_dpo
+from mmalign.pairs.build import build_pairset
+from mmalign.train.dpo import train_dpo
+from mmalign.train.settings import DPOSettings
 
 
 @pytest.fixture(scope="module")
@@ -63,6 +64,6 @@ def test_min_steps_repeats_a_small_pair_set_until_the_floor(tiny_model, pairs, t
 @pytest.mark.parametrize("rows, epochs, min_steps, expected", [
     (12, 1.0, 0, 2), (12, 1.0, 5, 5), (12, 3.0, 5, 6), (3200, 1.0, 100, 400), (500, 1.0, 100, 100)])
 def test_planned_steps_is_the_larger_of_the_epochs_and_the_floor(rows, epochs, min_steps, expected):
-    from mmalign.train import planned_steps
+    from mmalign.train.dpo import planned_steps
 
     assert planned_steps(rows, DPOSettings(batch_size=8, epochs=epochs, min_steps=min_steps)) == expected

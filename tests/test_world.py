@@ -7,7 +7,7 @@ from collections import Counter
 
 import pytest
 
-from mmalign.world import (
+from mmalign.synthetic.world import (
     COLOURS,
     SHAPES,
     Scene,

@@ -1,33 +1,38 @@
 # Helpers only (no rules): config validation, wildcard constraints, input functions.
 
-import hashlib
 import re
 import sys
 from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
-from snakemake.utils import validate
 
-sys.path.insert(0, str(Path(workflow.basedir) / "workflow" / "scripts"))
+LIBRARY_ROOT = Path(workflow.basedir) / "workflow" / "scripts"
+sys.path.insert(0, str(LIBRARY_ROOT))
+from mmalign.codehash import CodeVersions, job_entries  # noqa: E402
 from mmalign.config import ConfigError, apply_defaults, check_references, expand_sweeps, validate_config  # noqa: E402
+from mmalign.hub import repo_type_of  # noqa: E402
+from mmalign.pairs.build import RULES as PAIRSET_RULES  # noqa: E402
+from mmalign.train import methods  # noqa: E402
+from mmalign import registry  # noqa: E402
 
+# The config is checked by mmalign.config (the JSON schema, with the method list filled in from the library, then
+# the references between entries), before any job is planned, naming every offending key. The schema sets no
+# defaults, so Snakemake's own validate() would add nothing to it: defaults live once, in the library.
 SCHEMA = Path(workflow.basedir) / "workflow" / "schemas" / "config.schema.yaml"
-try:  # our own pass first: it names every offending key, before any job is planned
+try:
     expand_sweeps(config)  # sweeps add variants; then variant_defaults / pairset_defaults fill every entry
     apply_defaults(config)
     validate_config(config, SCHEMA)
     check_references(config)
 except ConfigError as err:
     raise WorkflowError(str(err)) from None
-validate(config, "../schemas/config.schema.yaml")  # Snakemake's pass fills in schema defaults
 
 MODEL = config["base_model"]["name"]
 VARIANTS = list(config["variants"])
-OFFLINE_VARIANTS = [n for n, v in config["variants"].items() if v["method"] == "dpo"]
-ONLINE_VARIANTS = [n for n in VARIANTS if n not in OFFLINE_VARIANTS]
 EVALUATED = ["base"] + VARIANTS
 BENCHMARKS = list(config["benchmarks"])
 DOWNLOADS = config.get("downloads", {})
+REPORT_COLUMNS = config["report"].get("columns", {})
 
 
 def _alternatives(names):
@@ -35,33 +40,31 @@ def _alternatives(names):
     return "|".join(re.escape(n) for n in names) or "(?!x)x"
 
 
-BDHS_PAIRSETS = [n for n, spec in config["pairsets"].items() if spec["kind"] == "bdhs"]
-# issue 5: analogs generated with the base model, and sources whose images come inside the data (RLHF-V)
-ANALOG_KINDS = ("vlfeedback_analog", "rlhfv_analog")
-MODEL_PAIRSETS = [n for n, spec in config["pairsets"].items() if spec["kind"] in ANALOG_KINDS]
-IMAGE_PAIRSETS = [n for n, spec in config["pairsets"].items() if spec["kind"] == "rlhfv"]
-OTHER_PAIRSETS = [n for n in config["pairsets"] if n not in BDHS_PAIRSETS + MODEL_PAIRSETS + IMAGE_PAIRSETS]
+def pairsets_of(rule):
+    """The pair sets built by one of the pair-set rules (mmalign.pairs.build.RULES maps a kind to its builder)."""
+    return [n for n, spec in config["pairsets"].items() if PAIRSET_RULES.get(spec["kind"], "build_pairs") == rule]
+
+
+BDHS_PAIRSETS = pairsets_of("build_bdhs_pairs")
 
 
 wildcard_constraints:
     variant=_alternatives(EVALUATED),
     trained=_alternatives(VARIANTS),
-    offline=_alternatives(OFFLINE_VARIANTS),
-    online=_alternatives(ONLINE_VARIANTS),
     benchmark=_alternatives(BENCHMARKS),
 
 
-LIBRARY = Path(workflow.basedir) / "workflow" / "scripts" / "mmalign"
+CODE = CodeVersions(LIBRARY_ROOT)
 
 
-def code_version(*modules):
-    """A hash of the library modules a rule runs. Snakemake tracks a script's own text but not the modules it
-    imports; as a param, this hash makes an edit to those modules rerun exactly the rules that use them."""
-    digest = hashlib.sha256()
-    for module in modules:
-        for path in sorted(LIBRARY.glob(module)):
-            digest.update(path.relative_to(LIBRARY).as_posix().encode() + path.read_bytes())
-    return digest.hexdigest()[:16]
+def code_of(rule):
+    """The `code` param of a rule's jobs: a hash of the library code the job runs (mmalign.codehash), so that an
+    edit to it reruns exactly the jobs that run it. Snakemake itself tracks only a script's own text."""
+
+    def job_code(wildcards):
+        return CODE.version(job_entries(rule, config, dict(wildcards.items())))
+
+    return job_code
 
 
 def final_outputs():
@@ -81,9 +84,9 @@ NOISE_LEVELS = sorted({spec.get("noise_steps", 0) for spec in config["pairsets"]
 
 
 try:  # the claims must name columns this config defines: say so now, not after the whole study has run
-    from mmalign.claims import ClaimError, load_claims
+    from mmalign.report.claims import ClaimError, load_claims
 
-    load_claims(RESOURCES / "claims.yaml", config["report"]["columns"])
+    load_claims(RESOURCES / "claims.yaml", REPORT_COLUMNS)
 except ClaimError as err:
     raise WorkflowError(f"config key 'report.columns' does not fit the claims: {err}") from None
 
@@ -145,17 +148,27 @@ def dataset_download(wildcards):
 
 
 def dataset_names():
-    return [n for n, d in DOWNLOADS.items() if d.get("repo_type", "model") == "dataset"]
+    return [n for n, d in DOWNLOADS.items() if repo_type_of(d) == "dataset"]
 
 
 # ---------------------------------------------------------------------------------------- pairs
 
 
+WORLD_INPUTS = {"scenes": "results/world/scenes.jsonl", "images": "results/world/images"}
+
+
+def uses_world(pairset=None, benchmark=None, judge=None):
+    """Whether a config entry (a pair set, benchmark or judge spec) plugs in the synthetic world through
+    mmalign.registry: its jobs then read the world's scenes (and images)."""
+    return bool((pairset and registry.pairset_modules(pairset)) or (benchmark and registry.benchmark_modules(benchmark))
+                or (judge and registry.judge_modules(judge)))
+
+
 def pair_inputs(wildcards):
     """What a pair set is built from: the world (synthetic analogs) or downloaded snapshots."""
     spec = config["pairsets"][wildcards.pairset]
-    if spec["kind"] == "povid_analog":
-        return {"scenes": "results/world/scenes.jsonl", "images": "results/world/images"}
+    if uses_world(pairset=spec):
+        return dict(WORLD_INPUTS)
     if spec["kind"] in ("subsample", "corrupted"):
         return derived_pair_inputs(spec)
     if spec["kind"] == "rlhfv":  # images come inside the parquet
@@ -171,8 +184,8 @@ def derived_pair_inputs(spec):
     inputs = {"source": f"results/pairs/{spec['source']}/pairs.parquet"}
     if spec.get("prompts_from"):
         inputs["prompts"] = f"results/pairs/{spec['prompts_from']}/pairs.parquet"
-    if spec["kind"] == "corrupted" and (spec.get("corrupter") or {}).get("kind", "prior") == "prior":
-        inputs["scenes"] = "results/world/scenes.jsonl"
+    if spec["kind"] == "corrupted" and uses_world(pairset=spec):  # the prior corrupter reads the world
+        inputs["scenes"] = WORLD_INPUTS["scenes"]
     return inputs
 
 
@@ -184,7 +197,8 @@ def bdhs_source(wildcards):
 
 
 def variant_spec(wildcards):
-    """Everything that defines a run; written to spec.json, whose content change reruns training."""
+    """Everything that defines a run; written to spec.json (resolved through the library's settings), whose
+    content change reruns training."""
     spec = dict(config["variants"][wildcards.trained])
     spec.setdefault("seed", config["seed"])
     spec["variant"] = wildcards.trained
@@ -192,43 +206,24 @@ def variant_spec(wildcards):
     return spec
 
 
-def _variant_name(wildcards):
-    return getattr(wildcards, "offline", None) or getattr(wildcards, "online", None) or wildcards.trained
-
-
 def variant_pairs(wildcards):
-    return f"results/pairs/{config['variants'][_variant_name(wildcards)]['pairset']}/pairs.parquet"
-
-
-def training_code(wildcards):
-    """The code hash of one variant's training: only the modules its method runs, so that e.g. an edit to
-    bdhs.py reruns the BDHS variants (online BDHS, image distortion's noise) and not plain DPO or Online-DPO."""
-    method = config["variants"][_variant_name(wildcards)]["method"]
-    modules = ["train.py", "launch.py", "schema.py"]
-    judged = ["online.py", "models.py", "judges/*.py", "language.py"]
-    modules += {
-        "image_distortion": ["distortion.py", "bdhs.py"],
-        "online_dpo": judged,
-        "mixed_dpo": judged,
-        "online_bdhs": ["online.py", "models.py", "bdhs.py"],
-    }.get(method, [])
-    return code_version(*modules)
-
-
-def online_inputs(wildcards):
-    """An online run also reads the world's scenes, which the exact judge checks samples against."""
-    inputs = {"spec": f"results/runs/{wildcards.online}/spec.json", "model": base_model_dir(),
-              "pairs": variant_pairs(wildcards)}
-    if "world" in config:
-        inputs["scenes"] = "results/world/scenes.jsonl"
-    return inputs
+    return f"results/pairs/{config['variants'][wildcards.trained]['pairset']}/pairs.parquet"
 
 
 def annotator_spec(wildcards):
-    """The settings of the judge that ranks an online variant's samples ({} when it needs none: online BDHS)."""
-    name = config["variants"][wildcards.online].get("annotator")
-    return dict(config["judges"][name]) if name else {}
+    """The judge that ranks a variant's samples ({} when its method needs none)."""
+    variant = config["variants"][wildcards.trained]
+    return dict(config["judges"][variant["annotator"]]) if methods.get(variant["method"]).annotator else {}
 
+
+def train_inputs(wildcards):
+    """A run's spec, the base model and its pair set; an online run whose annotator checks samples against the
+    world's ground truth also reads the world's scenes."""
+    inputs = {"spec": f"results/runs/{wildcards.trained}/spec.json", "model": base_model_dir(),
+              "pairs": variant_pairs(wildcards)}
+    if uses_world(judge=annotator_spec(wildcards)):
+        inputs["scenes"] = WORLD_INPUTS["scenes"]
+    return inputs
 
 
 # ---------------------------------------------------------------------------------- evaluation
@@ -236,8 +231,8 @@ def annotator_spec(wildcards):
 
 def benchmark_inputs(wildcards):
     spec = config["benchmarks"][wildcards.benchmark]
-    if spec["source"] == "synthetic":
-        return {"scenes": "results/world/scenes.jsonl", "images": "results/world/images"}
+    if uses_world(benchmark=spec):
+        return dict(WORLD_INPUTS)
     inputs = {"snapshot": f"resources/datasets/{spec['download']}"}
     if spec.get("annotations"):  # Object HalBench: COCO annotations for the ground truth
         inputs["annotations"] = f"resources/datasets/{spec['annotations']}"

@@ -1,4 +1,4 @@
-# Stage 1: the world, the base model, downloads and benchmark items.
+# Stage 1: the synthetic world, the base model (built or downloaded) and the downloads.
 
 
 rule build_world:
@@ -8,7 +8,7 @@ rule build_world:
         images=directory("results/world/images"),
         summary="results/world/summary.json",
     params:
-        code=code_version("world.py", "schema.py"),
+        code=code_of("build_world"),
         world=config.get("world", {}),
         seed=config["seed"],
     log:
@@ -32,7 +32,7 @@ rule build_base_model:
     wildcard_constraints:
         model=_alternatives(built_models()),
     params:
-        code=code_version("world.py", "language.py", "tinyllava.py"),
+        code=code_of("build_base_model"),
         world=config.get("world", {}),
         build=config["base_model"].get("build", {}),
         seed=config["seed"],
@@ -55,7 +55,7 @@ rule download_model:
     wildcard_constraints:
         model=_alternatives(downloaded_models()),
     params:
-        code=code_version("hub.py"),
+        code=code_of("download_model"),
         download=model_download,
     log:
         "logs/download_model/{model}.log",
@@ -74,7 +74,7 @@ rule download_dataset:
     wildcard_constraints:
         dataset=_alternatives(dataset_names()),
     params:
-        code=code_version("hub.py"),
+        code=code_of("download_dataset"),
         download=dataset_download,
     log:
         "logs/download_dataset/{dataset}.log",
@@ -85,26 +85,3 @@ rule download_dataset:
     script:
         "../scripts/download_hf.py"
 
-
-rule benchmark_items:
-    """Write one benchmark's items in the common schema: built from the world, or read from a download."""
-    input:
-        unpack(benchmark_inputs),
-    output:
-        items_jsonl="results/benchmarks/{benchmark}/items.jsonl",
-        images=directory("results/benchmarks/{benchmark}/images"),
-        manifest="results/benchmarks/{benchmark}/manifest.json",
-    params:
-        code=code_version(
-            "benchmarks/*.py", "world.py", "language.py", "schema.py", "sources/pope.py", "sources/benchmarks.py"
-        ),
-        spec=settings_of("benchmarks"),
-        seed=config["seed"],
-    log:
-        "logs/benchmark_items/{benchmark}.log",
-    conda:
-        "../../envs/eval.yaml"
-    cache: True
-    threads: 1
-    script:
-        "../scripts/benchmark_items.py"

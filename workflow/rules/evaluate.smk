@@ -1,12 +1,30 @@
-# Stage 4: every variant on every benchmark.
+# Stage 4: benchmark items, then every variant on every benchmark.
 #
 # evaluation.jobs (config) picks the job granularity: per_benchmark (default: `evaluate`, one job per variant and
 # benchmark, the paper study's choice: GPU jobs sized per benchmark) or per_variant (`evaluate_variant`, one job
 # per variant loading the policy once; the default study's choice). Both write the same files.
 
-EVAL_CODE = code_version(
-    "evaluate.py", "models.py", "benchmarks/*.py", "language.py", "schema.py", "judges/*.py", "launch.py"
-)
+rule benchmark_items:
+    """Write one benchmark's items in the common schema: built from the world, or read from a download."""
+    input:
+        unpack(benchmark_inputs),
+    output:
+        items_jsonl="results/benchmarks/{benchmark}/items.jsonl",
+        images=directory("results/benchmarks/{benchmark}/images"),
+        manifest="results/benchmarks/{benchmark}/manifest.json",
+    params:
+        code=code_of("benchmark_items"),
+        spec=settings_of("benchmarks"),
+        seed=config["seed"],
+    log:
+        "logs/benchmark_items/{benchmark}.log",
+    conda:
+        "../../envs/eval.yaml"
+    cache: True
+    threads: 1
+    script:
+        "../scripts/benchmark_items.py"
+
 
 if not EVAL_PER_VARIANT:
 
@@ -20,7 +38,7 @@ if not EVAL_PER_VARIANT:
             judgments="results/eval/{variant}/{benchmark}/judgments.jsonl",
             metrics="results/eval/{variant}/{benchmark}/metrics.json",
         params:
-            code=EVAL_CODE,
+            code=code_of("evaluate"),
             spec=settings_of("benchmarks"),
             judge=benchmark_judge,
             judge_cache=JUDGMENT_CACHE,
@@ -28,7 +46,7 @@ if not EVAL_PER_VARIANT:
         log:
             "logs/evaluate/{variant}/{benchmark}.log",
         benchmark:
-            "benchmarks/evaluate/{variant}/{benchmark}.tsv"
+            "results/timing/evaluate/{variant}/{benchmark}.tsv"
         conda:
             "../../envs/eval.yaml"
         threads: 1
@@ -49,14 +67,14 @@ else:
             judgments=expand("results/eval/{{variant}}/{benchmark}/judgments.jsonl", benchmark=BENCHMARKS),
             metrics=expand("results/eval/{{variant}}/{benchmark}/metrics.json", benchmark=BENCHMARKS),
         params:
-            code=EVAL_CODE,
+            code=code_of("evaluate_variant"),
             runs=suite_runs(),
             judge_cache=JUDGMENT_CACHE,
             seed=config["seed"],
         log:
             "logs/evaluate/{variant}.log",
         benchmark:
-            "benchmarks/evaluate/{variant}.tsv"
+            "results/timing/evaluate/{variant}.tsv"
         conda:
             "../../envs/eval.yaml"
         threads: 1

@@ -9,9 +9,9 @@ rule build_pairs:
         pairs="results/pairs/{pairset}/pairs.parquet",
         manifest="results/pairs/{pairset}/manifest.json",
     wildcard_constraints:
-        pairset=_alternatives(OTHER_PAIRSETS),
+        pairset=_alternatives(pairsets_of("build_pairs")),
     params:
-        code=code_version("world.py", "language.py", "pairs.py", "schema.py", "corrupt.py", "sources/*.py"),
+        code=code_of("build_pairs"),
         spec=settings_of("pairsets"),
         world=config.get("world", {}),
         seed=config["seed"],
@@ -35,15 +35,15 @@ rule build_bdhs_pairs:
         manifest="results/pairs/{pairset}/manifest.json",
         stats="results/pairs/{pairset}/bdhs_iterations.jsonl",
     wildcard_constraints:
-        pairset=_alternatives(BDHS_PAIRSETS),
+        pairset=_alternatives(pairsets_of("build_bdhs_pairs")),
     params:
         spec=settings_of("pairsets"),
         seed=config["seed"],
-        code=code_version("bdhs.py", "models.py", "schema.py", "launch.py"),
+        code=code_of("build_bdhs_pairs"),
     log:
         "logs/build_bdhs_pairs/{pairset}.log",
     benchmark:
-        "benchmarks/build_bdhs_pairs/{pairset}.tsv"
+        "results/timing/build_bdhs_pairs/{pairset}.tsv"
     conda:
         "../../envs/train.yaml"
     threads: 2
@@ -63,16 +63,16 @@ rule build_analog_pairs:
         pairs="results/pairs/{pairset}/pairs.parquet",
         manifest="results/pairs/{pairset}/manifest.json",
     wildcard_constraints:
-        pairset=_alternatives(MODEL_PAIRSETS),
+        pairset=_alternatives(pairsets_of("build_analog_pairs")),
     params:
         spec=settings_of("pairsets"),
         world=config.get("world", {}),
         seed=config["seed"],
-        code=code_version("analogs.py", "language.py", "world.py", "models.py", "bdhs.py", "pairs.py", "schema.py"),
+        code=code_of("build_analog_pairs"),
     log:
         "logs/build_analog_pairs/{pairset}.log",
     benchmark:
-        "benchmarks/build_analog_pairs/{pairset}.tsv"
+        "results/timing/build_analog_pairs/{pairset}.tsv"
     conda:
         "../../envs/train.yaml"
     threads: 2
@@ -91,9 +91,9 @@ rule build_pairs_with_images:
         manifest="results/pairs/{pairset}/manifest.json",
         images=directory("results/pairs/{pairset}/images"),
     wildcard_constraints:
-        pairset=_alternatives(IMAGE_PAIRSETS),
+        pairset=_alternatives(pairsets_of("build_pairs_with_images")),
     params:
-        code=code_version("pairs.py", "schema.py", "sources/*.py"),
+        code=code_of("build_pairs_with_images"),
         spec=settings_of("pairsets"),
         world=config.get("world", {}),
         seed=config["seed"],

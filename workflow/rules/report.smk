@@ -12,7 +12,7 @@ rule aggregate_metrics:
             category="Tables",
         ),
     params:
-        code=code_version("report.py"),
+        code=code_of("aggregate_metrics"),
     log:
         "logs/aggregate_metrics.log",
     conda:
@@ -36,7 +36,7 @@ rule figure_pope:
         ),
         svg="results/figures/pope.svg",
     params:
-        code=code_version("report.py"),
+        code=code_of("figure_pope"),
         figure=config["report"]["pope_figure"],
     log:
         "logs/figure_pope.log",
@@ -62,7 +62,7 @@ rule figure_bdhs_iterations:
         svg="results/figures/bdhs_iterations.svg",
     params:
         labels=BDHS_PAIRSETS,
-        code=code_version("report.py"),
+        code=code_of("figure_bdhs_iterations"),
     log:
         "logs/figure_bdhs_iterations.log",
     conda:
@@ -104,8 +104,8 @@ rule paper_table:
         table=_alternatives(TABLES),
     params:
         table=lambda w: dict(config["report"]["tables"][w.table]),
-        columns=config["report"]["columns"],
-        code=code_version("tables.py", "figures.py", "report.py"),
+        columns=REPORT_COLUMNS,
+        code=code_of("paper_table"),
     log:
         "logs/paper_table/{table}.log",
     conda:
@@ -132,9 +132,9 @@ rule claims_scorecard:
         ),
         md="results/tables/claims.md",
     params:
-        columns=config["report"]["columns"],
+        columns=REPORT_COLUMNS,
         study=config["study"],
-        code=code_version("claims.py", "tables.py"),
+        code=code_of("claims_scorecard"),
     log:
         "logs/claims_scorecard.log",
     conda:
@@ -160,7 +160,7 @@ rule figure_size_series:
         csv="results/tables/size_series.csv",
     params:
         series=config["report"].get("size_series"),
-        code=code_version("tables.py", "figures.py", "report.py"),
+        code=code_of("figure_size_series"),
     log:
         "logs/figure_size_series.log",
     conda:
@@ -176,7 +176,7 @@ rule beta_schedule:
     output:
         "results/tables/beta_schedule.csv",
     params:
-        code=code_version("bdhs.py"),
+        code=code_of("beta_schedule"),
     log:
         "logs/beta_schedule.log",
     conda:
@@ -201,7 +201,7 @@ rule figure_beta_schedule:
         svg="results/figures/beta_schedule.svg",
     params:
         noise_levels=NOISE_LEVELS,
-        code=code_version("figures.py", "report.py"),
+        code=code_of("figure_beta_schedule"),
     log:
         "logs/figure_beta_schedule.log",
     conda:

@@ -2,11 +2,13 @@
 
 
 rule variant_spec:
-    """Write everything that defines one variant's run; training reruns when (and only when) it changes."""
+    """Write everything that defines one variant's run, every setting resolved; training reruns when (and only
+    when) it changes."""
     output:
         spec="results/runs/{trained}/spec.json",
     params:
         spec=variant_spec,
+        code=code_of("variant_spec"),
     log:
         "logs/variant_spec/{trained}.log",
     conda:
@@ -17,48 +19,25 @@ rule variant_spec:
         "../scripts/variant_spec.py"
 
 
-rule train_offline:
-    """Train one offline variant (DPO / IPO / SLiC via loss_type) with TRL's DPOTrainer and a LoRA adapter."""
+rule train:
+    """Train one variant with TRL's DPOTrainer and a LoRA adapter. The method (mmalign.train.methods) says where
+    the pairs come from: the pair set (dpo, image_distortion; loss_type picks DPO / IPO / SLiC) or the policy
+    during training (online_dpo, mixed_dpo: ranked by the variant's annotator, a judges entry, its verdicts
+    cached; online_bdhs: made by BDHS)."""
     input:
-        spec="results/runs/{offline}/spec.json",
-        model=base_model_dir(),
-        pairs=variant_pairs,
+        unpack(train_inputs),
     output:
-        adapter=directory("results/runs/{offline}/adapter"),
-        log_jsonl="results/runs/{offline}/train_log.jsonl",
-        metrics="results/runs/{offline}/train_metrics.json",
+        adapter=directory("results/runs/{trained}/adapter"),
+        log_jsonl="results/runs/{trained}/train_log.jsonl",
+        metrics="results/runs/{trained}/train_metrics.json",
     params:
-        code=training_code,
-    log:
-        "logs/train_offline/{offline}.log",
-    benchmark:
-        "benchmarks/train_offline/{offline}.tsv"
-    conda:
-        "../../envs/train.yaml"
-    threads: 2
-    resources:
-        mem_mb=4000,
-    script:
-        "../scripts/train_variant.py"
-
-
-rule train_online:
-    """Train one online variant (Online-DPO, Mixed-DPO, online BDHS): pairs sampled from the policy each step,
-    ranked by the variant's annotator (judges.<name>) or made by BDHS; the judge's verdicts are cached."""
-    input:
-        unpack(online_inputs),
-    output:
-        adapter=directory("results/runs/{online}/adapter"),
-        log_jsonl="results/runs/{online}/train_log.jsonl",
-        metrics="results/runs/{online}/train_metrics.json",
-    params:
-        code=training_code,
+        code=code_of("train"),
         judge=annotator_spec,
         judge_cache=JUDGMENT_CACHE,
     log:
-        "logs/train_online/{online}.log",
+        "logs/train/{trained}.log",
     benchmark:
-        "benchmarks/train_online/{online}.tsv"
+        "results/timing/train/{trained}.tsv"
     conda:
         "../../envs/train.yaml"
     threads: 2

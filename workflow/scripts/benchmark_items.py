@@ -4,7 +4,7 @@ from mmalign.runlog import to_file
 
 to_file(snakemake.log[0])  # noqa: F821
 
-from mmalign.benchmarks import build_items  # noqa: E402
+from mmalign.evaluate.items import build_items  # noqa: E402
 
 build_items(
     spec=snakemake.params.spec,  # noqa: F821

@@ -4,10 +4,12 @@ from mmalign.runlog import to_file
 
 to_file(snakemake.log[0], snakemake.threads)  # noqa: F821
 
-from mmalign.analogs import build_analog_pairset  # noqa: E402
+from mmalign import registry  # noqa: E402
 
-build_analog_pairset(
-    spec=snakemake.params.spec,  # noqa: F821
+spec = snakemake.params.spec  # noqa: F821
+builder = registry.load(registry.PAIRSET_KINDS[spec["kind"]])  # the kind's module (mmalign.synthetic.analogs)
+builder.build_analog_pairset(
+    spec=spec,
     scenes_path=snakemake.input.scenes,  # noqa: F821
     images_dir=snakemake.input.images,  # noqa: F821
     model_dir=snakemake.input.model,  # noqa: F821

@@ -7,8 +7,8 @@ to_file(snakemake.log[0], snakemake.threads)  # noqa: F821
 from pathlib import Path  # noqa: E402
 
 from mmalign.schema import write_json  # noqa: E402
-from mmalign.tinyllava import TinyLlavaSettings, build_base_model  # noqa: E402
-from mmalign.world import WorldSettings, load_scenes  # noqa: E402
+from mmalign.synthetic.tinyllava import TinyLlavaSettings, build_base_model  # noqa: E402
+from mmalign.synthetic.world import WorldSettings, load_scenes  # noqa: E402
 
 world = WorldSettings.from_config({**snakemake.params.world, "seed": snakemake.params.seed})  # noqa: F821
 settings = TinyLlavaSettings.from_config({**snakemake.params.build, "seed": snakemake.params.seed})  # noqa: F821

@@ -4,7 +4,7 @@ from mmalign.runlog import to_file
 
 to_file(snakemake.log[0])  # noqa: F821
 
-from mmalign.pairs import build_pairset  # noqa: E402
+from mmalign.pairs.build import build_pairset  # noqa: E402
 
 build_pairset(
     spec=snakemake.params.spec,  # noqa: F821

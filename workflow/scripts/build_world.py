@@ -5,7 +5,7 @@ from mmalign.runlog import to_file
 to_file(snakemake.log[0])  # noqa: F821
 
 from mmalign.schema import write_json  # noqa: E402
-from mmalign.world import WorldSettings, write_world  # noqa: E402
+from mmalign.synthetic.world import WorldSettings, write_world  # noqa: E402
 
 settings = WorldSettings.from_config({**snakemake.params.world, "seed": snakemake.params.seed})  # noqa: F821
 counts = write_world(settings, snakemake.output.scenes, snakemake.output.images)  # noqa: F821

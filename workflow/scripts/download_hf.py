@@ -4,7 +4,7 @@ from mmalign.runlog import to_file
 
 to_file(snakemake.log[0])  # noqa: F821
 
-from mmalign.hub import extract_archives, fetch_snapshot  # noqa: E402
+from mmalign.hub import extract_archives, fetch_snapshot, repo_type_of  # noqa: E402
 
 download = snakemake.params.download  # noqa: F821
 local_only = "repo_id" not in download  # a local directory entry (e.g. COCO images): nothing on the Hub to pin
@@ -12,7 +12,7 @@ fetch_snapshot(
     repo_id=download.get("repo_id", f"local:{download.get('mirror')}"),
     revision=download.get("revision", "local"),
     out_dir=snakemake.output.dir,  # noqa: F821
-    repo_type=download.get("repo_type", "model"),
+    repo_type=repo_type_of(download),
     allow_patterns=download.get("allow_patterns"),
     mirror=download.get("mirror"),
     allow_unpinned=local_only,

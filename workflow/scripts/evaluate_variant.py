@@ -4,11 +4,11 @@ from mmalign.runlog import to_file
 
 to_file(snakemake.log[0], snakemake.threads)  # noqa: F821
 
-from mmalign.launch import require_requested_gpus  # noqa: E402
+from mmalign.gpus import require_requested_gpus  # noqa: E402
 
 require_requested_gpus(dict(snakemake.resources.items()))  # noqa: F821  (a GPU request without a GPU stops here)
 
-from mmalign.evaluate import evaluate_suite  # noqa: E402
+from mmalign.evaluate.run import evaluate_suite  # noqa: E402
 
 out = snakemake.output  # noqa: F821
 runs = {

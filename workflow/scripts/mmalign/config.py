@@ -7,6 +7,9 @@ from pathlib import Path
 
 import yaml
 
+from mmalign import registry
+from mmalign.train import methods
+
 
 class ConfigError(ValueError):
     pass
@@ -50,11 +53,21 @@ def _key(path) -> str:
     return ".".join(str(p) for p in path) or "<top level>"
 
 
+def load_schema(schema_path: str | Path) -> dict:
+    """The config schema, with the lists that live in the library filled in: the training methods (and their
+    descriptions) and the rejected-answer choices, from ``mmalign.train.methods``."""
+    schema = yaml.safe_load(Path(schema_path).read_text())
+    variant = schema["$defs"]["variant"]["properties"]
+    variant["method"].update(enum=list(methods.METHODS), description=methods.schema_description())
+    variant["rejected"]["enum"] = list(methods.REJECTED)
+    return schema
+
+
 def validate_config(config: dict, schema_path: str | Path) -> None:
     """Validate against the JSON schema; raise ConfigError naming every offending key."""
     from jsonschema import Draft202012Validator
 
-    schema = yaml.safe_load(Path(schema_path).read_text())
+    schema = load_schema(schema_path)
     errors = sorted(Draft202012Validator(schema).iter_errors(config), key=lambda e: list(map(str, e.path)))
     if not errors:
         return
@@ -72,90 +85,64 @@ def validate_config(config: dict, schema_path: str | Path) -> None:
 
 
 def check_references(config: dict) -> None:
-    """Names that point at other config entries must exist."""
-    problems = []
-    pairsets, benchmarks, downloads = config["pairsets"], config["benchmarks"], config.get("downloads", {})
-    for name, variant in config["variants"].items():
-        if variant["pairset"] not in pairsets:
-            problems.append(f"config key 'variants.{name}.pairset': no pair set named {variant['pairset']!r}")
-    for name, spec in pairsets.items():
-        if spec["kind"] == "povid_analog" and "world" not in config:
-            problems.append(f"config key 'pairsets.{name}.kind': povid_analog needs a 'world' section")
-        for ref in ("download", "images"):
-            if spec["kind"] in ("povid", "vlfeedback") and spec.get(ref) not in downloads:
-                problems.append(f"config key 'pairsets.{name}.{ref}': no downloads entry named {spec.get(ref)!r}")
-        if spec["kind"] == "bdhs":
-            source = spec.get("source")
-            if source not in pairsets or pairsets[source]["kind"] == "bdhs":
-                problems.append(f"config key 'pairsets.{name}.source': needs a non-BDHS pair set, got {source!r}")
-    problems += _dataset_references(config)
-    for name, variant in config["variants"].items():
-        wants_policy = variant.get("rejected", "external") != "external"
-        if wants_policy and variant.get("method", "dpo") in ("online_bdhs", "image_distortion"):
-            continue
-        if wants_policy and pairsets.get(variant["pairset"], {}).get("kind") != "bdhs":
-            problems.append(f"config key 'variants.{name}.rejected': a policy-derived rejected answer needs a bdhs pair set")
-    judges = config.get("judges", {})
-    for name, variant in config["variants"].items():
-        method, annotator = variant.get("method", "dpo"), variant.get("annotator")
-        if method in ("online_dpo", "mixed_dpo") and annotator not in judges:
-            problems.append(f"config key 'variants.{name}.annotator': {method} needs a judges entry, got {annotator!r}")
-        if method in ("online_bdhs", "image_distortion") and variant.get("rejected", "external") == "external":
-            problems.append(f"config key 'variants.{name}.rejected': {method} trains on a policy-derived rejected "
-                            "answer: use 'policy' (it alone) or 'both' (with the pair set's rejected answer, Avg-DPO)")
-    for name, spec in benchmarks.items():
-        if spec.get("annotations") and spec["annotations"] not in downloads:
-            problems.append(f"config key 'benchmarks.{name}.annotations': no downloads entry named {spec['annotations']!r}")
-        if spec["source"] == "download" and spec.get("download") not in downloads:
-            problems.append(f"config key 'benchmarks.{name}.download': no downloads entry named {spec.get('download')!r}")
-        if spec["source"] == "synthetic" and "world" not in config:
-            problems.append(f"config key 'benchmarks.{name}.source': synthetic benchmarks need a 'world' section")
-    problems += judge_reference_problems(config)
+    """Names that point at other config entries must exist; what a method or kind needs must be there."""
+    problems = [*_variant_problems(config), *_pairset_problems(config), *_benchmark_problems(config),
+                *_judge_problems(config)]
+    downloads = config.get("downloads", {})
     base = config["base_model"]
     if "build" in base and "world" not in config:
         problems.append("config key 'base_model.build': building the tiny model needs a 'world' section")
     if "download" in base and base["download"] not in downloads:
         problems.append(f"config key 'base_model.download': no downloads entry named {base['download']!r}")
     figure = config["report"]["pope_figure"]["benchmark"]
-    if figure not in benchmarks:
+    if figure not in config["benchmarks"]:
         problems.append(f"config key 'report.pope_figure.benchmark': no benchmark named {figure!r}")
     if problems:
         raise ConfigError("invalid configuration:\n  " + "\n  ".join(problems))
 
 
-def judge_reference_problems(config: dict) -> list[str]:
-    """Judged benchmarks name an existing judge; a local judge model names an existing download."""
-    from .benchmarks import REGISTRY
-
-    judged_kinds = [kind for kind, module in REGISTRY.items() if getattr(module, "JUDGED", False)]
+def _variant_problems(config: dict) -> list[str]:
+    """A variant's pair set exists; its method gets the annotator and the rejected answer it needs."""
     problems = []
-    judges, downloads = config.get("judges", {}), config.get("downloads", {})
-    for name, spec in config["benchmarks"].items():
-        judge = spec.get("judge")
-        if spec["kind"] in judged_kinds and judge is None:
-            problems.append(f"config key 'benchmarks.{name}.judge': kind {spec['kind']} is scored by a judge; name one")
-        elif judge is not None and judge not in judges:
-            problems.append(f"config key 'benchmarks.{name}.judge': no judges entry named {judge!r}")
-    for name, spec in judges.items():
-        if spec.get("download") and spec["download"] not in downloads:
-            problems.append(f"config key 'judges.{name}.download': no downloads entry named {spec['download']!r}")
+    pairsets, judges = config["pairsets"], config.get("judges", {})
+    for name, variant in config["variants"].items():
+        if variant["pairset"] not in pairsets:
+            problems.append(f"config key 'variants.{name}.pairset': no pair set named {variant['pairset']!r}")
+        method = methods.get(variant["method"])
+        rejected = variant.get("rejected", methods.DEFAULT_REJECTED)
+        if method.annotator and variant.get("annotator") not in judges:
+            problems.append(f"config key 'variants.{name}.annotator': {method.name} needs a judges entry, "
+                            f"got {variant.get('annotator')!r}")
+        if method.policy_rejected and rejected == methods.DEFAULT_REJECTED:
+            problems.append(f"config key 'variants.{name}.rejected': {method.name} trains on a policy-derived "
+                            "rejected answer: use 'policy' (it alone) or 'both' (with the pair set's rejected "
+                            "answer, Avg-DPO)")
+        elif rejected != methods.DEFAULT_REJECTED and not method.policy_rejected \
+                and pairsets.get(variant["pairset"], {}).get("kind") != "bdhs":
+            problems.append(f"config key 'variants.{name}.rejected': a policy-derived rejected answer needs a bdhs "
+                            "pair set")
     return problems
 
 
 DERIVED_KINDS = ("subsample", "corrupted")  # pair sets made from another pair set
-WORLD_KINDS = ("vlfeedback_analog", "rlhfv_analog")
+DOWNLOAD_KINDS = {"povid": ("download", "images"), "vlfeedback": ("download", "images"), "rlhfv": ("download",)}
 
 
-def _dataset_references(config: dict) -> list[str]:
-    """Issue-5 pair sets: sources exist and form no cycle, prompt sets exist, analogs have a world."""
+def _pairset_problems(config: dict) -> list[str]:
+    """Sources and downloads exist and derived pair sets form no cycle; the world's kinds have a world."""
     problems = []
     pairsets, downloads = config["pairsets"], config.get("downloads", {})
     for name, spec in pairsets.items():
         kind = spec["kind"]
-        if kind in WORLD_KINDS and "world" not in config:
+        if kind in registry.PAIRSET_KINDS and "world" not in config:
             problems.append(f"config key 'pairsets.{name}.kind': {kind} needs a 'world' section")
-        if kind == "rlhfv" and spec.get("download") not in downloads:
-            problems.append(f"config key 'pairsets.{name}.download': no downloads entry named {spec.get('download')!r}")
+        for ref in DOWNLOAD_KINDS.get(kind, ()):
+            if spec.get(ref) not in downloads:
+                problems.append(f"config key 'pairsets.{name}.{ref}': no downloads entry named {spec.get(ref)!r}")
+        if kind == "bdhs":
+            source = spec.get("source")
+            if source not in pairsets or pairsets[source]["kind"] == "bdhs":
+                problems.append(f"config key 'pairsets.{name}.source': needs a non-BDHS pair set, got {source!r}")
         if kind in DERIVED_KINDS:
             if spec.get("source") not in pairsets:
                 problems.append(f"config key 'pairsets.{name}.source': no pair set named {spec.get('source')!r}")
@@ -163,8 +150,46 @@ def _dataset_references(config: dict) -> list[str]:
                 problems.append(f"config key 'pairsets.{name}.source': pair sets derive from each other in a cycle")
             if "prompts_from" in spec and spec["prompts_from"] not in pairsets:
                 problems.append(f"config key 'pairsets.{name}.prompts_from': no pair set named {spec['prompts_from']!r}")
-        if kind == "corrupted" and (spec.get("corrupter") or {}).get("kind", "prior") == "prior" and "world" not in config:
-            problems.append(f"config key 'pairsets.{name}.corrupter.kind': the prior corrupter needs a 'world' section")
+        if kind == "corrupted":
+            corrupter = (spec.get("corrupter") or {}).get("kind")
+            if corrupter is None:
+                problems.append(f"config key 'pairsets.{name}.corrupter': a corrupted pair set needs a corrupter "
+                                "({kind: llm, ...}, or {kind: prior} in the synthetic world)")
+            elif corrupter in registry.CORRUPTER_KINDS and "world" not in config:
+                problems.append(f"config key 'pairsets.{name}.corrupter.kind': the {corrupter} corrupter needs a "
+                                "'world' section")
+    return problems
+
+
+def _benchmark_problems(config: dict) -> list[str]:
+    problems = []
+    downloads = config.get("downloads", {})
+    for name, spec in config["benchmarks"].items():
+        if spec.get("annotations") and spec["annotations"] not in downloads:
+            problems.append(f"config key 'benchmarks.{name}.annotations': no downloads entry named {spec['annotations']!r}")
+        if spec["source"] == "download" and spec.get("download") not in downloads:
+            problems.append(f"config key 'benchmarks.{name}.download': no downloads entry named {spec.get('download')!r}")
+        if spec["source"] in registry.BENCHMARK_SOURCES and "world" not in config:
+            problems.append(f"config key 'benchmarks.{name}.source': {spec['source']} benchmarks need a 'world' section")
+    return problems
+
+
+def _judge_problems(config: dict) -> list[str]:
+    """Judged benchmarks name an existing judge; a local judge model names an existing download; the world's
+    judge backends need a world."""
+    from mmalign.evaluate.benchmarks import JUDGED_KINDS
+
+    problems = []
+    judges, downloads = config.get("judges", {}), config.get("downloads", {})
+    for name, spec in config["benchmarks"].items():
+        judge = spec.get("judge")
+        if spec["kind"] in JUDGED_KINDS and judge is None:
+            problems.append(f"config key 'benchmarks.{name}.judge': kind {spec['kind']} is scored by a judge; name one")
+        elif judge is not None and judge not in judges:
+            problems.append(f"config key 'benchmarks.{name}.judge': no judges entry named {judge!r}")
+    for name, spec in judges.items():
+        if spec.get("download") and spec["download"] not in downloads:
+            problems.append(f"config key 'judges.{name}.download': no downloads entry named {spec['download']!r}")
     return problems
 
 

@@ -30,6 +30,12 @@ log = logging.getLogger(__name__)
 _COMMIT_SHA = re.compile(r"[0-9a-f]{40}")
 # huggingface_hub keeps its own bookkeeping (download metadata, tree cache) under this folder of a local_dir.
 _HF_META_DIR = ".cache"
+DEFAULT_REPO_TYPE = "model"  # config downloads.<name>.repo_type
+
+
+def repo_type_of(download: dict) -> str:
+    """A ``downloads`` entry's repository type: ``model`` unless it says ``dataset``."""
+    return download.get("repo_type", DEFAULT_REPO_TYPE)
 
 
 def _is_true(value: str | None) -> bool:
@@ -76,7 +82,7 @@ def fetch_snapshot(
     repo_id: str,
     revision: str,
     out_dir: str | Path,
-    repo_type: str = "model",
+    repo_type: str = DEFAULT_REPO_TYPE,
     allow_patterns: list[str] | None = None,
     mirror: str | None = None,
     *,

@@ -1,4 +1,4 @@
-"""The on-disk contracts shared by every stage (DESIGN.md section 5).
+"""The on-disk contracts shared by every stage.
 
 Every pair source, real or synthetic, ends in the same preference table; every benchmark, real or
 synthetic, ends in the same item list. Downstream stages read only these, never a source's own format.
@@ -25,6 +25,10 @@ PAIR_COLUMNS = [
     "source",  # where the pair came from (adapter name)
     "meta",  # JSON string with source-specific details
 ]
+
+# A builder that drops more than this share of what it read stops: that means a wrong file or image folder,
+# not a few bad records (config ``pairsets.<name>.max_drop_rate``).
+DEFAULT_MAX_DROP_RATE = 0.05
 
 # Fields of a benchmark item (one JSON object per line in items.jsonl).
 ITEM_FIELDS = ["id", "image", "question", "answer", "subset", "meta"]
@@ -55,6 +59,14 @@ class Manifest:
 
     def write(self, path: str | Path) -> None:
         Path(path).write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+
+
+def check_drop_rate(manifest: Manifest, max_drop_rate: float) -> None:
+    if manifest.drop_rate > max_drop_rate:
+        raise ValueError(
+            f"pair source {manifest.source!r} dropped {manifest.drop_rate:.1%} of its rows "
+            f"(bound {max_drop_rate:.1%}): {dict(manifest.dropped)}"
+        )
 
 
 def write_pairs(rows: Iterable[dict], path: str | Path) -> pd.DataFrame:

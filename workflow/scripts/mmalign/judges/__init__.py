@@ -8,11 +8,11 @@
 
 Backends (``spec["backend"]``):
 
-* ``exact``  - the synthetic world's exact judge (``ExactWorldJudge``); ``error_rate`` and ``seed`` emulate a
-  weaker annotator;
 * ``openai`` - any OpenAI-compatible endpoint; ``model_env``, ``base_url_env`` and ``api_key_env`` name the
   environment variables holding the model, base URL and key;
-* ``hf``     - a local Hugging Face vision-language model (``model``: directory or Hub id).
+* ``hf``     - a local Hugging Face vision-language model (``model``: directory or Hub id);
+* the backends of ``mmalign.registry.JUDGE_BACKENDS``: ``exact``, the synthetic world's exact judge
+  (``error_rate`` and ``seed`` emulate a weaker annotator).
 
 Every judgment carries the judge id, the hash of its prompt and the raw text; raw text is cached on
 (judge id, prompt hash) in ``cache_path`` (SQLite), so a rerun never pays twice.
@@ -22,15 +22,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from mmalign import registry
+
 from .base import (FAILED, OK, TIE, UNPARSED, Judge, JudgeCallError, PairRequest, Rating, RateRequest, Rendered,
                    Verdict, prompt_hash, summarize)
 from .cache import JudgmentCache
 
-BACKENDS = ("exact", "openai", "hf")
-
-# Settings each backend takes besides ``backend`` (the schema's ``judge`` definition lists the same keys).
+# Settings each backend takes besides ``backend``, with their defaults (the schema's ``judge`` definition
+# validates the same keys); a registered backend's module declares its own as ``SETTINGS``.
 DEFAULTS = {
-    "exact": {"error_rate": 0.0, "seed": 0},
     "openai": {"model_env": "MMALIGN_JUDGE_MODEL", "base_url_env": "MMALIGN_JUDGE_BASE_URL",
                "api_key_env": "MMALIGN_JUDGE_API_KEY", "timeout_s": 60.0, "max_retries": 4, "backoff_s": 1.0,
                "max_backoff_s": 30.0, "max_tokens": 512, "temperature": 0.0, "concurrency": 4},
@@ -38,15 +38,25 @@ DEFAULTS = {
 }
 
 
+BACKENDS = (*DEFAULTS, *registry.JUDGE_BACKENDS)
+
+
+def backend_defaults(backend: str) -> dict:
+    if backend in DEFAULTS:
+        return DEFAULTS[backend]
+    if backend in registry.JUDGE_BACKENDS:
+        return registry.load(registry.JUDGE_BACKENDS[backend]).SETTINGS
+    raise ValueError(f"judge backend {backend!r} unknown; known: {list(BACKENDS)}")
+
+
 def settings(spec: dict) -> dict:
     """A judge spec with its backend's defaults filled in; unknown keys are an error naming the key."""
     backend = spec.get("backend")
-    if backend not in BACKENDS:
-        raise ValueError(f"judge backend {backend!r} unknown; known: {list(BACKENDS)}")
-    unknown = sorted(set(spec) - set(DEFAULTS[backend]) - {"backend"})
+    defaults = backend_defaults(backend)
+    unknown = sorted(set(spec) - set(defaults) - {"backend"})
     if unknown:
         raise ValueError(f"judge backend {backend!r}: unknown setting(s) {unknown}")
-    return {**DEFAULTS[backend], **spec}
+    return {**defaults, **spec}
 
 
 def make_judge(spec: dict, cache_path: str | Path | None = None, model_dir: str | Path | None = None) -> Judge:
@@ -54,16 +64,12 @@ def make_judge(spec: dict, cache_path: str | Path | None = None, model_dir: str 
     download rule made for ``spec['download']``."""
     s = settings(spec)
     cache = JudgmentCache(cache_path) if cache_path else None
-    if s["backend"] == "exact":
-        from .exact import ExactWorldJudge
-
-        return ExactWorldJudge(cache, error_rate=s["error_rate"], seed=s["seed"])
+    if s["backend"] in registry.JUDGE_BACKENDS:
+        return registry.load(registry.JUDGE_BACKENDS[s["backend"]]).make_judge(s, cache)
     if s["backend"] == "openai":
-        from .openai_backend import OpenAIJudge, from_environment
+        from .openai_backend import OpenAIJudge
 
-        return OpenAIJudge(from_environment(s["model_env"], "model name"),
-                           from_environment(s["base_url_env"], "base URL", required=False),
-                           from_environment(s["api_key_env"], "API key", required=False), cache=cache,
+        return OpenAIJudge(s["model_env"], s["base_url_env"], s["api_key_env"], cache=cache,
                            timeout_s=s["timeout_s"], max_retries=s["max_retries"], backoff_s=s["backoff_s"],
                            max_backoff_s=s["max_backoff_s"], max_tokens=s["max_tokens"],
                            temperature=s["temperature"], concurrency=s["concurrency"])
@@ -75,6 +81,6 @@ def make_judge(spec: dict, cache_path: str | Path | None = None, model_dir: str 
     return HFJudge(model, cache=cache, max_new_tokens=s["max_new_tokens"], batch_size=s["batch_size"])
 
 
-__all__ = ["BACKENDS", "DEFAULTS", "FAILED", "OK", "TIE", "UNPARSED", "Judge", "JudgeCallError", "JudgmentCache",
+__all__ = ["BACKENDS", "DEFAULTS", "backend_defaults", "FAILED", "OK", "TIE", "UNPARSED", "Judge", "JudgeCallError", "JudgmentCache",
            "PairRequest", "Rating", "RateRequest", "Rendered", "Verdict", "make_judge", "prompt_hash", "settings",
            "summarize"]

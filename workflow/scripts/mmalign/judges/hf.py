@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 from PIL import Image
 
-from ..models import generate, load_policy
+from mmalign.models import generate, load_policy
 from .base import JudgeCallError, Rendered
 from .llm import LLMJudge
 
@@ -42,7 +42,8 @@ def model_fingerprint(model: str | Path) -> str:
 
 
 class HFJudge(LLMJudge):
-    def __init__(self, model: str | Path, *, cache=None, max_new_tokens: int = 256, batch_size: int = 8):
+    def __init__(self, model: str | Path, *, cache, max_new_tokens: int, batch_size: int):
+        """Settings: ``mmalign.judges.DEFAULTS["hf"]`` (``make_judge`` fills them in)."""
         super().__init__(cache)
         self.model, self.processor = load_policy(model)
         self.judge_id = f"hf:{model_fingerprint(model)}"

@@ -1,8 +1,8 @@
 """A judge behind any OpenAI-compatible chat-completions endpoint (OpenAI, vLLM, SGLang, LMDeploy, ...).
 
-Model, base URL and API key come from environment variables whose *names* are config keys, so no secret is
-ever in a config file, a log or a result. The client's own retries are off: ours are bounded, exponential,
-logged and counted, and a call that still fails becomes a counted failure, never a verdict.
+The client comes from ``mmalign.openai_client`` (model, base URL and key from environment variables whose *names*
+are config keys). Retries are ours: bounded, exponential, logged and counted, and a call that still fails
+becomes a counted failure, never a verdict.
 """
 
 from __future__ import annotations
@@ -10,10 +10,11 @@ from __future__ import annotations
 import base64
 import logging
 import mimetypes
-import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+
+from mmalign.openai_client import openai_client
 
 from .base import JudgeCallError, Rendered
 from .llm import LLMJudge
@@ -37,25 +38,15 @@ def messages_for(rendered: Rendered) -> list[dict]:
     return messages
 
 
-def from_environment(name: str, what: str, required: bool = True) -> str | None:
-    value = os.environ.get(name)
-    if required and not value:
-        raise ValueError(f"OpenAI-compatible judge: the {what} is read from the environment variable {name}, "
-                         f"which is not set")
-    return value
-
-
 class OpenAIJudge(LLMJudge):
-    def __init__(self, model: str, base_url: str | None, api_key: str | None, *, cache=None, timeout_s: float = 60.0,
-                 max_retries: int = 4, backoff_s: float = 1.0, max_backoff_s: float = 30.0, max_tokens: int = 512,
-                 temperature: float = 0.0, concurrency: int = 4, seed: int | None = 0):
-        from openai import OpenAI
-
+    def __init__(self, model_env: str, base_url_env: str, api_key_env: str, *, cache, timeout_s: float,
+                 max_retries: int, backoff_s: float, max_backoff_s: float, max_tokens: int, temperature: float,
+                 concurrency: int, seed: int | None = 0, environ=None):
+        """Settings: ``mmalign.judges.DEFAULTS["openai"]`` (``make_judge`` fills them in)."""
         super().__init__(cache)
-        self.model = model
-        self.judge_id = f"openai:{model}"
-        # The SDK insists on a key; local servers ignore it, so a placeholder is fine when none is set.
-        self.client = OpenAI(api_key=api_key or "unused", base_url=base_url, timeout=timeout_s, max_retries=0)
+        self.client, self.model = openai_client(model_env, base_url_env, api_key_env, timeout_s=timeout_s,
+                                                who="OpenAI-compatible judge", environ=environ)
+        self.judge_id = f"openai:{self.model}"
         self.max_retries, self.backoff_s, self.max_backoff_s = max_retries, backoff_s, max_backoff_s
         self.max_tokens, self.temperature, self.concurrency, self.seed = max_tokens, temperature, concurrency, seed
         self.calls = self.retries = 0

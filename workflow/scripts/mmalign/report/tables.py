@@ -1,0 +1,139 @@
+"""The paper's result tables, rebuilt from metrics.csv alone, optionally beside the paper's published numbers.
+
+A table is config (``report.tables.<name>``): rows map a row label to a variant name (``base`` = the untouched
+base model) and every table shares the columns of ``report.columns`` (label -> benchmark, metric, subset,
+scale). A cell is looked up in metrics.csv and multiplied by the column's scale, so that it is in the paper's
+units (POPE accuracy 0.88 -> 88.0). Published numbers (workflow/resources/paper_results.csv: table, row,
+column, value; row = the variant name our table uses for that paper row) are matched on (table, row, column).
+
+What a missing number means is kept apart, never written as zero:
+* ``not run``: the variant is not part of this study (no metrics.csv row at all);
+* ``n/a``: the variant ran but this benchmark / metric was not evaluated in this study.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pandas as pd
+
+NOT_RUN = "not run"
+NOT_EVALUATED = "n/a"
+PUBLISHED_COLUMNS = ["table", "row", "column", "value"]
+
+
+class Metrics:
+    """Lookups in a metrics.csv frame, in the units of a column spec."""
+
+    def __init__(self, frame: pd.DataFrame):
+        self.frame = frame
+        self.variants = set(frame["variant"])
+        self._values = {
+            (r.variant, r.benchmark, str(r.subset), r.metric): float(r.value) for r in frame.itertuples(index=False)
+        }
+
+    @classmethod
+    def read(cls, path: str | Path) -> Metrics:
+        return cls(pd.read_csv(path, dtype={"subset": str}, keep_default_na=False, na_values=[""]))
+
+    def ran(self, variant: str) -> bool:
+        return variant in self.variants
+
+    def value(self, variant: str, column: dict) -> float:
+        """The column's number for a variant in display units, NaN when it is not in metrics.csv."""
+        key = (variant, column["benchmark"], str(column.get("subset", "all")), column["metric"])
+        raw = self._values.get(key, math.nan)
+        return raw * column.get("scale", 1.0)
+
+    def status(self, variant: str, column: dict) -> str | None:
+        """None when there is a number; otherwise why not (NOT_RUN or NOT_EVALUATED)."""
+        if not self.ran(variant):
+            return NOT_RUN
+        return NOT_EVALUATED if math.isnan(self.value(variant, column)) else None
+
+
+def read_published(path: str | Path) -> pd.DataFrame:
+    frame = pd.read_csv(path)
+    missing = [c for c in PUBLISHED_COLUMNS if c not in frame.columns]
+    if missing:
+        raise ValueError(f"{path}: published numbers need columns {PUBLISHED_COLUMNS}, missing {missing}")
+    duplicated = frame[frame.duplicated(["table", "row", "column"], keep=False)]
+    if not duplicated.empty:
+        raise ValueError(f"{path}: duplicate published numbers for {duplicated[['table', 'row', 'column']].values.tolist()}")
+    return frame
+
+
+def published_numbers(published: pd.DataFrame | None, table: str) -> dict[tuple[str, str], float]:
+    if published is None:
+        return {}
+    rows = published[published["table"] == table]
+    return {(r.row, r.column): float(r.value) for r in rows.itertuples(index=False)}
+
+
+def build_table(metrics: Metrics, table_name: str, table: dict, columns: dict[str, dict],
+                published: pd.DataFrame | None = None) -> pd.DataFrame:
+    """One row per table row (index = row label): ``variant``, ``status`` and, per column label, our number;
+    with published numbers also ``<label> (paper)`` and ``<label> (diff)`` = ours - paper. Missing = NaN."""
+    paper = published_numbers(published, table_name)
+    records = []
+    for label, variant in table["rows"].items():
+        record = {"row": label, "variant": variant, "status": "run" if metrics.ran(variant) else NOT_RUN}
+        for column_label, column in columns.items():
+            ours = metrics.value(variant, column)
+            record[column_label] = ours
+            if published is not None:
+                theirs = paper.get((variant, column_label), math.nan)
+                record[f"{column_label} (paper)"] = theirs
+                record[f"{column_label} (diff)"] = ours - theirs
+        records.append(record)
+    return pd.DataFrame.from_records(records).set_index("row")
+
+
+def _fmt(value: float, signed: bool = False) -> str:
+    return f"{value:+.2f}" if signed else f"{value:.2f}"
+
+
+def markdown_table(metrics: Metrics, frame: pd.DataFrame, columns: dict[str, dict], title: str,
+                   with_paper: bool) -> str:
+    """The paper's layout: one line per row, one cell per column. With the paper's numbers a cell reads
+    ``ours (paper; diff)``; a missing number of ours reads ``not run`` or ``n/a``, never 0."""
+    header = ["", *columns]
+    lines = [f"### {title}", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for label, row in frame.iterrows():
+        cells = [label]
+        for column_label, column in columns.items():
+            missing = metrics.status(row["variant"], column)
+            cell = missing if missing else _fmt(row[column_label])
+            if with_paper:
+                theirs = row[f"{column_label} (paper)"]
+                if math.isnan(theirs):
+                    cell += " (paper –)"
+                elif missing:
+                    cell += f" (paper {_fmt(theirs)})"
+                else:
+                    cell += f" (paper {_fmt(theirs)}; {_fmt(row[f'{column_label} (diff)'], signed=True)})"
+            cells.append(cell)
+        lines.append("| " + " | ".join(cells) + " |")
+    not_run = [v for v in frame["variant"] if not metrics.ran(v)]
+    lines.append("")
+    lines.append(f"Rows run: {len(frame) - len(not_run)} of {len(frame)}.")
+    if not_run:
+        lines.append(f"Not run in this study (shown as `{NOT_RUN}`): {', '.join(dict.fromkeys(not_run))}.")
+    unevaluated = [c for c, spec in columns.items() if all(metrics.status(v, spec) for v in frame["variant"])]
+    if unevaluated:
+        lines.append(f"Columns with no number in this study (`{NOT_EVALUATED}`): {', '.join(unevaluated)}.")
+    if with_paper:
+        lines.append("Cells read `ours (paper; ours - paper)`; the paper's numbers: workflow/resources/paper_results.csv.")
+    return "\n".join(lines) + "\n"
+
+
+def write_table(metrics_csv, table_name: str, table: dict, columns: dict[str, dict], out_csv, out_md,
+                published_csv=None) -> pd.DataFrame:
+    metrics = Metrics.read(metrics_csv)
+    published = read_published(published_csv) if published_csv else None
+    frame = build_table(metrics, table_name, table, columns, published)
+    frame.to_csv(out_csv)
+    title = table.get("title", table_name)
+    Path(out_md).write_text(markdown_table(metrics, frame, columns, title, published is not None))
+    return frame

@@ -1,5 +1,0 @@
-"""Adapters from real, published data sets to the shared on-disk contracts in ``mmalign.schema``.
-
-Each adapter reads one source's own format and writes only the common pair table or item list, with a Manifest
-of what it read, kept and dropped. Downstream stages never see a source's own format.
-"""

@@ -1,0 +1,236 @@
+"""Preference training: TRL's ``DPOTrainer`` with a PEFT LoRA adapter on the language model and the
+multimodal projector trained in full at its own learning rate (the paper's recipe, Appendix A).
+
+The loss is configuration: ``loss_type`` is passed to TRL as is (``sigmoid`` = DPO, ``ipo`` = IPO,
+``hinge`` = SLiC), optionally combined with ``sft`` through ``loss_weights``. With PEFT the reference
+policy is the same model with its adapter disabled, so no second copy is held in memory.
+
+``method`` (``mmalign.train.methods``) picks where pairs come from. Plain DPO is this module; every other method
+names a module with the same three hooks, which ``train_dpo`` calls and nothing else:
+
+* ``build_dataset(pairs_path, settings)``: the rows the trainer iterates over;
+* ``build_trainer(common, settings, judge, scenes)``: the TRL trainer (``common``: its keyword arguments);
+* ``run_metrics(trainer, seconds)``: what the method adds to ``train_metrics.json``;
+
+and ``RAW_ROWS``: whether the trainer reads the dataset's own columns (TRL must then keep them).
+
+Training checkpoints every ``checkpoint_steps`` into ``<out_dir>/checkpoints``; a rerun of a killed job resumes
+from the last one (when it was written for the same settings) and ends where the uninterrupted run ends.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import shutil
+import sys
+import time
+from dataclasses import asdict
+from importlib import import_module
+from pathlib import Path
+
+import torch
+
+from mmalign.schema import read_pairs
+
+from .methods import get
+from .ranks import per_process_batch, save_adapter, world_size
+from .settings import DPOSettings
+
+log = logging.getLogger(__name__)
+
+# LoRA goes on the language model's linear layers only (the vision tower has q/k/v projections too).
+LM_LINEAR_LAYERS = r".*language_model.*\.(q_proj|k_proj|v_proj|o_proj|gate_proj|up_proj|down_proj)"
+PROJECTOR = "multi_modal_projector"
+RAW_ROWS = False  # plain DPO: TRL's own collator reads its signature columns
+
+
+def natural_steps(rows: int, settings: DPOSettings) -> int:
+    """Optimizer steps that `epochs` passes over `rows` training rows take (the last batch may be short)."""
+    return max(1, math.ceil(math.ceil(rows / settings.batch_size) * settings.epochs))
+
+
+def planned_steps(rows: int, settings: DPOSettings) -> int:
+    """Steps the run will take: `epochs` passes, or `min_steps` if that is more (the data repeats)."""
+    return max(natural_steps(rows, settings), settings.min_steps)
+
+
+def rejected_answers(row, mode: str) -> list[str]:
+    """Which rejected answers a pair contributes. 'both' is Avg-DPO (Eq. 5) with gamma = 0.5: the pair enters
+    once with the external and once with the policy-derived rejected answer, so the mean loss over the data is
+    0.5 L(y+, y-) + 0.5 L(y+, y~-), the average POVID's public code takes (two rows instead of one pair)."""
+    if mode == "external":
+        return [row.rejected]
+    if not row.rejected_policy:
+        raise ValueError(f"pair {row.id!r} has no policy-derived rejected answer (rejected: {mode} needs a BDHS pair set)")
+    return [row.rejected_policy] if mode == "policy" else [row.rejected, row.rejected_policy]
+
+
+def distortion_answers(row, mode: str) -> list[tuple[str, bool]]:
+    """(rejected text, made by image distortion?) per row a pair contributes to the image-distortion baseline:
+    a distortion row carries y+ as its text (its labels are replaced during training, see distortion.py)."""
+    return ([(row.rejected, False)] if mode == "both" else []) + [(row.chosen, True)]
+
+
+def preference_dataset(pairs_path: str | Path, max_pairs: int | None, seed: int, rejected: str = "external",
+                       distortion: bool = False):
+    """The pair table as a TRL vision preference dataset (conversational prompt/chosen/rejected + image)."""
+    from datasets import Dataset, Image as ImageFeature
+
+    frame = read_pairs(pairs_path)
+    if max_pairs is not None and len(frame) > max_pairs:
+        frame = frame.sample(n=max_pairs, random_state=seed)
+    rows = []
+    for row in frame.itertuples():
+        answers = distortion_answers(row, rejected) if distortion else [(a, False) for a in rejected_answers(row, rejected)]
+        for answer, distort in answers:
+            rows.append({
+                "image": row.image,
+                "prompt": [{"role": "user", "content": row.prompt}],
+                "chosen": [{"role": "assistant", "content": row.chosen}],
+                "rejected": [{"role": "assistant", "content": answer}],
+                **({"distort": distort} if distortion else {}),
+            })
+    return Dataset.from_list(rows).cast_column("image", ImageFeature())
+
+
+def build_dataset(pairs_path: str | Path, settings: DPOSettings):
+    return preference_dataset(pairs_path, settings.max_pairs, settings.seed, settings.rejected)
+
+
+def build_trainer(common: dict, settings: DPOSettings, judge=None, scenes=None):
+    from trl import DPOTrainer
+
+    return DPOTrainer(**common)
+
+
+def run_metrics(trainer, seconds: float) -> dict:
+    return {}
+
+
+def attach_lora(model, settings: DPOSettings):
+    from peft import LoraConfig, get_peft_model
+
+    config = LoraConfig(
+        r=settings.lora_r,
+        lora_alpha=settings.lora_alpha,
+        lora_dropout=settings.lora_dropout,
+        target_modules=LM_LINEAR_LAYERS,
+        modules_to_save=[PROJECTOR],
+        task_type="CAUSAL_LM",
+    )
+    return get_peft_model(model, config)
+
+
+def optimizer_groups(model, settings: DPOSettings) -> torch.optim.Optimizer:
+    """AdamW with two learning rates: LoRA weights and the (fully trained) projector."""
+    projector, lora = [], []
+    for name, param in model.named_parameters():
+        if param.requires_grad:
+            (projector if PROJECTOR in name else lora).append(param)
+    if not lora or not projector:
+        raise RuntimeError(f"expected trainable LoRA and projector parameters, got {len(lora)} and {len(projector)}")
+    return torch.optim.AdamW(
+        [{"params": lora, "lr": settings.learning_rate}, {"params": projector, "lr": settings.projector_learning_rate}]
+    )
+
+
+def latest_checkpoint(checkpoint_dir: Path, fingerprint: str) -> str | None:
+    """The last checkpoint a previous, interrupted run of the same settings left, if any. Checkpoints of other
+    settings are removed: resuming them would silently train a mix of two configurations."""
+    stamp = checkpoint_dir / "settings.sha256"
+    if checkpoint_dir.exists() and (not stamp.exists() or stamp.read_text() != fingerprint):
+        shutil.rmtree(checkpoint_dir)
+    checkpoint_dir.mkdir(parents=True, exist_ok=True)
+    stamp.write_text(fingerprint)
+    # a checkpoint is complete once trainer_state.json is in it (the Trainer writes it last)
+    found = sorted((p for p in checkpoint_dir.glob("checkpoint-*") if (p / "trainer_state.json").exists()),
+                   key=lambda p: int(p.name.split("-")[1]))
+    return str(found[-1]) if found else None
+
+
+def method_module(settings: DPOSettings):
+    """The module with the variant's method hooks: plain DPO is this module."""
+    module = get(settings.method).module
+    return import_module(module) if module else sys.modules[__name__]
+
+
+def train_dpo(model_dir: str | Path, pairs_path: str | Path, out_dir: str | Path, settings: DPOSettings,
+              use_cpu: bool = True, judge=None, scenes: dict | None = None) -> dict:
+    """Train one variant; writes ``adapter/``, ``train_log.jsonl`` and returns the metrics.
+    ``judge`` ranks online samples (online_dpo, mixed_dpo); ``scenes`` (id -> ground-truth record) is what a
+    judge that checks answers against the truth reads (the synthetic world's exact judge)."""
+    from transformers import AutoModelForImageTextToText, AutoProcessor, set_seed
+    from trl import DPOConfig
+
+    set_seed(settings.seed)
+    out_dir = Path(out_dir)
+    fingerprint = hashlib.sha256(json.dumps(asdict(settings), sort_keys=True).encode()
+                                 + Path(pairs_path).read_bytes()).hexdigest()
+    resume = latest_checkpoint(out_dir / "checkpoints", fingerprint)
+    processor = AutoProcessor.from_pretrained(model_dir)
+    model = AutoModelForImageTextToText.from_pretrained(model_dir, dtype=torch.float32)
+    model = attach_lora(model, settings)
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    method = method_module(settings)
+    dataset = method.build_dataset(pairs_path, settings)
+    log.info("%s on %d pairs, %d trainable parameters, loss %s%s", settings.method, len(dataset), trainable,
+             settings.loss_type, f", resuming from {resume}" if resume else "")
+    natural = natural_steps(len(dataset), settings)
+    steps = planned_steps(len(dataset), settings)
+    args = DPOConfig(
+        output_dir=str(out_dir / "checkpoints"),
+        max_steps=steps if steps > natural else -1,  # -1: `epochs` decides
+        # batch_size is the global batch: each of several processes (mmalign.train.launch) takes its share
+        per_device_train_batch_size=per_process_batch(settings.batch_size, world_size()),
+        num_train_epochs=settings.epochs,
+        learning_rate=settings.learning_rate,
+        lr_scheduler_type="cosine",
+        warmup_steps=settings.warmup_ratio,  # a float in [0, 1) is a ratio of the total steps
+        beta=settings.beta,
+        loss_type=settings.loss_type,
+        loss_weights=settings.loss_weights,
+        logging_steps=settings.logging_steps,
+        save_strategy="steps",
+        save_steps=settings.checkpoint_steps,
+        save_total_limit=2,
+        report_to="none",
+        use_cpu=use_cpu,
+        bf16=False,
+        gradient_checkpointing=False,
+        max_length=None,  # never truncate image tokens (TRL's advice for VLMs)
+        seed=settings.seed,
+        dataloader_num_workers=0,
+        remove_unused_columns=not method.RAW_ROWS,  # a method that makes its rows per step needs the raw ones
+    )
+    common = dict(model=model, ref_model=None,  # PEFT: the reference is the model with its adapter disabled
+                  args=args, train_dataset=dataset, processing_class=processor,
+                  optimizers=(optimizer_groups(model, settings), None))
+    trainer = method.build_trainer(common, settings, judge=judge, scenes=scenes)
+    start = time.time()
+    result = trainer.train(resume_from_checkpoint=resume)
+    seconds = time.time() - start
+    save_adapter(trainer, model, out_dir / "adapter")
+    if trainer.is_world_process_zero():
+        with open(out_dir / "train_log.jsonl", "w") as fh:
+            for entry in trainer.state.log_history:
+                fh.write(json.dumps(entry) + "\n")
+    last = next((e for e in reversed(trainer.state.log_history) if "loss" in e), {})
+    if trainer.is_world_process_zero():
+        shutil.rmtree(out_dir / "checkpoints", ignore_errors=True)
+    epochs_run = result.global_step / natural * settings.epochs
+    return {
+        "pairs": len(dataset),
+        "steps": result.global_step,
+        "train_loss": result.training_loss,
+        "train_seconds": round(seconds, 2),
+        "epochs_run": round(epochs_run, 3),
+        "pairs_per_second": round(len(dataset) * epochs_run / seconds, 3),
+        "trainable_parameters": trainable,
+        "resumed_from": Path(resume).name if resume else None,
+        "last_logged": last,
+        "settings": asdict(settings),
+        **method.run_metrics(trainer, seconds),
+    }

@@ -1,0 +1,61 @@
+"""One variant's training settings (config ``variants.<name>``): the one layer of training defaults.
+
+The config schema validates these keys (types, ranges) but sets no defaults of its own; a variant spec (and
+``results/runs/<variant>/spec.json``) is read through ``DPOSettings.from_spec``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+from .methods import DEFAULT_REJECTED, REJECTED, get
+
+
+@dataclass
+class DPOSettings:
+    """One variant's training settings (config ``variants.<name>``)."""
+
+    method: str = "dpo"  # a name of mmalign.train.methods.METHODS
+    loss_type: list[str] = field(default_factory=lambda: ["sigmoid"])
+    loss_weights: list[float] | None = None
+    beta: float = 0.1
+    learning_rate: float = 5e-4
+    projector_learning_rate: float = 1e-4
+    epochs: float = 1.0
+    # At least this many optimizer steps, repeating the data when `epochs` gives fewer (0: no floor). Small pair
+    # sets otherwise get a handful of full-size Adam steps, whose sign-like first updates perturb the tiny model
+    # more than they teach it (NOTES.md, 2026-11-22); the paper searched 3-7 epochs per row for the same reason.
+    min_steps: int = 0
+    batch_size: int = 16
+    lora_r: int = 16
+    lora_alpha: int = 32
+    lora_dropout: float = 0.0
+    max_pairs: int | None = None
+    rejected: str = DEFAULT_REJECTED  # external | policy | both (Avg-DPO, Eq. 5, gamma 0.5)
+    seed: int = 0
+    warmup_ratio: float = 0.1
+    logging_steps: int = 5
+    checkpoint_steps: int = 50
+    online: dict = field(default_factory=dict)  # OnlineSettings for the online methods (temperature, ...)
+    annotator: str | None = None  # the judge that ranks online samples (config ``judges.<name>``)
+    distortion_noise_steps: int = 500  # image_distortion: diffusion steps of the noisy image (POVID: 500)
+
+    def __post_init__(self):
+        method = get(self.method)
+        if self.rejected not in REJECTED:
+            raise ValueError("rejected must be 'external', 'policy' or 'both'")
+        if method.policy_rejected and self.rejected == "external":
+            raise ValueError(f"{self.method} trains on a policy-derived rejected answer: rejected must be 'policy' or 'both'")
+        if self.loss_weights is not None and len(self.loss_weights) != len(self.loss_type):
+            raise ValueError("loss_weights needs one weight per entry of loss_type")
+
+    @classmethod
+    def from_spec(cls, spec: dict) -> "DPOSettings":
+        known = {f for f in cls.__dataclass_fields__}
+        return cls(**{k: v for k, v in spec.items() if k in known})
+
+
+def resolved_spec(spec: dict) -> dict:
+    """A variant spec with every training setting filled in (``results/runs/<variant>/spec.json``): its own keys
+    (pair set, variant and base model names) and the resolved ``DPOSettings``."""
+    return {**spec, **asdict(DPOSettings.from_spec(spec))}

@@ -35,11 +35,11 @@ from mmalign.models import generate
 from mmalign.schema import read_pairs
 from mmalign.seeding import stable_seed
 
-from .methods import get
+from .methods import METHODS, get
 
 log = logging.getLogger(__name__)
 
-MODES = ("online", "mixed", "online_bdhs")  # mmalign.train.methods: Method.online
+MODES = tuple(m.online for m in METHODS.values() if m.online)  # online, mixed, online_bdhs
 RAW_ROWS = True  # pairs are made in training_step from the raw rows
 
 

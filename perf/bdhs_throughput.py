@@ -61,10 +61,15 @@ def main() -> None:
     print(f"{len(examples)} pairs, {sentences} sentences, {torch.get_num_threads()} threads")
     print(f"guided pass, batched ({args.batch_size}):     {t_batched:7.2f} s  {len(examples) / t_batched:7.1f} pairs/s")
     print(f"guided pass, one sentence at a time: {t_loop:7.2f} s  {len(examples) / t_loop:7.1f} pairs/s")
-    print(f"speedup of batched sentence-parallel generation: {t_loop / t_batched:.1f}x (same outputs: {batched == looped})")
+    print(
+        f"speedup of batched sentence-parallel generation: {t_loop / t_batched:.1f}x "
+        f"(same outputs: {batched == looped})"
+    )
     iterations = [r.iterations for r in results]
-    print(f"full BDHS (up to 5 iterations + similarity): {t_full:.2f} s, {len(examples) / t_full:.1f} pairs/s, "
-          f"mean iterations {sum(iterations) / len(iterations):.2f}")
+    print(
+        f"full BDHS (up to 5 iterations + similarity): {t_full:.2f} s, {len(examples) / t_full:.1f} pairs/s, "
+        f"mean iterations {sum(iterations) / len(iterations):.2f}"
+    )
 
 
 if __name__ == "__main__":

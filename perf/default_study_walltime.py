@@ -24,8 +24,19 @@ def main() -> None:
     parser.add_argument("--keep", help="run in this directory (kept) instead of a temporary one")
     args = parser.parse_args()
     workdir = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="mmalign-walltime-"))
-    cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--directory", str(workdir),
-           "--configfile", args.configfile, "--cores", args.cores]
+    cmd = [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "-s",
+        str(REPO / "Snakefile"),
+        "--directory",
+        str(workdir),
+        "--configfile",
+        args.configfile,
+        "--cores",
+        args.cores,
+    ]
     start = time.time()
     out = subprocess.run(cmd, capture_output=True, text=True)
     total = time.time() - start

@@ -26,8 +26,20 @@ REPO = Path(__file__).resolve().parents[1]
 def run_base_evaluations(workdir: Path, configfile: str, cores: str) -> float:
     config = yaml.safe_load(Path(configfile).read_text())
     targets = [f"results/eval/base/{b}/metrics.json" for b in config["benchmarks"]]
-    cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--directory", str(workdir),
-           "--configfile", configfile, "--cores", cores, *targets]
+    cmd = [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "-s",
+        str(REPO / "Snakefile"),
+        "--directory",
+        str(workdir),
+        "--configfile",
+        configfile,
+        "--cores",
+        cores,
+        *targets,
+    ]
     start = time.time()
     out = subprocess.run(cmd, capture_output=True, text=True)
     if out.returncode:
@@ -54,27 +66,43 @@ def report(workdir: Path) -> None:
     rows = []
     for path in sorted((workdir / "results" / "eval").glob("*/*/metrics.json")):
         m = json.loads(path.read_text())
-        rows.append((m["variant"], m["benchmark"], m["items"], m["seconds"], m.get("judge_seconds", 0.0),
-                     job_seconds(workdir, m["variant"], m["benchmark"])))
+        rows.append(
+            (
+                m["variant"],
+                m["benchmark"],
+                m["items"],
+                m["seconds"],
+                m.get("judge_seconds", 0.0),
+                job_seconds(workdir, m["variant"], m["benchmark"]),
+            )
+        )
     if not rows:
         raise SystemExit(f"no results/eval/*/*/metrics.json under {workdir}")
-    print(f"{'variant':24s} {'benchmark':9s} {'items':>6s} {'gen s':>7s} {'judge s':>8s} {'items/s':>8s} "
-          f"{'job s':>6s} {'job items/s':>11s}")
+    print(
+        f"{'variant':24s} {'benchmark':9s} {'items':>6s} {'gen s':>7s} {'judge s':>8s} {'items/s':>8s} "
+        f"{'job s':>6s} {'job items/s':>11s}"
+    )
     per_variant: dict[str, list[float]] = {}
     for variant, benchmark, items, gen, judge, job in rows:
         rate = items / (gen + judge) if gen + judge else float("nan")
         job_rate = f"{items / job:11.1f}" if job else f"{'-':>11s}"
-        print(f"{variant:24s} {benchmark:9s} {items:6d} {gen:7.2f} {judge:8.2f} {rate:8.1f} "
-              f"{job if job else float('nan'):6.1f} {job_rate}")
+        print(
+            f"{variant:24s} {benchmark:9s} {items:6d} {gen:7.2f} {judge:8.2f} {rate:8.1f} "
+            f"{job if job else float('nan'):6.1f} {job_rate}"
+        )
         per_variant.setdefault(variant, []).append(job or gen + judge)
     for variant, seconds in per_variant.items():
         whole = variant_job_seconds(workdir, variant)
         if whole is not None:  # one evaluate_variant job: start-up and model loading paid once
-            print(f"{variant}: {len(seconds)} benchmarks in one job of {whole:.1f} s "
-                  f"({sum(seconds):.1f} s of generation and judging)")
+            print(
+                f"{variant}: {len(seconds)} benchmarks in one job of {whole:.1f} s "
+                f"({sum(seconds):.1f} s of generation and judging)"
+            )
         else:
-            print(f"{variant}: {len(seconds)} benchmarks, {sum(seconds):.1f} s of evaluation jobs in all "
-                  f"(one core each; ~{sum(seconds) / 2:.1f} s on 2 cores)")
+            print(
+                f"{variant}: {len(seconds)} benchmarks, {sum(seconds):.1f} s of evaluation jobs in all "
+                f"(one core each; ~{sum(seconds) / 2:.1f} s on 2 cores)"
+            )
 
 
 def main() -> None:

@@ -44,8 +44,16 @@ def main() -> None:
     os.chdir(workdir)
     with open(scenes_path) as fh:
         scenes = {s["id"]: s for s in map(json.loads, fh)}
-    common = dict(batch_size=args.batch_size, max_pairs=args.pairs, lora_r=16, lora_alpha=32,
-                  loss_type=["sigmoid", "sft"], loss_weights=[1.0, 0.5], learning_rate=3e-3, checkpoint_steps=10_000)
+    common = dict(
+        batch_size=args.batch_size,
+        max_pairs=args.pairs,
+        lora_r=16,
+        lora_alpha=32,
+        loss_type=["sigmoid", "sft"],
+        loss_weights=[1.0, 0.5],
+        learning_rate=3e-3,
+        checkpoint_steps=10_000,
+    )
     online = {"temperature": 1.0, "max_new_tokens": args.max_new_tokens}
     runs = {
         "dpo (offline)": DPOSettings(**common),
@@ -63,8 +71,10 @@ def main() -> None:
         made = counts.get("pairs/online_pairs", 0) + counts.get("pairs/offline_pairs", 0)
         dropped = sum(v for k, v in counts.items() if k.startswith("pairs/dropped_"))
         share = f"{m['generation_share']:.1%}" if "generation_share" in m else "-"
-        print(f"{name:<16}{m['pairs_per_second']:>10.2f}{m['train_seconds']:>10.1f}{share:>18}  "
-              f"{made if counts else m['pairs']} / {dropped}")
+        print(
+            f"{name:<16}{m['pairs_per_second']:>10.2f}{m['train_seconds']:>10.1f}{share:>18}  "
+            f"{made if counts else m['pairs']} / {dropped}"
+        )
 
 
 if __name__ == "__main__":

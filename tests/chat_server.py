@@ -18,7 +18,7 @@ class FakeChatServer:
         server = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):  # noqa: N802 (http.server's name)
+            def do_POST(self):
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 server.requests.append(body)
                 server.headers.append({k.lower(): v for k, v in self.headers.items()})
@@ -29,10 +29,16 @@ class FakeChatServer:
                     payload, status = {"error": {"message": "injected failure", "type": "server_error"}}, reply
                 else:
                     status = 200
-                    payload = {"id": "x", "object": "chat.completion", "created": 0, "model": body["model"],
-                               "choices": [{"index": 0, "finish_reason": "stop",
-                                            "message": {"role": "assistant", "content": reply}}],
-                               "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}}
+                    payload = {
+                        "id": "x",
+                        "object": "chat.completion",
+                        "created": 0,
+                        "model": body["model"],
+                        "choices": [
+                            {"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": reply}}
+                        ],
+                        "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
+                    }
                 data = json.dumps(payload).encode()
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
@@ -71,5 +77,13 @@ def chat_server(monkeypatch):
 
 def openai_spec(**extra):
     """A judge spec pointing at the server started by ``chat_server`` (fast retries, one request at a time)."""
-    return {"backend": "openai", "model_env": "TEST_JUDGE_MODEL", "base_url_env": "TEST_JUDGE_URL",
-            "api_key_env": "TEST_JUDGE_KEY", "backoff_s": 0.01, "max_retries": 2, "concurrency": 1, **extra}
+    return {
+        "backend": "openai",
+        "model_env": "TEST_JUDGE_MODEL",
+        "base_url_env": "TEST_JUDGE_URL",
+        "api_key_env": "TEST_JUDGE_KEY",
+        "backoff_s": 0.01,
+        "max_retries": 2,
+        "concurrency": 1,
+        **extra,
+    }

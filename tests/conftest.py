@@ -10,7 +10,7 @@ import pytest
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # tests never touch the network
 
-from mmalign.synthetic.world import WorldSettings, write_world  # noqa: E402
+from mmalign.synthetic.world import WorldSettings, write_world
 
 REPO = Path(__file__).resolve().parents[1]
 

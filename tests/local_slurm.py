@@ -78,7 +78,7 @@ class LocalSlurm:
         self._started_munge = False
         self._previous_conf = SLURM_CONF.read_bytes() if SLURM_CONF.exists() else None
 
-    def __enter__(self) -> "LocalSlurm":
+    def __enter__(self) -> LocalSlurm:
         for sub in ("state", "spool"):
             (self.root / sub).mkdir(parents=True, exist_ok=True)
         SLURM_CONF.parent.mkdir(parents=True, exist_ok=True)

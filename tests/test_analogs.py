@@ -7,10 +7,17 @@ import random
 
 import pytest
 
-from mmalign.synthetic import language as lang
-from mmalign.synthetic.analogs import (NOVEL_PROMPTS, RLHFVAnalogSettings, VLFeedbackAnalogSettings, correct_answer,
-                             novel_wording, rlhfv_analog, vlfeedback_analog)
 from mmalign.models import load_policy
+from mmalign.synthetic import language as lang
+from mmalign.synthetic.analogs import (
+    NOVEL_PROMPTS,
+    RLHFVAnalogSettings,
+    VLFeedbackAnalogSettings,
+    correct_answer,
+    novel_wording,
+    rlhfv_analog,
+    vlfeedback_analog,
+)
 from mmalign.synthetic.tinyllava import world_vocabulary
 from mmalign.synthetic.world import Scene, SceneObject, load_scenes
 
@@ -28,7 +35,7 @@ def test_novel_prompts_use_only_words_the_tiny_model_knows():
     vocab = set(world_vocabulary())
     texts = []
     for options in NOVEL_PROMPTS.values():
-        for group in (options.values() if isinstance(options, dict) else [options]):
+        for group in options.values() if isinstance(options, dict) else [options]:
             texts += [t.format(shape="circle", pos="top left") for t in group]
     words = {w for t in texts for w in t.replace("?", " ?").replace(".", " .").split()}
     assert words <= vocab, words - vocab
@@ -40,8 +47,10 @@ def test_novel_prompts_use_only_words_the_tiny_model_knows():
 def test_correction_fixes_wrong_sentences_and_removes_absent_objects():
     scene = scene_of(("circle", "red", "large", 0, 0), ("square", "blue", "small", 1, 1))
     truth = "there are two objects in the image. a large red circle is at the top left. a small blue square is at the center."
-    wrong = ("there are three objects in the image. a large red circle is at the top left. "
-             "a small green square is at the center. a large red star is at the bottom right.")
+    wrong = (
+        "there are three objects in the image. a large red circle is at the top left. "
+        "a small green square is at the center. a large red star is at the bottom right."
+    )
     fixed = correct_answer("describe the image in detail.", wrong, truth, scene)
     assert fixed == truth
     assert lang.assess("describe the image in detail.", fixed, scene).false == 0
@@ -52,8 +61,9 @@ def test_correction_fixes_wrong_sentences_and_removes_absent_objects():
 def test_vlfeedback_analog_ranks_a_pool_with_the_exact_judge(small_world, policy, tmp_path):
     settings, scenes_path, images = small_world
     scenes = load_scenes(scenes_path, "preference")
-    rows, manifest = vlfeedback_analog(scenes, images, settings, *policy,
-                                       VLFeedbackAnalogSettings(seed=0, prompts_per_scene=2, max_new_tokens=24))
+    rows, manifest = vlfeedback_analog(
+        scenes, images, settings, *policy, VLFeedbackAnalogSettings(seed=0, prompts_per_scene=2, max_new_tokens=24)
+    )
     assert manifest.rows_read == 2 * len(scenes) and manifest.rows_kept == len(rows) > 0
     assert manifest.rows_read == manifest.rows_kept + sum(manifest.dropped.values())
     by_id = {s.id: s for s in scenes}
@@ -67,8 +77,9 @@ def test_vlfeedback_analog_ranks_a_pool_with_the_exact_judge(small_world, policy
     models = {r["meta"]["chosen_model"] for r in rows} | {r["meta"]["rejected_model"] for r in rows}
     assert {"reference", "prior"} <= models and any(m.startswith("base") for m in models)
     assert {r["meta"]["sft_prompt"] for r in rows} == {True, False}
-    again, _ = vlfeedback_analog(scenes, images, settings, *policy,
-                                 VLFeedbackAnalogSettings(seed=0, prompts_per_scene=2, max_new_tokens=24))
+    again, _ = vlfeedback_analog(
+        scenes, images, settings, *policy, VLFeedbackAnalogSettings(seed=0, prompts_per_scene=2, max_new_tokens=24)
+    )
     assert json.dumps(again, sort_keys=True) == json.dumps(rows, sort_keys=True)  # seeded end to end
 
 
@@ -96,8 +107,12 @@ def test_rlhfv_analog_corrects_a_hallucinating_answerer(small_world):
 
     def answerer(items):
         rng = random.Random(0)
-        return [lang.hallucinated_answer(task, scene, settings, rng, seed).text if rng.random() < 0.5
-                else lang.answer(task, scene, random.Random(seed)).text for _, scene, task, seed in items]
+        return [
+            lang.hallucinated_answer(task, scene, settings, rng, seed).text
+            if rng.random() < 0.5
+            else lang.answer(task, scene, random.Random(seed)).text
+            for _, scene, task, seed in items
+        ]
 
     rows, manifest = rlhfv_analog(scenes, images, None, None, RLHFVAnalogSettings(seed=0), answerer=answerer)
     check_corrected(rows, manifest, scenes)

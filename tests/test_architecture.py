@@ -73,7 +73,7 @@ def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
         path.append(node)
         for nxt in sorted(graph.get(node, ())):
             if state.get(nxt) == 1:
-                return path[path.index(nxt):] + [nxt]
+                return path[path.index(nxt) :] + [nxt]
             if nxt not in state and (cycle := visit(nxt)):
                 return cycle
         state[node] = 2
@@ -93,11 +93,19 @@ def package_of(module: str) -> str:
 
 def non_docstring_strings(path: Path) -> list[str]:
     tree = ast.parse(path.read_text())
-    docstrings = {id(node.body[0].value) for node in ast.walk(tree)
-                  if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef))
-                  and node.body and isinstance(node.body[0], ast.Expr) and isinstance(node.body[0].value, ast.Constant)}
-    return [n.value for n in ast.walk(tree)
-            if isinstance(n, ast.Constant) and isinstance(n.value, str) and id(n) not in docstrings]
+    docstrings = {
+        id(node.body[0].value)
+        for node in ast.walk(tree)
+        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef))
+        and node.body
+        and isinstance(node.body[0], ast.Expr)
+        and isinstance(node.body[0].value, ast.Constant)
+    }
+    return [
+        n.value
+        for n in ast.walk(tree)
+        if isinstance(n, ast.Constant) and isinstance(n.value, str) and id(n) not in docstrings
+    ]
 
 
 # ------------------------------------------------------------------------------------------- the boundaries
@@ -107,10 +115,16 @@ def boundary_offenders(root: Path = LIBRARY) -> tuple[dict, list]:
     """General-wing modules that import the synthetic package, and those (but the registrations) that name it in
     a string (a dynamic import)."""
     graph = import_graph(root)
-    importing = {m: sorted(filter(in_synthetic, deps)) for m, deps in graph.items()
-                 if not in_synthetic(m) and any(map(in_synthetic, deps))}
-    naming = sorted(m for m, path in modules(root).items() if not in_synthetic(m) and m != REGISTRATIONS
-                    and any(SYNTHETIC in text for text in non_docstring_strings(path)))
+    importing = {
+        m: sorted(filter(in_synthetic, deps))
+        for m, deps in graph.items()
+        if not in_synthetic(m) and any(map(in_synthetic, deps))
+    }
+    naming = sorted(
+        m
+        for m, path in modules(root).items()
+        if not in_synthetic(m) and m != REGISTRATIONS and any(SYNTHETIC in text for text in non_docstring_strings(path))
+    )
     return importing, naming
 
 
@@ -170,8 +184,13 @@ def study_config(path: Path) -> dict:
 
 def dry_run_jobs(configfile: Path) -> list[tuple[str, dict]]:
     """(rule, wildcards) of every job of a study, from Snakemake's own plan."""
-    out = subprocess.run([sys.executable, "-m", "snakemake", "-n", "--forceall", "--configfile", str(configfile)],
-                         cwd=REPO, capture_output=True, text=True, timeout=600)
+    out = subprocess.run(
+        [sys.executable, "-m", "snakemake", "-n", "--forceall", "--configfile", str(configfile)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     jobs = []
     for block in re.split(r"^(?=(?:local)?rule \w+:)", out.stdout + out.stderr, flags=re.M)[1:]:
@@ -190,8 +209,10 @@ def job_hashes(root: Path, config: dict, jobs) -> dict[tuple, str]:
 
 @pytest.fixture(scope="module")
 def studies():
-    return {name: (study_config(REPO / "config" / f"{name}.yaml"), dry_run_jobs(REPO / "config" / f"{name}.yaml"))
-            for name in ("paper", "config")}
+    return {
+        name: (study_config(REPO / "config" / f"{name}.yaml"), dry_run_jobs(REPO / "config" / f"{name}.yaml"))
+        for name in ("paper", "config")
+    }
 
 
 def edited_copy(tmp_path: Path, relative: str) -> Path:
@@ -210,8 +231,10 @@ def changed_jobs(studies, study: str, tmp_path: Path, relative: str) -> set[tupl
     return {job for job in before if before[job] != after[job]}
 
 
-@pytest.mark.parametrize("relative", sorted(p.relative_to(LIBRARY / "mmalign").as_posix()
-                                            for p in (LIBRARY / "mmalign" / "synthetic").rglob("*.py")))
+@pytest.mark.parametrize(
+    "relative",
+    sorted(p.relative_to(LIBRARY / "mmalign").as_posix() for p in (LIBRARY / "mmalign" / "synthetic").rglob("*.py")),
+)
 def test_an_edit_to_the_synthetic_world_reruns_no_job_of_the_paper_study(studies, tmp_path, relative):
     assert changed_jobs(studies, "paper", tmp_path, relative) == set()
 
@@ -224,15 +247,24 @@ def test_an_edit_to_the_worlds_language_reruns_the_default_studys_jobs_that_read
     """language.py (the parser and templates) is run by the world's pair sets, items, exact judge and tiny
     model, never by plain training, BDHS, the report or the world's rendering."""
     changed = changed_jobs(studies, "config", tmp_path, "synthetic/language.py")
-    assert rules_of(changed) == {"build_base_model", "build_pairs", "build_analog_pairs", "benchmark_items",
-                                 "evaluate_variant", "train"}
+    assert rules_of(changed) == {
+        "build_base_model",
+        "build_pairs",
+        "build_analog_pairs",
+        "benchmark_items",
+        "evaluate_variant",
+        "train",
+    }
     config = studies["config"][0]
     trained = {dict(w)["trained"] for rule, w in changed if rule == "train"}
     annotated = {n for n, v in config["variants"].items() if v["method"] in ("online_dpo", "mixed_dpo")}
     assert trained == annotated  # their annotator is the exact judge; offline DPO's code is untouched
     built = {dict(w)["pairset"] for rule, w in changed if rule == "build_pairs"}
-    world_made = {n for n, s in config["pairsets"].items() if s["kind"] == "povid_analog"
-                  or (s["kind"] == "corrupted" and s["corrupter"]["kind"] == "prior")}
+    world_made = {
+        n
+        for n, s in config["pairsets"].items()
+        if s["kind"] == "povid_analog" or (s["kind"] == "corrupted" and s["corrupter"]["kind"] == "prior")
+    }
     assert built == world_made  # subsamples and BDHS sets are rebuilt only as their sources' downstream
 
 
@@ -246,4 +278,4 @@ def test_every_rule_passes_the_code_hash_of_its_own_jobs():
         for block in re.split(r"^\s*rule ", path.read_text(), flags=re.M)[1:]:
             name = block.split(":")[0]
             if name != "all":
-                assert f'code=code_of("{name}")' in block, f"rule {name} ({path.name}) lacks code=code_of(\"{name}\")"
+                assert f'code=code_of("{name}")' in block, f'rule {name} ({path.name}) lacks code=code_of("{name}")'

@@ -26,8 +26,10 @@ def examples(small_world):
     refs = ["there is one object in the image. a small red circle is at the top.", "yes, there is a blue square at the left.",
             "no.", "the circle is red.", "i can see two objects. a large blue square is at the center. the square has the letter a on it.",
             "the star at the top is yellow."]  # fmt: skip
-    return [Example(s.id, Image.open(images / f"{s.id}.png").convert("RGB"), "describe the image in detail.", ref)
-            for s, ref in zip(scenes, refs)]
+    return [
+        Example(s.id, Image.open(images / f"{s.id}.png").convert("RGB"), "describe the image in detail.", ref)
+        for s, ref in zip(scenes, refs)
+    ]
 
 
 def test_beta_schedule_matches_the_paper_formula_and_closed_form():
@@ -64,9 +66,17 @@ def test_masked_image_positions_receive_zero_attention(tiny_model, examples):
 
     model = AutoModelForImageTextToText.from_pretrained(tiny_model[0], attn_implementation="eager").eval()
     processor = AutoProcessor.from_pretrained(tiny_model[0])
-    texts = [processor.apply_chat_template([{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": p}]}],
-                                           add_generation_prompt=True, tokenize=False) for p in ["hi", "is there a star?"]]
-    batch = processor(images=[e.image for e in examples[:2]], text=texts, padding=True, padding_side="left", return_tensors="pt")
+    texts = [
+        processor.apply_chat_template(
+            [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": p}]}],
+            add_generation_prompt=True,
+            tokenize=False,
+        )
+        for p in ["hi", "is there a star?"]
+    ]
+    batch = processor(
+        images=[e.image for e in examples[:2]], text=texts, padding=True, padding_side="left", return_tensors="pt"
+    )
     original_mask = batch["attention_mask"].clone()
     settings = BDHSSettings(rho_th=0.5, seed=3)
     keys = [("a", 1), ("b", 1)]
@@ -150,7 +160,13 @@ def test_skip_reasons():
 @pytest.fixture(scope="module")
 def tiny_llava_next():
     """A randomly initialised LLaVA-1.6 (LlavaNext) with AnyRes tiling and image-newline features."""
-    from transformers import CLIPVisionConfig, LlamaConfig, LlavaNextConfig, LlavaNextForConditionalGeneration, LlavaNextProcessor
+    from transformers import (
+        CLIPVisionConfig,
+        LlamaConfig,
+        LlavaNextConfig,
+        LlavaNextForConditionalGeneration,
+        LlavaNextProcessor,
+    )
     from transformers.models.llava_next.image_processing_pil_llava_next import LlavaNextImageProcessorPil
 
     from mmalign.synthetic.tinyllava import CHAT_TEMPLATE, build_tokenizer
@@ -158,16 +174,39 @@ def tiny_llava_next():
     torch.manual_seed(0)
     tok = build_tokenizer()
     grid = [[32, 64], [64, 32], [64, 64]]
-    image_processor = LlavaNextImageProcessorPil(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32},
-                                                 image_grid_pinpoints=grid)
-    processor = LlavaNextProcessor(image_processor=image_processor, tokenizer=tok, patch_size=16, chat_template=CHAT_TEMPLATE,
-                                   vision_feature_select_strategy="default", image_token="<image>", num_additional_image_tokens=1)
+    image_processor = LlavaNextImageProcessorPil(
+        size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32}, image_grid_pinpoints=grid
+    )
+    processor = LlavaNextProcessor(
+        image_processor=image_processor,
+        tokenizer=tok,
+        patch_size=16,
+        chat_template=CHAT_TEMPLATE,
+        vision_feature_select_strategy="default",
+        image_token="<image>",
+        num_additional_image_tokens=1,
+    )
     config = LlavaNextConfig(
-        vision_config=CLIPVisionConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2,
-                                       image_size=32, patch_size=16),
-        text_config=LlamaConfig(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                                num_attention_heads=2, pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id),
-        image_token_index=tok.convert_tokens_to_ids("<image>"), image_grid_pinpoints=grid, vision_feature_layer=-1,
+        vision_config=CLIPVisionConfig(
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=1,
+            num_attention_heads=2,
+            image_size=32,
+            patch_size=16,
+        ),
+        text_config=LlamaConfig(
+            vocab_size=len(tok),
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=2,
+            num_attention_heads=2,
+            pad_token_id=tok.pad_token_id,
+            eos_token_id=tok.eos_token_id,
+        ),
+        image_token_index=tok.convert_tokens_to_ids("<image>"),
+        image_grid_pinpoints=grid,
+        vision_feature_layer=-1,
         vision_feature_select_strategy="default",
     )
     model = LlavaNextForConditionalGeneration(config).eval()
@@ -184,7 +223,9 @@ def test_bdhs_masks_anyres_llava_next_including_newline_features(tiny_llava_next
     image = batch["input_ids"] == token
     assert int(image[0].sum()) > 9  # AnyRes tiles + base view + image-newline features
     original = batch["attention_mask"].clone()
-    restricted = bdhs.restrict(dict(batch), [0, 1], [("a", 1), ("b", 1)], BDHSSettings(rho_th=0.6, noise_steps=300), token)
+    restricted = bdhs.restrict(
+        dict(batch), [0, 1], [("a", 1), ("b", 1)], BDHSSettings(rho_th=0.6, noise_steps=300), token
+    )
     masked = image & (restricted["attention_mask"] == 0)
     assert 0 < int(masked.sum()) < int(image.sum())
     assert not torch.equal(restricted["pixel_values"], batch["pixel_values"])  # 5-D AnyRes pixels get noise too
@@ -193,8 +234,10 @@ def test_bdhs_masks_anyres_llava_next_including_newline_features(tiny_llava_next
     for layer in out.attentions:
         for r in range(2):
             assert layer[r][:, original[r].bool()][:, :, masked[r]].abs().max() == 0
-    examples = [Example(str(i), im, "describe the image in detail.", "a small red circle is at the top. it is red.")
-                for i, im in enumerate(images)]
+    examples = [
+        Example(str(i), im, "describe the image in detail.", "a small red circle is at the top. it is red.")
+        for i, im in enumerate(images)
+    ]
     plain = generate(model, processor, images, [e.prompt for e in examples], max_new_tokens=8)
     assert bdhs.unguided_pass(model, processor, examples, 1, BDHSSettings(rho_th=0.0, full_max_new_tokens=8)) == plain
     answers = bdhs.guided_pass(model, processor, examples, 1, BDHSSettings(rho_th=0.99, sentence_max_new_tokens=6))

@@ -14,16 +14,16 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from chat_server import chat_server, openai_spec  # noqa: F401 (chat_server: a fixture)
 from PIL import Image
 
+from chat_server import chat_server, openai_spec  # noqa: F401 (chat_server: a fixture)
 from mmalign.evaluate.benchmarks import gqa, llavaw, mmhal, mmhalv, mmvet, vqat
 from mmalign.evaluate.run import evaluate, evaluate_suite, score, usable_items
+from mmalign.evaluate.snapshots import benchmark_to_items
 from mmalign.judges import make_judge
-from mmalign.synthetic.language import Task, hallucinated_answer
 from mmalign.schema import read_jsonl
 from mmalign.synthetic import benchmarks as synthetic
-from mmalign.evaluate.snapshots import benchmark_to_items
+from mmalign.synthetic.language import Task, hallucinated_answer
 from mmalign.synthetic.world import Scene, WorldSettings, load_scenes
 
 
@@ -34,10 +34,20 @@ def metrics(rows, subset="all"):
 # ---------------------------------------------------------------------------------- rule-scored benchmarks
 
 
-@pytest.mark.parametrize("text, normalized", [
-    ("Two", "2"), ("the Coca-Cola.", "coca cola"), ("A dog", "dog"), ("yes!", "yes"), ("  STOP \n", "stop"),
-    ("1,000", "1000"), ("dont", "don't"), ("3.5", "3.5"), ("", ""),
-])
+@pytest.mark.parametrize(
+    "text, normalized",
+    [
+        ("Two", "2"),
+        ("the Coca-Cola.", "coca cola"),
+        ("A dog", "dog"),
+        ("yes!", "yes"),
+        ("  STOP \n", "stop"),
+        ("1,000", "1000"),
+        ("dont", "don't"),
+        ("3.5", "3.5"),
+        ("", ""),
+    ],
+)
 def test_vqa_normalization(text, normalized):
     assert vqat.normalize_vqa(text) == normalized
 
@@ -47,8 +57,17 @@ def test_vqa_accuracy_on_known_predictions():
     assert vqat.vqa_accuracy("stop sign", humans) == 1.0
     assert vqat.vqa_accuracy("stop", humans) == pytest.approx((8 * 2 / 3 + 2 * 1 / 3) / 10)
     assert vqat.vqa_accuracy("go", humans) == 0.0
-    items = [{"id": str(i), "image": "", "question": "what does it say?", "answer": "stop sign", "subset": "all",
-              "meta": {"answers": humans}} for i in range(4)]
+    items = [
+        {
+            "id": str(i),
+            "image": "",
+            "question": "what does it say?",
+            "answer": "stop sign",
+            "subset": "all",
+            "meta": {"answers": humans},
+        }
+        for i in range(4)
+    ]
     rows, judgments = vqat.score(items, ["Stop sign.", "STOP", "go", "   "])
     m = metrics(rows)
     assert m["accuracy"] == pytest.approx((1 + 0.6 + 0 + 0) / 4)
@@ -56,8 +75,10 @@ def test_vqa_accuracy_on_known_predictions():
 
 
 def test_gqa_exact_match_after_normalization():
-    items = [{"id": str(i), "image": "", "question": "q", "answer": a, "subset": "all", "meta": {}}
-             for i, a in enumerate(["Yes", "left", "white", "table"])]
+    items = [
+        {"id": str(i), "image": "", "question": "q", "answer": a, "subset": "all", "meta": {}}
+        for i, a in enumerate(["Yes", "left", "white", "table"])
+    ]
     rows, judgments = gqa.score(items, ["yes.", " Left ", "the white one", ""])
     m = metrics(rows)
     assert m["accuracy"] == 0.5 and m["unparsed"] == 1
@@ -99,8 +120,14 @@ def test_ground_truth_answers_score_perfectly_and_nonsense_scores_as_wrong_or_un
         return metrics(rows)
 
     truth, nonsense = scored([it["answer"] for it in items]), scored(["i do not know."] * len(items))
-    headline = {"mmhal": "score", "mmhalv": "score", "llavaw": "score", "vqat": "accuracy", "gqa": "accuracy",
-                "mmvet": "score"}[kind]
+    headline = {
+        "mmhal": "score",
+        "mmhalv": "score",
+        "llavaw": "score",
+        "vqat": "accuracy",
+        "gqa": "accuracy",
+        "mmvet": "score",
+    }[kind]
     best = {"mmhal": 5.0, "mmhalv": 5.0, "llavaw": 100.0, "vqat": 1.0, "gqa": 1.0, "mmvet": 100.0}[kind]
     assert truth[headline] == pytest.approx(best)
     assert nonsense[headline] < truth[headline]
@@ -129,8 +156,11 @@ def test_the_image_seeing_judge_catches_hallucinations_the_text_only_judge_misse
     predictions = []
     for item in items:
         present = set(item["meta"]["objects"])
-        absent = next(settings.partners[s] for s in sorted(present) if settings.partners[s] not in present) \
-            if any(settings.partners[s] not in present for s in present) else None
+        absent = (
+            next(settings.partners[s] for s in sorted(present) if settings.partners[s] not in present)
+            if any(settings.partners[s] not in present for s in present)
+            else None
+        )
         extra = f" a small {settings.usual_colours[absent]} {absent} is at the bottom." if absent else ""
         predictions.append(item["answer"] + extra)
     text_only = metrics(mmhal.score(items, predictions, judge)[0])
@@ -156,8 +186,10 @@ def test_hallucinated_answers_lower_every_judged_score(eval_scenes):
     rng = random.Random(1)
     for kind, module in (("mmhalv", mmhalv), ("llavaw", llavaw), ("mmvet", mmvet)):
         items = synthetic.ITEMS[kind](scenes, images, 0, train)
-        wrong = [hallucinated_answer(Task(**it["meta"]["task"]), Scene.from_dict(it["meta"]["scene"]), settings, rng,
-                                     0).text for it in items]
+        wrong = [
+            hallucinated_answer(Task(**it["meta"]["task"]), Scene.from_dict(it["meta"]["scene"]), settings, rng, 0).text
+            for it in items
+        ]
         right = metrics(module.score(items, [it["answer"] for it in items], judge)[0])["score"]
         assert metrics(module.score(items, wrong, judge)[0])["score"] < right
 
@@ -167,8 +199,17 @@ def test_hallucinated_answers_lower_every_judged_score(eval_scenes):
 
 def test_judge_failures_and_unparsed_grades_are_counted_not_scored(chat_server):
     server = chat_server(["Fine answer.\nRating: 6", "Invents a dog.\nRating: 1", "no idea", 500])
-    items = [{"id": f"i{k}", "image": "x.png", "question": "what is this?", "answer": "a cat", "subset": t,
-              "meta": {"objects": ["cat"]}} for k, t in enumerate(["attribute", "attribute", "counting", "counting"])]
+    items = [
+        {
+            "id": f"i{k}",
+            "image": "x.png",
+            "question": "what is this?",
+            "answer": "a cat",
+            "subset": t,
+            "meta": {"objects": ["cat"]},
+        }
+        for k, t in enumerate(["attribute", "attribute", "counting", "counting"])
+    ]
     rows, judgments = mmhal.score(items, ["a cat.", "a dog.", "a cat.", ""], make_judge(openai_spec(max_retries=1)))
     m = metrics(rows)
     assert m["score"] == pytest.approx(3.5)  # (6 + 1) / 2: only the two judged items
@@ -183,8 +224,17 @@ def test_judge_failures_and_unparsed_grades_are_counted_not_scored(chat_server):
 
 def test_llavaw_score_is_relative_to_the_reference_and_mmvet_in_percent(chat_server):
     chat_server(["8 6\nAssistant 1 is more detailed.", "10 10\nboth good", "7 x\n"])
-    items = [{"id": f"w{k}", "image": "x.png", "question": "describe", "answer": "ref", "subset": c,
-              "meta": {"context": "a cat on a mat"}} for k, c in enumerate(["conv", "detail", "complex"])]
+    items = [
+        {
+            "id": f"w{k}",
+            "image": "x.png",
+            "question": "describe",
+            "answer": "ref",
+            "subset": c,
+            "meta": {"context": "a cat on a mat"},
+        }
+        for k, c in enumerate(["conv", "detail", "complex"])
+    ]
     rows, _ = llavaw.score(items, ["a", "b", "c"], make_judge(openai_spec()))
     m = metrics(rows)
     assert m["score"] == pytest.approx(100 * 16 / 18) and m["judge_unparsed"] == 1
@@ -193,8 +243,10 @@ def test_llavaw_score_is_relative_to_the_reference_and_mmvet_in_percent(chat_ser
 
 def test_mmvet_score_is_mean_correctness_in_percent_per_capability(chat_server):
     chat_server(["1.0", "0.5", "0.0", "correct"])
-    items = [{"id": f"v{k}", "image": "x.png", "question": "q", "answer": "a", "subset": "all",
-              "meta": {"capability": caps}} for k, caps in enumerate([["ocr"], ["ocr", "math"], ["rec"], ["rec"]])]
+    items = [
+        {"id": f"v{k}", "image": "x.png", "question": "q", "answer": "a", "subset": "all", "meta": {"capability": caps}}
+        for k, caps in enumerate([["ocr"], ["ocr", "math"], ["rec"], ["rec"]])
+    ]
     rows, _ = mmvet.score(items, ["a", "b", "c", "d"], make_judge(openai_spec()))
     assert metrics(rows)["score"] == pytest.approx(50.0) and metrics(rows)["judge_unparsed"] == 1
     assert metrics(rows, "ocr")["score"] == 75.0 and metrics(rows, "math")["score"] == 50.0
@@ -225,12 +277,35 @@ def run_loader(kind, snapshot, tmp_path):
 
 
 def test_llavaw_loader(tmp_path):
-    rows = [{"question_id": 0, "question": "What is unusual?", "image": image(), "caption": "a man ironing",
-             "gpt_answer": "He irons on a taxi.", "category": "complex", "image_id": "001"},
-            {"question_id": 1, "question": "Describe.", "image": image(False), "caption": "", "gpt_answer": "x",
-             "category": "detail", "image_id": "002"},
-            {"question_id": 2, "question": "Name it.", "image": image(), "caption": "", "gpt_answer": "",
-             "category": "conv", "image_id": "003"}]
+    rows = [
+        {
+            "question_id": 0,
+            "question": "What is unusual?",
+            "image": image(),
+            "caption": "a man ironing",
+            "gpt_answer": "He irons on a taxi.",
+            "category": "complex",
+            "image_id": "001",
+        },
+        {
+            "question_id": 1,
+            "question": "Describe.",
+            "image": image(False),
+            "caption": "",
+            "gpt_answer": "x",
+            "category": "detail",
+            "image_id": "002",
+        },
+        {
+            "question_id": 2,
+            "question": "Name it.",
+            "image": image(),
+            "caption": "",
+            "gpt_answer": "",
+            "category": "conv",
+            "image_id": "003",
+        },
+    ]
     write_parquet(tmp_path / "snap" / "data" / "train-00000-of-00001.parquet", rows)
     manifest, items = run_loader("llavaw", tmp_path / "snap", tmp_path)
     assert manifest.rows_read == 3 and manifest.rows_kept == 1
@@ -240,31 +315,71 @@ def test_llavaw_loader(tmp_path):
 
 
 def test_mmvet_textvqa_and_gqa_loaders(tmp_path):
-    write_parquet(tmp_path / "mmvet" / "data" / "test.parquet", [
-        {"question_id": "v1_0", "image": image(), "question": "What is x?", "answer": "-1 <AND> -5",
-         "capability": "ocr,math", "image_source": "a"},
-        {"question_id": "v1_1", "image": image(), "question": "", "answer": "2", "capability": "rec",
-         "image_source": "b"}])
+    write_parquet(
+        tmp_path / "mmvet" / "data" / "test.parquet",
+        [
+            {
+                "question_id": "v1_0",
+                "image": image(),
+                "question": "What is x?",
+                "answer": "-1 <AND> -5",
+                "capability": "ocr,math",
+                "image_source": "a",
+            },
+            {
+                "question_id": "v1_1",
+                "image": image(),
+                "question": "",
+                "answer": "2",
+                "capability": "rec",
+                "image_source": "b",
+            },
+        ],
+    )
     manifest, items = run_loader("mmvet", tmp_path / "mmvet", tmp_path / "o1")
     assert items[0]["meta"]["capability"] == ["ocr", "math"] and dict(manifest.dropped) == {"missing_question": 1}
 
-    write_parquet(tmp_path / "textvqa" / "data" / "validation.parquet", [
-        {"question_id": 7, "question": "what brand?", "image": image(), "image_id": "i7",
-         "answers": ["nokia"] * 7 + ["nokia phone"] * 3},
-        {"question_id": 8, "question": "what time?", "image": image(), "image_id": "i8", "answers": []}])
+    write_parquet(
+        tmp_path / "textvqa" / "data" / "validation.parquet",
+        [
+            {
+                "question_id": 7,
+                "question": "what brand?",
+                "image": image(),
+                "image_id": "i7",
+                "answers": ["nokia"] * 7 + ["nokia phone"] * 3,
+            },
+            {"question_id": 8, "question": "what time?", "image": image(), "image_id": "i8", "answers": []},
+        ],
+    )
     manifest, items = run_loader("vqat", tmp_path / "textvqa", tmp_path / "o2")
     assert items[0]["answer"] == "nokia" and len(items[0]["meta"]["answers"]) == 10
     assert dict(manifest.dropped) == {"missing_answer": 1}
     rows, _ = vqat.score(items, ["Nokia."])
     assert metrics(rows)["accuracy"] == 1.0
 
-    write_parquet(tmp_path / "gqa" / "testdev_balanced_images" / "testdev.parquet",
-                  [{"id": "n1", "image": image()}])
-    write_parquet(tmp_path / "gqa" / "testdev_balanced_instructions" / "testdev.parquet", [
-        {"id": "q1", "imageId": "n1", "question": "Is the cup on the left?", "answer": "yes",
-         "fullAnswer": "Yes, it is.", "types": {"structural": "verify"}},
-        {"id": "q2", "imageId": "n404", "question": "What colour?", "answer": "red", "fullAnswer": "",
-         "types": {"structural": "query"}}])
+    write_parquet(tmp_path / "gqa" / "testdev_balanced_images" / "testdev.parquet", [{"id": "n1", "image": image()}])
+    write_parquet(
+        tmp_path / "gqa" / "testdev_balanced_instructions" / "testdev.parquet",
+        [
+            {
+                "id": "q1",
+                "imageId": "n1",
+                "question": "Is the cup on the left?",
+                "answer": "yes",
+                "fullAnswer": "Yes, it is.",
+                "types": {"structural": "verify"},
+            },
+            {
+                "id": "q2",
+                "imageId": "n404",
+                "question": "What colour?",
+                "answer": "red",
+                "fullAnswer": "",
+                "types": {"structural": "query"},
+            },
+        ],
+    )
     manifest, items = run_loader("gqa", tmp_path / "gqa", tmp_path / "o3")
     assert [i["id"] for i in items] == ["gqa-q1"] and dict(manifest.dropped) == {"missing_image": 1}
 
@@ -272,15 +387,38 @@ def test_mmvet_textvqa_and_gqa_loaders(tmp_path):
 def test_mmhal_loader_reads_the_template_and_images_from_files_or_a_zip(tmp_path):
     snap = tmp_path / "mmhal"
     snap.mkdir()
-    records = [{"question_type": "attribute", "question_topic": "animal", "image_id": "img0",
-                "image_src": "https://example.org/a/img0.jpg", "image_content": ["Cat", "Sofa"],
-                "question": "What colour is the cat?", "gt_answer": "The cat is black.", "model_answer": ""},
-               {"question_type": "counting", "question_topic": "people", "image_id": "img1",
-                "image_src": "https://example.org/img1.jpg", "image_content": ["Person"],
-                "question": "How many people?", "gt_answer": "Three.", "model_answer": ""},
-               {"question_type": "other", "question_topic": "x", "image_id": "gone",
-                "image_src": "https://example.org/gone.jpg", "image_content": [], "question": "Where?",
-                "gt_answer": "Here.", "model_answer": ""}]
+    records = [
+        {
+            "question_type": "attribute",
+            "question_topic": "animal",
+            "image_id": "img0",
+            "image_src": "https://example.org/a/img0.jpg",
+            "image_content": ["Cat", "Sofa"],
+            "question": "What colour is the cat?",
+            "gt_answer": "The cat is black.",
+            "model_answer": "",
+        },
+        {
+            "question_type": "counting",
+            "question_topic": "people",
+            "image_id": "img1",
+            "image_src": "https://example.org/img1.jpg",
+            "image_content": ["Person"],
+            "question": "How many people?",
+            "gt_answer": "Three.",
+            "model_answer": "",
+        },
+        {
+            "question_type": "other",
+            "question_topic": "x",
+            "image_id": "gone",
+            "image_src": "https://example.org/gone.jpg",
+            "image_content": [],
+            "question": "Where?",
+            "gt_answer": "Here.",
+            "model_answer": "",
+        },
+    ]
     (snap / "response_template.json").write_text(json.dumps(records))
     (snap / "images").mkdir()
     (snap / "images" / "img0.jpg").write_bytes(png_bytes())
@@ -296,9 +434,11 @@ def test_mmhal_loader_reads_the_template_and_images_from_files_or_a_zip(tmp_path
 
 def test_records_without_image_or_reference_are_skipped_and_counted(tmp_path):
     (tmp_path / "a.png").write_bytes(png_bytes())
-    items = [{"id": "ok", "image": str(tmp_path / "a.png"), "answer": "yes"},
-             {"id": "noimg", "image": str(tmp_path / "missing.png"), "answer": "yes"},
-             {"id": "noref", "image": str(tmp_path / "a.png"), "answer": " "}]
+    items = [
+        {"id": "ok", "image": str(tmp_path / "a.png"), "answer": "yes"},
+        {"id": "noimg", "image": str(tmp_path / "missing.png"), "answer": "yes"},
+        {"id": "noref", "image": str(tmp_path / "a.png"), "answer": " "},
+    ]
     kept, skipped = usable_items(items)
     assert [i["id"] for i in kept] == ["ok"] and skipped == {"skipped_no_image": 1, "skipped_no_reference": 1}
 
@@ -312,9 +452,19 @@ def test_evaluate_a_judged_benchmark_with_the_tiny_llava(tiny_model, eval_scenes
         for item in items:
             fh.write(json.dumps(item) + "\n")
     out = {k: tmp_path / f"{k}.jsonl" for k in ("predictions", "judgments")}
-    result = evaluate("base", "mmhalv", {"kind": "mmhalv", "source": "synthetic", "batch_size": 8}, model_dir, None,
-                      tmp_path / "items.jsonl", out["predictions"], out["judgments"], tmp_path / "metrics.json",
-                      judge_spec={"backend": "exact"}, judge_cache=tmp_path / "cache.sqlite")
+    result = evaluate(
+        "base",
+        "mmhalv",
+        {"kind": "mmhalv", "source": "synthetic", "batch_size": 8},
+        model_dir,
+        None,
+        tmp_path / "items.jsonl",
+        out["predictions"],
+        out["judgments"],
+        tmp_path / "metrics.json",
+        judge_spec={"backend": "exact"},
+        judge_cache=tmp_path / "cache.sqlite",
+    )
     m = metrics(result["metrics"])
     assert m["judged"] == 19 and m["skipped_no_image"] == 1 and 0 <= m["score"] <= 6
     assert result["decoding"]["do_sample"] is False and result["decoding"]["max_new_tokens"] == 48
@@ -322,27 +472,52 @@ def test_evaluate_a_judged_benchmark_with_the_tiny_llava(tiny_model, eval_scenes
     judgments = read_jsonl(out["judgments"])
     assert len(judgments) == 19 and all(j["raw"] and j["judge_id"] == "exact-world" for j in judgments)
     with pytest.raises(ValueError, match="scored by a judge"):
-        evaluate("base", "mmhalv", {"kind": "mmhalv", "source": "synthetic"}, model_dir, None,
-                 tmp_path / "items.jsonl", out["predictions"], out["judgments"], tmp_path / "metrics.json")
+        evaluate(
+            "base",
+            "mmhalv",
+            {"kind": "mmhalv", "source": "synthetic"},
+            model_dir,
+            None,
+            tmp_path / "items.jsonl",
+            out["predictions"],
+            out["judgments"],
+            tmp_path / "metrics.json",
+        )
 
 
-def test_evaluate_suite_loads_the_policy_once_and_writes_what_evaluate_writes(tiny_model, eval_scenes, tmp_path,
-                                                                              monkeypatch):
+def test_evaluate_suite_loads_the_policy_once_and_writes_what_evaluate_writes(
+    tiny_model, eval_scenes, tmp_path, monkeypatch
+):
     import mmalign.evaluate.run as evaluation
 
     _, scenes, train, images = eval_scenes
     model_dir, _ = tiny_model
-    specs = {"gqa": ({"kind": "gqa", "source": "synthetic", "batch_size": 8}, gqa, None),
-             "mmhalv": ({"kind": "mmhalv", "source": "synthetic", "batch_size": 8}, mmhalv, {"backend": "exact"})}
+    specs = {
+        "gqa": ({"kind": "gqa", "source": "synthetic", "batch_size": 8}, gqa, None),
+        "mmhalv": ({"kind": "mmhalv", "source": "synthetic", "batch_size": 8}, mmhalv, {"backend": "exact"}),
+    }
     runs, alone = {}, {}
-    for name, (spec, module, judge) in specs.items():
+    for name, (spec, _, judge) in specs.items():
         items = tmp_path / f"{name}.jsonl"
         items.write_text("".join(json.dumps(i) + "\n" for i in synthetic.ITEMS[name](scenes, images, 0, train)[:12]))
-        runs[name] = {"spec": spec, "items_path": items, "judge_spec": judge, "judge_model_dir": None,
-                      **{f"out_{k}": tmp_path / f"suite_{name}_{k}" for k in ("predictions", "judgments", "metrics")}}
-        alone[name] = evaluate("base", name, spec, model_dir, None, items, *(tmp_path / f"alone_{name}_{k}" for k in
-                               ("predictions", "judgments", "metrics")), judge_spec=judge,
-                               judge_cache=tmp_path / "cache.sqlite")
+        runs[name] = {
+            "spec": spec,
+            "items_path": items,
+            "judge_spec": judge,
+            "judge_model_dir": None,
+            **{f"out_{k}": tmp_path / f"suite_{name}_{k}" for k in ("predictions", "judgments", "metrics")},
+        }
+        alone[name] = evaluate(
+            "base",
+            name,
+            spec,
+            model_dir,
+            None,
+            items,
+            *(tmp_path / f"alone_{name}_{k}" for k in ("predictions", "judgments", "metrics")),
+            judge_spec=judge,
+            judge_cache=tmp_path / "cache.sqlite",
+        )
     loads = []
     real_load = evaluation.load_policy
     monkeypatch.setattr(evaluation, "load_policy", lambda *a: loads.append(a) or real_load(*a))
@@ -358,13 +533,16 @@ def test_evaluate_suite_loads_the_policy_once_and_writes_what_evaluate_writes(ti
 # ------------------------------------------------------------------------------ Object HalBench with CHAIR
 
 
-@pytest.mark.parametrize("text, objects", [
-    ("A man holds a hot dog next to two dogs.", ["person", "hot dog", "dog"]),
-    ("Children play with a teddy bear on the sofa.", ["person", "teddy bear", "couch"]),
-    ("Knives and forks lie on the dining table.", ["knife", "fork", "dining table"]),
-    ("A stop sign and a traffic light.", ["stop sign", "traffic light"]),
-    ("A sunny beach.", []),
-])
+@pytest.mark.parametrize(
+    "text, objects",
+    [
+        ("A man holds a hot dog next to two dogs.", ["person", "hot dog", "dog"]),
+        ("Children play with a teddy bear on the sofa.", ["person", "teddy bear", "couch"]),
+        ("Knives and forks lie on the dining table.", ["knife", "fork", "dining table"]),
+        ("A stop sign and a traffic light.", ["stop sign", "traffic light"]),
+        ("A sunny beach.", []),
+    ],
+)
 def test_coco_object_mentions(text, objects):
     from mmalign.evaluate.coco_objects import mentioned_objects
 
@@ -379,24 +557,41 @@ def test_object_halbench_loader_and_chair_on_known_captions(tmp_path):
     snap, annotations = tmp_path / "objhal", tmp_path / "coco"
     snap.mkdir(), annotations.mkdir()
     encoded = base64.b64encode(png_bytes()).decode()
-    records = [{"image_id": 42, "image": encoded, "question": "Describe this image in detail."},
-               {"image_id": 7, "image": "", "question": "Describe."},
-               {"image_id": "COCO_val2014_000000000009", "image": encoded, "question": "What is in the image?"}]
+    records = [
+        {"image_id": 42, "image": encoded, "question": "Describe this image in detail."},
+        {"image_id": 7, "image": "", "question": "Describe."},
+        {"image_id": "COCO_val2014_000000000009", "image": encoded, "question": "What is in the image?"},
+    ]
     (snap / "obj_halbench_300_with_image.jsonl").write_text("\n".join(json.dumps(r) for r in records))
-    (annotations / "instances_val2014.json").write_text(json.dumps({
-        "categories": [{"id": 1, "name": "person"}, {"id": 18, "name": "dog"}, {"id": 62, "name": "chair"}],
-        "annotations": [{"image_id": 42, "category_id": 1}, {"image_id": 42, "category_id": 18},
-                        {"image_id": 9, "category_id": 62}]}))
-    (annotations / "captions_val2014.json").write_text(json.dumps({"annotations": [
-        {"image_id": 42, "caption": "A woman walks her puppy past a bench."},
-        {"image_id": 9, "caption": "An empty chair."}]}))
-    manifest = benchmark_to_items("objhal", snap, tmp_path / "items.jsonl", tmp_path / "images", tmp_path / "m.json",
-                                  annotations)
+    (annotations / "instances_val2014.json").write_text(
+        json.dumps(
+            {
+                "categories": [{"id": 1, "name": "person"}, {"id": 18, "name": "dog"}, {"id": 62, "name": "chair"}],
+                "annotations": [
+                    {"image_id": 42, "category_id": 1},
+                    {"image_id": 42, "category_id": 18},
+                    {"image_id": 9, "category_id": 62},
+                ],
+            }
+        )
+    )
+    (annotations / "captions_val2014.json").write_text(
+        json.dumps(
+            {
+                "annotations": [
+                    {"image_id": 42, "caption": "A woman walks her puppy past a bench."},
+                    {"image_id": 9, "caption": "An empty chair."},
+                ]
+            }
+        )
+    )
+    manifest = benchmark_to_items(
+        "objhal", snap, tmp_path / "items.jsonl", tmp_path / "images", tmp_path / "m.json", annotations
+    )
     items = read_jsonl(tmp_path / "items.jsonl")
     assert dict(manifest.dropped) == {"missing_image": 1}
     assert items[0]["meta"]["objects"] == ["bench", "dog", "person"] and items[1]["meta"]["objects"] == ["chair"]
-    rows, judgments = objhal.score(items, ["A man and his dog sit on a bench next to a cat.",
-                                           "A chair and a chair."])
+    rows, judgments = objhal.score(items, ["A man and his dog sit on a bench next to a cat.", "A chair and a chair."])
     m = metrics(rows)
     # mentions: person, dog, bench, cat (hallucinated); chair, chair -> CHAIR_i 1/6, CHAIR_s 1/2, recall 4/4
     assert m["chair_i"] == pytest.approx(1 / 6) and m["chair_s"] == 0.5 and m["recall"] == 1.0

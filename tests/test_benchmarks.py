@@ -2,23 +2,37 @@
 
 from __future__ import annotations
 
-import math
-
 import pytest
 
 from mmalign.evaluate.benchmarks import objhal, pope
 from mmalign.synthetic import benchmarks as synthetic
-from mmalign.synthetic.world import Scene, SceneObject, WorldSettings
+from mmalign.synthetic.world import Scene, SceneObject
 
 
 def item(i, subset, answer):
-    return {"id": f"{subset}-{i}", "image": "x.png", "question": "is there a circle in the image?", "answer": answer, "subset": subset, "meta": {}}
+    return {
+        "id": f"{subset}-{i}",
+        "image": "x.png",
+        "question": "is there a circle in the image?",
+        "answer": answer,
+        "subset": subset,
+        "meta": {},
+    }
 
 
 @pytest.mark.parametrize(
     "text, parsed",
-    [("yes.", "yes"), ("Yes, there is a red circle.", "yes"), ("  no", "no"), ("No.", "no"), ("not sure", None),
-     ("", None), ("there is a circle", None), ("yes no", "yes"), ("noisy", None)],
+    [
+        ("yes.", "yes"),
+        ("Yes, there is a red circle.", "yes"),
+        ("  no", "no"),
+        ("No.", "no"),
+        ("not sure", None),
+        ("", None),
+        ("there is a circle", None),
+        ("yes no", "yes"),
+        ("noisy", None),
+    ],
 )
 def test_pope_parse_rule(text, parsed):
     assert pope.parse_answer(text) == parsed
@@ -60,8 +74,16 @@ def test_pope_items_are_balanced_and_adversarial_negatives_co_occur():
     for split in pope.SPLITS:
         answers = [it["answer"] for it in items if it["subset"] == split]
         assert answers.count("yes") == answers.count("no") == 3
-    adversarial = {it["meta"]["object"] for it in items if it["subset"] == "adversarial" and it["meta"]["scene"] == "s200" and it["answer"] == "no"}
-    popular = {it["meta"]["object"] for it in items if it["subset"] == "popular" and it["meta"]["scene"] == "s200" and it["answer"] == "no"}
+    adversarial = {
+        it["meta"]["object"]
+        for it in items
+        if it["subset"] == "adversarial" and it["meta"]["scene"] == "s200" and it["answer"] == "no"
+    }
+    popular = {
+        it["meta"]["object"]
+        for it in items
+        if it["subset"] == "popular" and it["meta"]["scene"] == "s200" and it["answer"] == "no"
+    }
     assert adversarial == {"square"}  # co-occurs with circle in training scenes
     assert popular == {"star"}  # the most frequent absent shape
     assert all(it["question"].startswith("is there a") for it in items)
@@ -69,7 +91,14 @@ def test_pope_items_are_balanced_and_adversarial_negatives_co_occur():
 
 def test_objhal_chair_and_recall_on_known_descriptions():
     items = [
-        {"id": "a", "image": "", "question": "", "answer": "", "subset": "all", "meta": {"objects": ["circle", "square"]}},
+        {
+            "id": "a",
+            "image": "",
+            "question": "",
+            "answer": "",
+            "subset": "all",
+            "meta": {"objects": ["circle", "square"]},
+        },
         {"id": "b", "image": "", "question": "", "answer": "", "subset": "all", "meta": {"objects": ["star"]}},
         {"id": "c", "image": "", "question": "", "answer": "", "subset": "all", "meta": {"objects": ["cross"]}},
     ]

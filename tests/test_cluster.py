@@ -121,8 +121,22 @@ def test_a_failed_job_is_resubmitted_with_more_memory(slurm, tmp_path):
     workdir.mkdir()
     (workdir / "Snakefile").write_text(NEEDS_MEMORY)
     profile = local_profile(tmp_path / "profile")
-    out = subprocess.run([sys.executable, "-m", "snakemake", "-s", str(workdir / "Snakefile"), "-d", str(workdir),
-                          "--workflow-profile", str(profile)], capture_output=True, text=True, timeout=600)
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "snakemake",
+            "-s",
+            str(workdir / "Snakefile"),
+            "-d",
+            str(workdir),
+            "--workflow-profile",
+            str(profile),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert out.returncode == 0, (out.stdout + out.stderr)[-4000:]
     assert (workdir / "granted.txt").read_text().split() == ["2000", "4000"]
 
@@ -189,6 +203,7 @@ def test_a_second_study_takes_the_expensive_artifacts_from_the_shared_cache(tmp_
     assert (second / "results/runs/dpo_povid/adapter").is_dir() and not (second / "results/runs").is_symlink()
     # same inputs, same seeds: same numbers. judge_cached only counts which job met a judgment first in the shared
     # judgment cache, which depends on the order parallel jobs happen to run in, so it is left out
-    first_metrics, second_metrics = (pd.read_csv(w / "results/tables/metrics.csv").query("metric != 'judge_cached'")
-                                     for w in (first, second))
+    first_metrics, second_metrics = (
+        pd.read_csv(w / "results/tables/metrics.csv").query("metric != 'judge_cached'") for w in (first, second)
+    )
     pd.testing.assert_frame_equal(first_metrics.reset_index(drop=True), second_metrics.reset_index(drop=True))

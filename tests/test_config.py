@@ -20,8 +20,10 @@ def test_variant_and_pairset_defaults_fill_entries_and_entries_win():
 def test_sweeps_add_one_variant_per_grid_point():
     from mmalign.config import expand_sweeps
 
-    config = {"variants": {"dpo_povid": {"pairset": "povid", "beta": 0.1}},
-              "sweeps": {"dpo_povid": {"variant": "dpo_povid", "grid": {"beta": [0.05, 0.5], "epochs": [1, 3]}}}}
+    config = {
+        "variants": {"dpo_povid": {"pairset": "povid", "beta": 0.1}},
+        "sweeps": {"dpo_povid": {"variant": "dpo_povid", "grid": {"beta": [0.05, 0.5], "epochs": [1, 3]}}},
+    }
     expand_sweeps(config)
     assert config["variants"]["dpo_povid_beta0.05_epochs3"] == {"pairset": "povid", "beta": 0.05, "epochs": 3}
     assert len(config["variants"]) == 1 + 4

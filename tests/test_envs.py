@@ -26,7 +26,9 @@ def test_env_files_pin_exact_versions_matching_the_project_pins():
         conda = [d for d in env["dependencies"] if isinstance(d, str)]
         pip = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict))
         for dep in conda:
-            assert re.fullmatch(r"[\w.-]+=\d[\w.]*", dep), f"{path.name}: conda dependency {dep!r} is not pinned exactly"
+            assert re.fullmatch(r"[\w.-]+=\d[\w.]*", dep), (
+                f"{path.name}: conda dependency {dep!r} is not pinned exactly"
+            )
         for dep in pip:
             name, _, version = dep.partition("==")
             assert version, f"{path.name}: pip dependency {dep!r} is not pinned exactly"

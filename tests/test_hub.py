@@ -66,8 +66,9 @@ def test_offline_cache_from_env_and_dataset_repo_and_patterns(offline, tmp_path,
     files = {"data/test-00000-of-00001.parquet": "pq", "README.md": "card", "other.bin": "x"}
     make_cache(offline, repo_id="lmms-lab/POPE", repo_type="dataset", files=files)
     monkeypatch.setenv("HF_HUB_CACHE", str(offline))  # read at call time, not at huggingface_hub import
-    out = fetch_snapshot("lmms-lab/POPE", SHA, tmp_path / "pope", repo_type="dataset",
-                         allow_patterns=["data/*", "README.md"])
+    out = fetch_snapshot(
+        "lmms-lab/POPE", SHA, tmp_path / "pope", repo_type="dataset", allow_patterns=["data/*", "README.md"]
+    )
     got = sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file())
     assert got == ["README.md", "data/test-00000-of-00001.parquet"]
 

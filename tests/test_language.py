@@ -7,7 +7,7 @@ import random
 import pytest
 
 from mmalign.synthetic import language as lang
-from mmalign.synthetic.world import SceneObject, Scene, WorldSettings, generate_scenes
+from mmalign.synthetic.world import Scene, SceneObject, WorldSettings, generate_scenes
 
 SETTINGS = WorldSettings(seed=7, split_sizes={"sft": 300, "preference": 0, "eval": 1})
 SCENES = generate_scenes(SETTINGS)
@@ -18,7 +18,11 @@ def test_parser_round_trips_every_family(family):
     rng = random.Random(0)
     for scene in SCENES:
         for short in (False, True):
-            task = lang.make_task(family, scene, rng, short=short) if family == "existence" else lang.make_task(family, scene, rng)
+            task = (
+                lang.make_task(family, scene, rng, short=short)
+                if family == "existence"
+                else lang.make_task(family, scene, rng)
+            )
             answer = lang.answer(task, scene, rng)
             assert lang.parse(answer.text) == answer.claims, answer.text
             assert all(lang.check_claim(c, scene) in (True, None) for c in answer.claims)
@@ -85,7 +89,10 @@ def test_check_claim_against_scene():
     assert lang.check_claim(lang.Claim("absent", "square"), scene) is True
     assert lang.check_claim(lang.Claim("count", count=1), scene) is True
     assert lang.check_claim(lang.Claim("letter", "circle", letter="a"), scene) is True
-    assert lang.mentioned_shapes("a red circle is at the top left. a blue square is at the center.") == ["circle", "square"]
+    assert lang.mentioned_shapes("a red circle is at the top left. a blue square is at the center.") == [
+        "circle",
+        "square",
+    ]
 
 
 def test_assess_counts_true_false_and_unjudged_claims():

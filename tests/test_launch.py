@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 
 import pytest
-import torch
 from safetensors.torch import load_file
 
 from mmalign.gpus import GPUUnavailableError, requested_gpus
@@ -53,7 +52,15 @@ def test_accelerate_command_launches_the_worker_module_with_the_named_config():
     assert cmd[1:3] == ["-m", "accelerate.commands.launch"]
     assert cmd[cmd.index("--config_file") + 1] == str(ACCELERATE_CONFIGS / "deepspeed_zero3.yaml")
     assert cmd[cmd.index("--num_processes") + 1] == "8" and cmd[cmd.index("--num_cpu_threads_per_process") + 1] == "4"
-    assert cmd[cmd.index("-m", 3):] == ["-m", "mmalign.train.launch", "spec.json", "model", "pairs.parquet", "out", "metrics.json"]
+    assert cmd[cmd.index("-m", 3) :] == [
+        "-m",
+        "mmalign.train.launch",
+        "spec.json",
+        "model",
+        "pairs.parquet",
+        "out",
+        "metrics.json",
+    ]
 
 
 @pytest.mark.parametrize("name, kind", [("ddp", "MULTI_GPU"), ("deepspeed_zero3", "DEEPSPEED"), ("fsdp", "FSDP")])
@@ -73,8 +80,14 @@ def test_accelerate_configs_load_with_accelerate(name, kind):
 def pairs(small_world, tmp_path_factory):
     _, scenes_path, images = small_world
     out = tmp_path_factory.mktemp("pairs")
-    build_pairset({"kind": "povid_analog"}, {"scenes": scenes_path, "images": images}, out / "pairs.parquet",
-                  out / "manifest.json", seed=0, world_config={"seed": 3})
+    build_pairset(
+        {"kind": "povid_analog"},
+        {"scenes": scenes_path, "images": images},
+        out / "pairs.parquet",
+        out / "manifest.json",
+        seed=0,
+        world_config={"seed": 3},
+    )
     return out / "pairs.parquet"
 
 
@@ -98,8 +111,16 @@ def test_two_cpu_processes_train_like_one(tiny_model, pairs, tmp_path):
     for processes in (1, 2):
         out = tmp_path / f"p{processes}"
         out.mkdir()
-        plan = train_variant(spec, model_dir, pairs, out, out / "metrics.json", {"processes": processes}, threads=2,
-                             log_path=out / "launch.log")
+        plan = train_variant(
+            spec,
+            model_dir,
+            pairs,
+            out,
+            out / "metrics.json",
+            {"processes": processes},
+            threads=2,
+            log_path=out / "launch.log",
+        )
         assert plan.processes == processes
         runs[processes] = out
     metrics = {p: json.loads((runs[p] / "metrics.json").read_text()) for p in runs}

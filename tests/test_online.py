@@ -14,9 +14,9 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from mmalign.train.online import OnlineSettings, uses_offline_pair
 from mmalign.pairs.build import build_pairset
 from mmalign.train.dpo import train_dpo
+from mmalign.train.online import OnlineSettings, uses_offline_pair
 from mmalign.train.settings import DPOSettings
 
 REPO = Path(__file__).resolve().parents[1]
@@ -26,8 +26,14 @@ REPO = Path(__file__).resolve().parents[1]
 def pairs(small_world, tmp_path_factory):
     _, scenes_path, images = small_world
     out = tmp_path_factory.mktemp("online_pairs")
-    build_pairset({"kind": "povid_analog"}, {"scenes": scenes_path, "images": images}, out / "pairs.parquet",
-                  out / "manifest.json", seed=0, world_config={"seed": 3})
+    build_pairset(
+        {"kind": "povid_analog"},
+        {"scenes": scenes_path, "images": images},
+        out / "pairs.parquet",
+        out / "manifest.json",
+        seed=0,
+        world_config={"seed": 3},
+    )
     return out / "pairs.parquet"
 
 
@@ -60,9 +66,18 @@ def test_online_settings_reject_bad_values():
 
 def test_online_bdhs_step_regenerates_rejected_answers_and_trains(tiny_model, pairs, tmp_path):
     model_dir, _ = tiny_model
-    settings = DPOSettings(method="online_bdhs", rejected="both", learning_rate=0.05, projector_learning_rate=0.05,
-                           batch_size=4, max_pairs=8, lora_r=4, lora_alpha=8, logging_steps=1,
-                           online={"bdhs": {"n_bdhs": 2, "rho_th": 0.99}})
+    settings = DPOSettings(
+        method="online_bdhs",
+        rejected="both",
+        learning_rate=0.05,
+        projector_learning_rate=0.05,
+        batch_size=4,
+        max_pairs=8,
+        lora_r=4,
+        lora_alpha=8,
+        logging_steps=1,
+        online={"bdhs": {"n_bdhs": 2, "rho_th": 0.99}},
+    )
     metrics = train_dpo(model_dir, pairs, tmp_path, settings)
     assert metrics["steps"] == 2
     counts = metrics["online"]
@@ -86,8 +101,13 @@ open(sys.argv[3] + "/metrics.json", "w").write(json.dumps(metrics))
 
 def run_training(model_dir, pairs_path, out_dir, kill_after_checkpoint: str | None = None):
     env = {**os.environ, "PYTHONPATH": str(REPO / "workflow" / "scripts")}
-    proc = subprocess.Popen([sys.executable, "-c", RESUME_SCRIPT, str(model_dir), str(pairs_path), str(out_dir)],
-                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", RESUME_SCRIPT, str(model_dir), str(pairs_path), str(out_dir)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     if kill_after_checkpoint is None:
         _, err = proc.communicate(timeout=600)
         assert proc.returncode == 0, err[-3000:]
@@ -137,9 +157,17 @@ def test_online_step_samples_judges_and_changes_the_weights(small_world, tiny_mo
     _, scenes_path, _ = small_world
     model_dir, _ = tiny_model
     judge = make_judge({"backend": "exact"}, tmp_path / "judgments.sqlite")
-    settings = DPOSettings(method=method, learning_rate=0.05, projector_learning_rate=0.05, batch_size=8,
-                           max_pairs=16, lora_r=4, lora_alpha=8, logging_steps=1,
-                           online={"temperature": 1.0, "max_new_tokens": 24})
+    settings = DPOSettings(
+        method=method,
+        learning_rate=0.05,
+        projector_learning_rate=0.05,
+        batch_size=8,
+        max_pairs=16,
+        lora_r=4,
+        lora_alpha=8,
+        logging_steps=1,
+        online={"temperature": 1.0, "max_new_tokens": 24},
+    )
     metrics = train_dpo(model_dir, pairs, tmp_path / "run", settings, judge=judge, scenes=scene_table(scenes_path))
     counts = metrics["online"]
     made = counts.get("pairs/online_pairs", 0)
@@ -166,8 +194,15 @@ def test_a_judge_that_cannot_judge_drops_the_pair_and_counts_it(small_world, tin
     from mmalign.judges import make_judge
 
     model_dir, _ = tiny_model
-    settings = DPOSettings(method="online_dpo", batch_size=8, max_pairs=16, lora_r=4, lora_alpha=8, logging_steps=1,
-                           online={"max_new_tokens": 16})
+    settings = DPOSettings(
+        method="online_dpo",
+        batch_size=8,
+        max_pairs=16,
+        lora_r=4,
+        lora_alpha=8,
+        logging_steps=1,
+        online={"max_new_tokens": 16},
+    )
     metrics = train_dpo(model_dir, pairs, tmp_path, settings, judge=make_judge({"backend": "exact"}), scenes={})
     counts = metrics["online"]
     assert counts.get("pairs/online_pairs", 0) == 0
@@ -179,8 +214,8 @@ def test_image_distortion_rejects_the_noisy_image_top_tokens_and_trains(tiny_mod
     """POVID-style baseline: distortion rows are scored on the noisy-image top tokens, not on y+ itself."""
     from trl.trainer.dpo_trainer import DataCollatorForVisionPreference
 
-    from mmalign.train.distortion import DistortionHook
     from mmalign.models import load_policy
+    from mmalign.train.distortion import DistortionHook
     from mmalign.train.dpo import preference_dataset
 
     model_dir, _ = tiny_model
@@ -207,8 +242,17 @@ def test_image_distortion_rejects_the_noisy_image_top_tokens_and_trains(tiny_mod
     assert torch.equal(new[hook.rows] == -100, labels[hook.rows] == -100)  # same scored positions as y+
     assert not torch.equal(new[hook.rows], labels[hook.rows])  # the noisy image changes some top tokens
 
-    settings = DPOSettings(method="image_distortion", rejected="both", learning_rate=0.05, projector_learning_rate=0.05,
-                           batch_size=4, max_pairs=8, lora_r=4, lora_alpha=8, logging_steps=1)
+    settings = DPOSettings(
+        method="image_distortion",
+        rejected="both",
+        learning_rate=0.05,
+        projector_learning_rate=0.05,
+        batch_size=4,
+        max_pairs=8,
+        lora_r=4,
+        lora_alpha=8,
+        logging_steps=1,
+    )
     metrics = train_dpo(model_dir, pairs, tmp_path, settings)
     assert metrics["pairs"] == 16 and metrics["steps"] == 4
     assert lora_b_trained(tmp_path)

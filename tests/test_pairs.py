@@ -9,17 +9,22 @@ import pandas as pd
 import pytest
 
 from mmalign.pairs.build import build_pairset
-from mmalign.schema import check_drop_rate
-from mmalign.synthetic.povid_analog import PovidAnalogSettings, povid_analog
-from mmalign.schema import PAIR_COLUMNS, Manifest, write_pairs
-from mmalign.synthetic.world import load_scenes
+from mmalign.schema import PAIR_COLUMNS, Manifest, check_drop_rate, write_pairs
 from mmalign.synthetic import language as lang
+from mmalign.synthetic.povid_analog import PovidAnalogSettings, povid_analog
+from mmalign.synthetic.world import load_scenes
 
 
 def test_povid_analog_pairs_in_schema(small_world, tmp_path):
     settings, scenes_path, images = small_world
-    manifest = build_pairset({"kind": "povid_analog", "questions_per_scene": 2}, {"scenes": scenes_path, "images": images},
-                             tmp_path / "pairs.parquet", tmp_path / "manifest.json", seed=0, world_config={"seed": 3})
+    manifest = build_pairset(
+        {"kind": "povid_analog", "questions_per_scene": 2},
+        {"scenes": scenes_path, "images": images},
+        tmp_path / "pairs.parquet",
+        tmp_path / "manifest.json",
+        seed=0,
+        world_config={"seed": 3},
+    )
     frame = pd.read_parquet(tmp_path / "pairs.parquet")
     assert list(frame.columns) == PAIR_COLUMNS
     assert len(frame) == manifest.rows_kept > 0

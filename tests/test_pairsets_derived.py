@@ -9,12 +9,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from mmalign.synthetic import language as lang
-from mmalign.pairs.corrupt import LLMCorrupter, LLMCorrupterSettings, table13_messages
 from mmalign.pairs.build import build_pairset
+from mmalign.pairs.corrupt import LLMCorrupter, LLMCorrupterSettings, table13_messages
 from mmalign.pairs.derived import corrupted, subsample
-from mmalign.synthetic.povid_analog import PovidAnalogSettings, povid_analog
 from mmalign.schema import read_pairs, write_pairs
+from mmalign.synthetic import language as lang
+from mmalign.synthetic.povid_analog import PovidAnalogSettings, povid_analog
 from mmalign.synthetic.world import load_scenes
 
 
@@ -42,21 +42,34 @@ def test_subsamples_are_seeded_nested_and_filtered(source, tmp_path):
     assert set(read_pairs(tmp_path / "r.parquet").id) == ids[5] and again.rows_kept == 5
     other = subsample({"source": "povid", "n": 5}, path, tmp_path / "o.parquet", tmp_path / "o.json", seed=8)
     assert set(read_pairs(tmp_path / "o.parquet").id) != ids[5] and other.rows_kept == 5
-    man = subsample({"source": "povid", "n": None, "where": {"maker": ["b"]}}, path, tmp_path / "b.parquet",
-                    tmp_path / "b.json", seed=7)
+    man = subsample(
+        {"source": "povid", "n": None, "where": {"maker": ["b"]}},
+        path,
+        tmp_path / "b.parquet",
+        tmp_path / "b.json",
+        seed=7,
+    )
     kept = read_pairs(tmp_path / "b.parquet")
     assert all(json.loads(m)["maker"] == "b" for m in kept.meta)
     assert man.extra["filtered_out"]["where_maker"] == total - len(kept)
     with pytest.raises(ValueError, match=r"'povid_big': n=100000 but source 'povid' has only"):
-        subsample({"source": "povid", "n": 100000}, path, tmp_path / "x.parquet", tmp_path / "x.json", 7, name="povid_big")
+        subsample(
+            {"source": "povid", "n": 100000}, path, tmp_path / "x.parquet", tmp_path / "x.json", 7, name="povid_big"
+        )
 
 
 def test_prompts_from_keeps_prompts_seen_in_another_set(source, tmp_path):
     path, _ = source
     frame = read_pairs(path)
     write_pairs([{**frame.iloc[0].to_dict(), "prompt": frame.prompt[0].upper()}], tmp_path / "prompts.parquet")
-    subsample({"source": "povid", "n": None}, path, tmp_path / "p.parquet", tmp_path / "m.json", 0,
-              prompt_pairs=tmp_path / "prompts.parquet")
+    subsample(
+        {"source": "povid", "n": None},
+        path,
+        tmp_path / "p.parquet",
+        tmp_path / "m.json",
+        0,
+        prompt_pairs=tmp_path / "prompts.parquet",
+    )
     assert set(read_pairs(tmp_path / "p.parquet").prompt) == {frame.prompt[0]}  # case and spacing do not matter
 
 
@@ -64,8 +77,14 @@ def test_prior_corruption_keeps_prompt_and_chosen_and_adds_false_claims(source, 
     path, total = source
     settings, scenes_path, _ = small_world
     spec = {"kind": "corrupted", "source": "povid", "n": 30, "corrupter": {"kind": "prior"}, "max_drop_rate": 0.2}
-    man = build_pairset(spec, {"source": path, "scenes": scenes_path}, tmp_path / "c.parquet", tmp_path / "c.json",
-                        seed=0, world_config={"split_sizes": settings.split_sizes, "seed": settings.seed})
+    man = build_pairset(
+        spec,
+        {"source": path, "scenes": scenes_path},
+        tmp_path / "c.parquet",
+        tmp_path / "c.json",
+        seed=0,
+        world_config={"split_sizes": settings.split_sizes, "seed": settings.seed},
+    )
     out, src = read_pairs(tmp_path / "c.parquet"), read_pairs(path).set_index("id")
     scenes = {s.id: s for s in load_scenes(scenes_path)}
     assert len(out) == 30 and man.rows_kept == 30 and man.rows_read == 30 + sum(man.dropped.values())
@@ -84,7 +103,7 @@ class FakeLLMHandler(BaseHTTPRequestHandler):
     seen: list = []
     attempts: dict = {}
 
-    def do_POST(self):  # noqa: N802 (http.server's naming)
+    def do_POST(self):
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         type(self).seen.append((self.path, self.headers.get("Authorization"), body))
         item = body["messages"][-1]["content"]
@@ -95,8 +114,13 @@ class FakeLLMHandler(BaseHTTPRequestHandler):
             return
         response = item.split("response: ", 1)[1].split("\ncorrupted response:")[0]
         text = response if "UNCHANGED" in item else response.replace("red", "blue")
-        payload = {"id": "x", "object": "chat.completion", "created": 0, "model": body["model"],
-                   "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": text}}]}
+        payload = {
+            "id": "x",
+            "object": "chat.completion",
+            "created": 0,
+            "model": body["model"],
+            "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": text}}],
+        }
         data = json.dumps(payload).encode()
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
@@ -126,14 +150,25 @@ def test_table13_prompt_has_instructions_two_examples_and_the_item():
 
 
 def test_llm_corrupter_over_http_retries_counts_and_keeps_secrets_out(tmp_path, llm_server):
-    rows = [{"id": f"p{i}", "image": "x.png", "prompt": f"Question {i}?", "chosen": f"A red car {i}.",
-             "rejected": "No.", "source": "vlfeedback", "meta": {}} for i in range(4)]
+    rows = [
+        {
+            "id": f"p{i}",
+            "image": "x.png",
+            "prompt": f"Question {i}?",
+            "chosen": f"A red car {i}.",
+            "rejected": "No.",
+            "source": "vlfeedback",
+            "meta": {},
+        }
+        for i in range(4)
+    ]
     rows[1]["chosen"] = "ALWAYS FAIL red."
     rows[2]["chosen"] = "UNCHANGED red."
     write_pairs(rows, tmp_path / "src.parquet")
     env = {"MY_MODEL": "corrupter-llm", "MY_URL": llm_server, "MY_KEY": "sk-test-secret"}
-    settings = LLMCorrupterSettings(model_env="MY_MODEL", base_url_env="MY_URL", api_key_env="MY_KEY",
-                                    max_retries=2, backoff_s=0.01, concurrency=2)
+    settings = LLMCorrupterSettings(
+        model_env="MY_MODEL", base_url_env="MY_URL", api_key_env="MY_KEY", max_retries=2, backoff_s=0.01, concurrency=2
+    )
     corrupter = LLMCorrupter(settings, environ=env)
     spec = {"source": "vlfeedback", "n": None, "max_drop_rate": 0.5}
     man = corrupted(spec, tmp_path / "src.parquet", tmp_path / "c.parquet", tmp_path / "c.json", corrupter, seed=0)
@@ -154,8 +189,13 @@ def test_corrupted_variant_of_a_source_keeps_the_subsample_pairs(source, small_w
     path, _ = source
     settings, scenes_path, _ = small_world
     subsample({"source": "povid", "n": 25}, path, tmp_path / "s.parquet", tmp_path / "s.json", seed=3)
-    man = build_pairset({"kind": "corrupted", "source": "povid", "n": 25, "corrupter": {"kind": "prior"}, "max_drop_rate": 0.5}, {"source": path,
-                        "scenes": scenes_path}, tmp_path / "c.parquet", tmp_path / "c.json", seed=3,
-                        world_config={"split_sizes": settings.split_sizes, "seed": settings.seed})
+    man = build_pairset(
+        {"kind": "corrupted", "source": "povid", "n": 25, "corrupter": {"kind": "prior"}, "max_drop_rate": 0.5},
+        {"source": path, "scenes": scenes_path},
+        tmp_path / "c.parquet",
+        tmp_path / "c.json",
+        seed=3,
+        world_config={"split_sizes": settings.split_sizes, "seed": settings.seed},
+    )
     sub, cor = set(read_pairs(tmp_path / "s.parquet").id), set(read_pairs(tmp_path / "c.parquet").id)
     assert len(cor) == 25 and len(sub & cor) == 25 - sum(man.dropped.values())

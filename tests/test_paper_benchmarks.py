@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import yaml
+
 from test_benchmark_suite import image, png_bytes, write_parquet
 
 REPO = Path(__file__).resolve().parents[1]
@@ -18,31 +19,68 @@ FAKE_COMMIT = "0123456789abcdef0123456789abcdef01234567"  # mirrors are not veri
 
 def test_paper_benchmark_items_from_mirrors(tmp_path):
     mirrors = tmp_path / "mirrors"
-    write_parquet(mirrors / "llavaw" / "data" / "train-00000-of-00001.parquet", [
-        {"question_id": 0, "question": "What is unusual?", "image": image(), "caption": "a man ironing on a taxi",
-         "gpt_answer": "He irons clothes on a moving taxi.", "category": "complex", "image_id": "001"},
-        {"question_id": 1, "question": "Describe it.", "image": image(False), "caption": "", "gpt_answer": "A cat.",
-         "category": "detail", "image_id": "002"}])
+    write_parquet(
+        mirrors / "llavaw" / "data" / "train-00000-of-00001.parquet",
+        [
+            {
+                "question_id": 0,
+                "question": "What is unusual?",
+                "image": image(),
+                "caption": "a man ironing on a taxi",
+                "gpt_answer": "He irons clothes on a moving taxi.",
+                "category": "complex",
+                "image_id": "001",
+            },
+            {
+                "question_id": 1,
+                "question": "Describe it.",
+                "image": image(False),
+                "caption": "",
+                "gpt_answer": "A cat.",
+                "category": "detail",
+                "image_id": "002",
+            },
+        ],
+    )
     (mirrors / "objhal").mkdir(parents=True)
-    (mirrors / "objhal" / "obj_halbench_300_with_image.jsonl").write_text(json.dumps(
-        {"image_id": 5, "image": base64.b64encode(png_bytes()).decode(), "question": "Describe the image."}) + "\n")
+    (mirrors / "objhal" / "obj_halbench_300_with_image.jsonl").write_text(
+        json.dumps({"image_id": 5, "image": base64.b64encode(png_bytes()).decode(), "question": "Describe the image."})
+        + "\n"
+    )
     (mirrors / "coco").mkdir()
-    (mirrors / "coco" / "instances_val2014.json").write_text(json.dumps(
-        {"categories": [{"id": 17, "name": "cat"}], "annotations": [{"image_id": 5, "category_id": 17}]}))
-    (mirrors / "coco" / "captions_val2014.json").write_text(json.dumps(
-        {"annotations": [{"image_id": 5, "caption": "A kitten sleeps on a laptop."}]}))
+    (mirrors / "coco" / "instances_val2014.json").write_text(
+        json.dumps({"categories": [{"id": 17, "name": "cat"}], "annotations": [{"image_id": 5, "category_id": 17}]})
+    )
+    (mirrors / "coco" / "captions_val2014.json").write_text(
+        json.dumps({"annotations": [{"image_id": 5, "caption": "A kitten sleeps on a laptop."}]})
+    )
     config = yaml.safe_load((REPO / "config" / "paper.yaml").read_text())
-    for name, where in {"llava-bench-in-the-wild": "llavaw", "object-halbench": "objhal",
-                        "coco-annotations-2014": "coco"}.items():
+    for name, where in {
+        "llava-bench-in-the-wild": "llavaw",
+        "object-halbench": "objhal",
+        "coco-annotations-2014": "coco",
+    }.items():
         config["downloads"][name]["mirror"] = str(mirrors / where)
         if "repo_id" in config["downloads"][name]:
             config["downloads"][name]["revision"] = FAKE_COMMIT
     configfile = tmp_path / "paper-mirrored.yaml"
     configfile.write_text(yaml.safe_dump(config))
     work = tmp_path / "work"
-    cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--directory", str(work),
-           "--configfile", str(configfile), "--cores", "1", "results/benchmarks/llavaw/items.jsonl",
-           "results/benchmarks/objhal/items.jsonl"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "-s",
+        str(REPO / "Snakefile"),
+        "--directory",
+        str(work),
+        "--configfile",
+        str(configfile),
+        "--cores",
+        "1",
+        "results/benchmarks/llavaw/items.jsonl",
+        "results/benchmarks/objhal/items.jsonl",
+    ]
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stderr[-4000:]
     llavaw = [json.loads(line) for line in open(work / "results/benchmarks/llavaw/items.jsonl")]

@@ -45,9 +45,21 @@ def test_vlfeedback_and_rlhfv_rules_on_mirrors(tmp_path):
     configfile = tmp_path / "paper-mirrored.yaml"
     configfile.write_text(yaml.safe_dump(config))
     work = tmp_path / "work"
-    cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--directory", str(work),
-           "--configfile", str(configfile), "--cores", "1",
-           "results/pairs/vlfeedback/pairs.parquet", "results/pairs/rlhfv/pairs.parquet"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "-s",
+        str(REPO / "Snakefile"),
+        "--directory",
+        str(work),
+        "--configfile",
+        str(configfile),
+        "--cores",
+        "1",
+        "results/pairs/vlfeedback/pairs.parquet",
+        "results/pairs/rlhfv/pairs.parquet",
+    ]
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stderr[-4000:]
     assert (work / "resources/datasets/vlfeedback/merged_images/LLaVA-detail-2.jpg").is_file()  # unzipped

@@ -30,7 +30,12 @@ def mirrored_paper_config(tmp_path, tiny_model):
         Image.new("RGB", (8, 6), (10, 100, 200)).save(mirrors / "coco" / name, "JPEG")
     write_parquet(mirrors / "pope" / "data" / "test-00000-of-00001.parquet", ROWS)
     config = yaml.safe_load((REPO / "config" / "paper.yaml").read_text())
-    for name, where in {"llava-v1.6-vicuna-7b": "llava", "povid": "povid", "coco-train2014": "coco", "pope": "pope"}.items():
+    for name, where in {
+        "llava-v1.6-vicuna-7b": "llava",
+        "povid": "povid",
+        "coco-train2014": "coco",
+        "pope": "pope",
+    }.items():
         config["downloads"][name]["mirror"] = str(mirrors / where)
     path = tmp_path / "paper-mirrored.yaml"
     path.write_text(yaml.safe_dump(config))
@@ -38,8 +43,20 @@ def mirrored_paper_config(tmp_path, tiny_model):
 
 
 def snakemake(workdir, configfile, *targets):
-    cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--directory", str(workdir),
-           "--configfile", str(configfile), "--cores", "1", *targets]
+    cmd = [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "-s",
+        str(REPO / "Snakefile"),
+        "--directory",
+        str(workdir),
+        "--configfile",
+        str(configfile),
+        "--cores",
+        "1",
+        *targets,
+    ]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=600)
 
 

@@ -43,8 +43,11 @@ HAND_MADE = [
     ("dpo_povid", "pope", "all", "accuracy", 0.85), ("dpo_povid", "objhal", "all", "recall", 0.72),
     ("ipo_povid", "pope", "all", "accuracy", 0.83),  # ran, but objhal was not evaluated for it
 ]  # fmt: skip
-TABLE12 = {"title": "Table 12", "caption": "c", "rows": {"Baseline": "base", "DPO, POVID": "dpo_povid",
-                                                        "IPO, POVID": "ipo_povid", "SLiC, POVID": "slic_povid"}}
+TABLE12 = {
+    "title": "Table 12",
+    "caption": "c",
+    "rows": {"Baseline": "base", "DPO, POVID": "dpo_povid", "IPO, POVID": "ipo_povid", "SLiC, POVID": "slic_povid"},
+}
 
 
 # ------------------------------------------------------------------------------------------------ tables
@@ -81,8 +84,15 @@ def test_a_row_not_run_is_missing_never_zero(tmp_path):
 
 
 def test_table_with_the_papers_numbers_shows_them_beside_ours_with_the_difference(tmp_path):
-    write_table(write_metrics(tmp_path, HAND_MADE), "table12", TABLE12, COLUMNS, tmp_path / "t.csv", tmp_path / "t.md",
-                PUBLISHED)
+    write_table(
+        write_metrics(tmp_path, HAND_MADE),
+        "table12",
+        TABLE12,
+        COLUMNS,
+        tmp_path / "t.csv",
+        tmp_path / "t.md",
+        PUBLISHED,
+    )
     csv = pd.read_csv(tmp_path / "t.csv", index_col=0)
     assert csv.loc["DPO, POVID", "POPE (paper)"] == pytest.approx(88.09)
     assert csv.loc["DPO, POVID", "POPE (diff)"] == pytest.approx(85.0 - 88.09)
@@ -137,7 +147,7 @@ def test_every_published_number_is_in_its_digest_table():
             cells = [c.strip() for c in line.strip().strip("|").split("|")]
             first = next((i for i, c in enumerate(cells) if re.fullmatch(r"\d+\.\d+", c.split()[0] if c else "")), None)
             if first is not None:
-                digest[(f"table{number.group(1)}", " / ".join(cells[:first]))] = cells[first:first + 8]
+                digest[(f"table{number.group(1)}", " / ".join(cells[:first]))] = cells[first : first + 8]
     published = read_published(PUBLISHED)
     for r in published.itertuples(index=False):
         cells = digest[(r.table, r.paper_row)]
@@ -158,8 +168,15 @@ def paper_as_metrics(published: pd.DataFrame, table: str | None) -> pd.DataFrame
     rows = []
     for r in order.itertuples(index=False):
         column = COLUMNS[r.column]
-        rows.append((r.row, column["benchmark"], column.get("subset", "all"), column["metric"],
-                     r.value / column.get("scale", 1)))
+        rows.append(
+            (
+                r.row,
+                column["benchmark"],
+                column.get("subset", "all"),
+                column["metric"],
+                r.value / column.get("scale", 1),
+            )
+        )
     return metrics_frame(rows)
 
 
@@ -177,8 +194,12 @@ def checked_values(claim: dict) -> list[tuple[str, str]]:
 
 def set_value(frame: pd.DataFrame, variant: str, column_label: str, display_value: float) -> pd.DataFrame:
     column = COLUMNS[column_label]
-    mask = ((frame.variant == variant) & (frame.benchmark == column["benchmark"]) & (frame.metric == column["metric"])
-            & (frame.subset == column.get("subset", "all")))
+    mask = (
+        (frame.variant == variant)
+        & (frame.benchmark == column["benchmark"])
+        & (frame.metric == column["metric"])
+        & (frame.subset == column.get("subset", "all"))
+    )
     frame = frame.copy()
     frame.loc[mask, "value"] = display_value / column.get("scale", 1)
     return frame
@@ -192,7 +213,11 @@ def force(frame: pd.DataFrame, check: dict, satisfied: bool) -> pd.DataFrame:
     if "best" in check:
         others = [value(v) for v in check["among"] if v != check["best"]]
         lowest = check.get("lowest", False)
-        target = (min(others) - 1 if lowest else max(others) + 1) if satisfied else (max(others) + 1 if lowest else min(others) - 1)
+        target = (
+            (min(others) - 1 if lowest else max(others) + 1)
+            if satisfied
+            else (max(others) + 1 if lowest else min(others) - 1)
+        )
         return set_value(frame, check["best"], column, target)
     left = check["left"][0] if isinstance(check["left"], list) else check["left"]
     margin = check.get("margin", 0.0)
@@ -227,7 +252,10 @@ def test_claim_on_the_papers_numbers_and_where_it_holds_and_where_it_does_not(cl
     holding = frame
     for _ in range(3):  # make every check hold (a few passes: checks may share a variant)
         for check in claim["checks"]:
-            if evaluate_claim({"checks": [check]}, lambda v, c: Metrics(holding).value(v, COLUMNS[c]))["verdict"] != HOLDS:
+            if (
+                evaluate_claim({"checks": [check]}, lambda v, c, h=holding: Metrics(h).value(v, COLUMNS[c]))["verdict"]
+                != HOLDS
+            ):
                 holding = force(holding, check, satisfied=True)
     assert verdict(claim, holding)["verdict"] == HOLDS
 
@@ -256,10 +284,19 @@ def test_margin_makes_a_comparison_lenient_in_the_papers_units():
 
 
 def test_scorecard_reports_numbers_and_reasons(tmp_path):
-    card = write_scorecard(write_metrics(tmp_path, HAND_MADE), CLAIMS, COLUMNS, "hand-made", tmp_path / "c.csv",
-                           tmp_path / "c.md", PUBLISHED)
+    card = write_scorecard(
+        write_metrics(tmp_path, HAND_MADE),
+        CLAIMS,
+        COLUMNS,
+        "hand-made",
+        tmp_path / "c.csv",
+        tmp_path / "c.md",
+        PUBLISHED,
+    )
     by_id = card.set_index("id")
-    assert by_id.loc[1, "verdict"] == NOT_MEASURED and "✓ POPE: dpo_povid 85.00 > base 80.00" in by_id.loc[1, "evidence"]
+    assert (
+        by_id.loc[1, "verdict"] == NOT_MEASURED and "✓ POPE: dpo_povid 85.00 > base 80.00" in by_id.loc[1, "evidence"]
+    )
     assert by_id.loc[17, "verdict"] == NOT_MEASURED and "reward models" in by_id.loc[17, "reason"]
     assert "? MMHALv: dpo_povid n/a > base n/a" in by_id.loc[1, "evidence"]  # ran; benchmark not evaluated
     assert "? POPE: slic_povid not run > base 80.00" in by_id.loc[20, "evidence"]
@@ -270,8 +307,9 @@ def test_scorecard_reports_numbers_and_reasons(tmp_path):
 
 def test_a_claim_naming_an_unknown_column_is_rejected(tmp_path):
     bad = tmp_path / "claims.yaml"
-    bad.write_text(yaml.safe_dump([{"id": 1, "claim": "x", "checks": [{"left": "a", "op": ">", "right": "b",
-                                                                       "column": "POPEE"}]}]))
+    bad.write_text(
+        yaml.safe_dump([{"id": 1, "claim": "x", "checks": [{"left": "a", "op": ">", "right": "b", "column": "POPEE"}]}])
+    )
     with pytest.raises(ValueError, match="column 'POPEE' is not in report.columns"):
         load_claims(bad, COLUMNS)
 
@@ -280,20 +318,37 @@ def test_a_claim_naming_an_unknown_column_is_rejected(tmp_path):
 
 
 def test_table_chart_draws_only_measured_columns(tmp_path):
-    drawn = plot_table(write_metrics(tmp_path, HAND_MADE), "table12", TABLE12, COLUMNS, tmp_path / "t.png",
-                       tmp_path / "t.svg", PUBLISHED)
+    drawn = plot_table(
+        write_metrics(tmp_path, HAND_MADE),
+        "table12",
+        TABLE12,
+        COLUMNS,
+        tmp_path / "t.png",
+        tmp_path / "t.svg",
+        PUBLISHED,
+    )
     assert drawn == ["POPE", "Recall"]
     assert (tmp_path / "t.png").stat().st_size > 5000 and "not run" in (tmp_path / "t.svg").read_text()
     empty = copy.deepcopy(TABLE12)
     empty["rows"] = {"SLiC": "slic_povid"}
-    assert plot_table(write_metrics(tmp_path, HAND_MADE), "t", empty, COLUMNS, tmp_path / "e.png", tmp_path / "e.svg") == []
+    assert (
+        plot_table(write_metrics(tmp_path, HAND_MADE), "t", empty, COLUMNS, tmp_path / "e.png", tmp_path / "e.svg")
+        == []
+    )
     assert (tmp_path / "e.png").is_file()
 
 
 def test_size_series_has_gaps_for_sizes_not_run(tmp_path):
-    series = {"sizes": [100, 200, 400], "datasets": {"POVID": "povid", "VLFeedback": "vlfeedback"},
-              "panels": {"Recall": COLUMNS["Recall"], "LLaVA-W": COLUMNS["LLaVAW"]}}
-    rows = [*HAND_MADE, ("dpo_povid_n100", "objhal", "all", "recall", 0.71), ("dpo_povid_n400", "objhal", "all", "recall", 0.75)]
+    series = {
+        "sizes": [100, 200, 400],
+        "datasets": {"POVID": "povid", "VLFeedback": "vlfeedback"},
+        "panels": {"Recall": COLUMNS["Recall"], "LLaVA-W": COLUMNS["LLaVAW"]},
+    }
+    rows = [
+        *HAND_MADE,
+        ("dpo_povid_n100", "objhal", "all", "recall", 0.71),
+        ("dpo_povid_n400", "objhal", "all", "recall", 0.75),
+    ]
     path = write_metrics(tmp_path, rows)
     frame = size_series_frame(Metrics.read(path), series)
     recall = frame[(frame.panel == "Recall") & (frame.dataset == "POVID")].set_index("size")["value"]

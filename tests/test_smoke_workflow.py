@@ -28,8 +28,18 @@ def copy_workflow(dest: Path) -> Path:
 
 
 def snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
-    cmd = [sys.executable, "-m", "snakemake", "-s", str(workdir / "Snakefile"), "--directory", str(workdir),
-           "--configfile", str(SMOKE), *args]
+    cmd = [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "-s",
+        str(workdir / "Snakefile"),
+        "--directory",
+        str(workdir),
+        "--configfile",
+        str(SMOKE),
+        *args,
+    ]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=1200)
 
 
@@ -97,7 +107,14 @@ def test_rerun_is_a_no_op_and_the_report_builds(smoke_run):
     with zipfile.ZipFile(smoke_run / "report.zip") as archive:
         names = archive.namelist()
     assert any(n.endswith("pope.png") for n in names) and any(n.endswith("metrics.csv") for n in names)
-    for name in ("table6.csv", "table6.png", "claims.csv", "size_series.png", "beta_schedule.png", "bdhs_iterations.png"):
+    for name in (
+        "table6.csv",
+        "table6.png",
+        "claims.csv",
+        "size_series.png",
+        "beta_schedule.png",
+        "bdhs_iterations.png",
+    ):
         assert any(n.endswith(name) for n in names), name
 
 
@@ -113,9 +130,19 @@ def test_editing_library_code_reruns_only_the_rules_that_use_it(smoke_run):
         assert out.returncode == 0, text
         table = text.split("Job stats:")[1].split("Reasons:")[0]
         planned = {m.group(1) for m in re.finditer(r"^(\w+)\s+\d+$", table, re.M)} - {"total"}
-        assert planned == {"build_pairs", "build_bdhs_pairs", "train", "evaluate",
-                           "aggregate_metrics", "figure_pope", "figure_bdhs_iterations", "paper_table",
-                           "claims_scorecard", "figure_size_series", "all"}
+        assert planned == {
+            "build_pairs",
+            "build_bdhs_pairs",
+            "train",
+            "evaluate",
+            "aggregate_metrics",
+            "figure_pope",
+            "figure_bdhs_iterations",
+            "paper_table",
+            "claims_scorecard",
+            "figure_size_series",
+            "all",
+        }
         # the three variants (the BDHS pairs derive from povid) on the three benchmarks, not the base model
         assert re.search(r"^evaluate\s+9$", table, re.M)
     finally:
@@ -133,8 +160,14 @@ def planned_jobs(dry_run_output: str) -> list[tuple[str, str]]:
 
 
 # what is rebuilt from metrics.csv whenever any evaluation changes (smoke config: one table)
-REPORT_JOBS = [("aggregate_metrics", ""), ("figure_pope", ""), ("paper_table", "table=table6"),
-               ("claims_scorecard", ""), ("figure_size_series", ""), ("all", "")]
+REPORT_JOBS = [
+    ("aggregate_metrics", ""),
+    ("figure_pope", ""),
+    ("paper_table", "table=table6"),
+    ("claims_scorecard", ""),
+    ("figure_size_series", ""),
+    ("all", ""),
+]
 
 
 @pytest.mark.slow
@@ -197,7 +230,9 @@ def test_one_evaluation_job_per_variant_writes_what_one_job_per_benchmark_wrote(
     for benchmark in benchmarks:
         path = Path("results/eval/base") / benchmark
         assert (work / path / "predictions.jsonl").read_text() == before[path / "predictions.jsonl"]
-        again, first = (json.loads(t) for t in ((work / path / "metrics.json").read_text(), before[path / "metrics.json"]))
+        again, first = (
+            json.loads(t) for t in ((work / path / "metrics.json").read_text(), before[path / "metrics.json"])
+        )
         keep = [r for r in first["metrics"] if r["metric"] != "judge_cached"]  # the copied cache answers the rerun
         assert [r for r in again["metrics"] if r["metric"] != "judge_cached"] == keep, benchmark
     assert (work / "logs/evaluate/base.log").is_file()

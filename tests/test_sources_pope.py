@@ -24,18 +24,20 @@ import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
-from mmalign.schema import ITEM_FIELDS, read_jsonl
 from mmalign.evaluate.pope_snapshot import pope_to_items
+from mmalign.schema import ITEM_FIELDS, read_jsonl
 
-FEATURES = datasets.Features({
-    "id": datasets.Value("string"),
-    "question_id": datasets.Value("string"),
-    "question": datasets.Value("string"),
-    "answer": datasets.Value("string"),
-    "image_source": datasets.Value("string"),
-    "image": datasets.Image(),
-    "category": datasets.Value("string"),
-})
+FEATURES = datasets.Features(
+    {
+        "id": datasets.Value("string"),
+        "question_id": datasets.Value("string"),
+        "question": datasets.Value("string"),
+        "answer": datasets.Value("string"),
+        "image_source": datasets.Value("string"),
+        "image": datasets.Image(),
+        "category": datasets.Value("string"),
+    }
+)
 
 
 def jpeg(color) -> bytes:
@@ -93,13 +95,18 @@ def test_items_images_and_manifest(tmp_path, snapshot):
     items = read_jsonl(items_path)
     assert [sorted(i) for i in items] == [sorted(ITEM_FIELDS)] * 4
     assert [(i["id"], i["subset"], i["answer"]) for i in items] == [
-        ("pope-adversarial-1", "adversarial", "yes"), ("pope-adversarial-2", "adversarial", "no"),
-        ("pope-popular-1", "popular", "yes"), ("pope-random-1", "random", "no")]
+        ("pope-adversarial-1", "adversarial", "yes"),
+        ("pope-adversarial-2", "adversarial", "no"),
+        ("pope-popular-1", "popular", "yes"),
+        ("pope-random-1", "random", "no"),
+    ]
     assert items[0]["question"] == "Is there a snowboard in the image?"  # raw, no prompt suffix
     assert items[0]["meta"] == {"question_id": "1", "image_source": "COCO_val2014_000000310196"}
     # each image written once, as PNG, named after its COCO source
-    assert sorted(p.name for p in images.iterdir()) == ["COCO_val2014_000000210789.png",
-                                                        "COCO_val2014_000000310196.png"]
+    assert sorted(p.name for p in images.iterdir()) == [
+        "COCO_val2014_000000210789.png",
+        "COCO_val2014_000000310196.png",
+    ]
     assert items[0]["image"] == items[2]["image"] == str(images / "COCO_val2014_000000310196.png")
     with Image.open(items[3]["image"]) as im:
         assert im.format == "PNG" and im.size == (12, 9)

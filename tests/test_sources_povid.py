@@ -23,8 +23,8 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from mmalign.schema import PAIR_COLUMNS, read_pairs
 from mmalign.pairs.sources.povid import povid_to_pairs
+from mmalign.schema import PAIR_COLUMNS, read_pairs
 
 FIXTURE = Path(__file__).parent / "fixtures" / "povid" / "POVID_preference_data_for_VLLMs.json"
 # COCO train2014 names the fixture refers to; 000000999999 is left out on purpose (missing image).
@@ -50,19 +50,30 @@ def test_converts_good_records_and_counts_drops(tmp_path, coco):
     frame = read_pairs(out)
     assert list(frame.columns) == PAIR_COLUMNS
     assert manifest.rows_read == 8 and manifest.rows_kept == 3 == len(frame)
-    assert dict(manifest.dropped) == {"missing_field": 1, "missing_image": 1, "empty_response": 1,
-                                      "chosen_equals_rejected": 1, "multi_turn": 1}
+    assert dict(manifest.dropped) == {
+        "missing_field": 1,
+        "missing_image": 1,
+        "empty_response": 1,
+        "chosen_equals_rejected": 1,
+        "multi_turn": 1,
+    }
     on_disk = json.loads(man.read_text())
     assert on_disk["source"] == "povid" and on_disk["drop_rate"] == pytest.approx(5 / 8)
 
     assert set(frame["source"]) == {"povid"}
     assert set(frame["rejected_policy"]) == {""}
     # the same COCO image id twice -> unique pair ids
-    assert list(frame["id"]) == ["povid-COCO_train2014_000000353952", "povid-COCO_train2014_000000353952-1",
-                                 "povid-COCO_train2014_000000000009"]
+    assert list(frame["id"]) == [
+        "povid-COCO_train2014_000000353952",
+        "povid-COCO_train2014_000000353952-1",
+        "povid-COCO_train2014_000000000009",
+    ]
     # <image> placeholder stripped wherever it sat
-    assert list(frame["prompt"]) == ["Describe this image in detail.", "What might the people be about to do?",
-                                     "What food is in the lunch box?"]
+    assert list(frame["prompt"]) == [
+        "Describe this image in detail.",
+        "What might the people be about to do?",
+        "What food is in the lunch box?",
+    ]
     assert not frame["prompt"].str.contains("<image>").any()
     assert frame["chosen"].iloc[0].startswith("A black and white photo of eleven people standing")
     assert "carriages" in frame["rejected"].iloc[0]
@@ -70,8 +81,11 @@ def test_converts_good_records_and_counts_drops(tmp_path, coco):
     assert [Path(p) for p in frame["image"]] == [coco / IMAGES[0], coco / IMAGES[0], coco / IMAGES[1]]
     assert all(Path(p).is_file() for p in frame["image"])
     meta = json.loads(frame["meta"].iloc[2])
-    assert meta == {"povid_id": "COCO_train2014_000000000009",
-                    "image_field": "./data/coco/COCO_train2014_000000000009.jpg", "index": 2}
+    assert meta == {
+        "povid_id": "COCO_train2014_000000000009",
+        "image_field": "./data/coco/COCO_train2014_000000000009.jpg",
+        "index": 2,
+    }
 
 
 def test_too_many_drops_raises_and_writes_nothing(tmp_path, coco):

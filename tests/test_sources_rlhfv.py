@@ -20,14 +20,20 @@ import datasets
 import pytest
 from PIL import Image
 
-from mmalign.schema import read_pairs
 from mmalign.pairs.sources.rlhfv import rlhfv_to_pairs
+from mmalign.schema import read_pairs
 
-FEATURES = datasets.Features({
-    "ds_name": datasets.Value("string"), "image": datasets.Image(), "text": datasets.Value("string"),
-    "origin_dataset": datasets.Value("string"), "origin_split": datasets.Value("string"),
-    "idx": datasets.Value("int64"), "image_path": datasets.Value("string"),
-})
+FEATURES = datasets.Features(
+    {
+        "ds_name": datasets.Value("string"),
+        "image": datasets.Image(),
+        "text": datasets.Value("string"),
+        "origin_dataset": datasets.Value("string"),
+        "origin_split": datasets.Value("string"),
+        "idx": datasets.Value("int64"),
+        "image_path": datasets.Value("string"),
+    }
+)
 
 
 def jpeg(color) -> bytes:
@@ -76,8 +82,15 @@ def test_pairs_images_and_counted_drops(tmp_path):
     manifest = rlhfv_to_pairs(snap, images, out, man, max_drop_rate=0.8)
     pairs = read_pairs(out)
     assert manifest.rows_read == 10 and manifest.rows_kept == 3
-    assert dict(manifest.dropped) == {"bad_text_json": 1, "missing_field": 1, "empty_response": 1,
-                                      "chosen_equals_rejected": 1, "duplicate": 1, "missing_image": 1, "bad_image": 1}
+    assert dict(manifest.dropped) == {
+        "bad_text_json": 1,
+        "missing_field": 1,
+        "empty_response": 1,
+        "chosen_equals_rejected": 1,
+        "duplicate": 1,
+        "missing_image": 1,
+        "bad_image": 1,
+    }
     assert list(pairs.id) == ["rlhfv-0", "rlhfv-1", "rlhfv-2"]
     assert pairs.chosen[0] == "A red wall." and pairs.rejected[0] == "A red wall with a clock."
     assert len(list(images.iterdir())) == 2 and pairs.image[0] == pairs.image[2]

@@ -21,8 +21,8 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from mmalign.schema import PAIR_COLUMNS, read_pairs
 from mmalign.pairs.sources.vlfeedback import completion_score, vlfeedback_to_pairs
+from mmalign.schema import PAIR_COLUMNS, read_pairs
 
 FIXTURE = Path(__file__).parent / "fixtures" / "vlfeedback" / "vlfeedback_80k.jsonl"
 GOOD_IMAGES = ["svit-conversation-1", "LLaVA-detail-2", "m3it-vqa-3", "llavar-5", "vlsafe-6", "comvint-9"]
@@ -55,9 +55,17 @@ def test_best_against_worst_and_every_drop_counted(tmp_path, merged_images):
     pairs = read_pairs(out)
     assert list(pairs.columns) == PAIR_COLUMNS
     assert manifest.rows_read == 11 and manifest.rows_kept == 2
-    assert dict(manifest.dropped) == {"bad_json": 1, "missing_field": 1, "empty_prompt": 1, "tied_scores": 1,
-                                      "chosen_equals_rejected": 1, "missing_image": 1, "bad_image": 1,
-                                      "too_few_rated_responses": 1, "duplicate": 1}
+    assert dict(manifest.dropped) == {
+        "bad_json": 1,
+        "missing_field": 1,
+        "empty_prompt": 1,
+        "tied_scores": 1,
+        "chosen_equals_rejected": 1,
+        "missing_image": 1,
+        "bad_image": 1,
+        "too_few_rated_responses": 1,
+        "duplicate": 1,
+    }
     assert manifest.rows_read == manifest.rows_kept + sum(manifest.dropped.values())
     first = pairs.set_index("id").loc["vlfeedback-svit-conversation-1"]
     assert first.chosen == "The man is holding a red umbrella." and first.rejected == "A dog."
@@ -66,7 +74,10 @@ def test_best_against_worst_and_every_drop_counted(tmp_path, merged_images):
     second = pairs.set_index("id").loc["vlfeedback-LLaVA-detail-2"]
     assert second.prompt == "Describe the image in detail."  # the <image> placeholder is not part of the prompt
     assert second.rejected == "A bathroom with a bathtub."  # fuyu's "N/A"-rated completion is not ranked
-    assert json.loads(man.read_text())["extra"]["completions_not_ranked"] == {"empty_response": 1, "no_numeric_rating": 2}
+    assert json.loads(man.read_text())["extra"]["completions_not_ranked"] == {
+        "empty_response": 1,
+        "no_numeric_rating": 2,
+    }
     assert all(Path(p).is_file() for p in pairs.image)
 
 

@@ -17,8 +17,14 @@ from mmalign.train.settings import DPOSettings
 def pairs(small_world, tmp_path_factory):
     _, scenes_path, images = small_world
     out = tmp_path_factory.mktemp("pairs")
-    build_pairset({"kind": "povid_analog"}, {"scenes": scenes_path, "images": images}, out / "pairs.parquet",
-                  out / "manifest.json", seed=0, world_config={"seed": 3})
+    build_pairset(
+        {"kind": "povid_analog"},
+        {"scenes": scenes_path, "images": images},
+        out / "pairs.parquet",
+        out / "manifest.json",
+        seed=0,
+        world_config={"seed": 3},
+    )
     return out / "pairs.parquet"
 
 
@@ -27,9 +33,17 @@ def test_dpo_step_changes_adapter_and_projector_and_logs_loss(tiny_model, pairs,
     from transformers import AutoModelForImageTextToText
 
     model_dir, _ = tiny_model
-    settings = DPOSettings(loss_type=loss_type, loss_weights=[1.0, 0.5] if len(loss_type) == 2 else None,
-                           learning_rate=0.05, projector_learning_rate=0.05, batch_size=8, max_pairs=16,
-                           lora_r=4, lora_alpha=8, logging_steps=1)
+    settings = DPOSettings(
+        loss_type=loss_type,
+        loss_weights=[1.0, 0.5] if len(loss_type) == 2 else None,
+        learning_rate=0.05,
+        projector_learning_rate=0.05,
+        batch_size=8,
+        max_pairs=16,
+        lora_r=4,
+        lora_alpha=8,
+        logging_steps=1,
+    )
     metrics = train_dpo(model_dir, pairs, tmp_path, settings)
     assert metrics["steps"] == 2
     log = [json.loads(line) for line in open(tmp_path / "train_log.jsonl")]
@@ -40,8 +54,11 @@ def test_dpo_step_changes_adapter_and_projector_and_logs_loss(tiny_model, pairs,
     base = AutoModelForImageTextToText.from_pretrained(model_dir).state_dict()
     projector = {k: v for k, v in adapter.items() if "multi_modal_projector" in k}
     assert projector
-    changed = [not torch.allclose(v, base[k.replace("base_model.model.", "").replace(".modules_to_save.default", "")])
-               for k, v in projector.items() if k.replace("base_model.model.", "").replace(".modules_to_save.default", "") in base]
+    changed = [
+        not torch.allclose(v, base[k.replace("base_model.model.", "").replace(".modules_to_save.default", "")])
+        for k, v in projector.items()
+        if k.replace("base_model.model.", "").replace(".modules_to_save.default", "") in base
+    ]
     assert changed and any(changed)
 
 
@@ -52,8 +69,9 @@ def test_loss_weights_must_match_loss_types():
 
 def test_min_steps_repeats_a_small_pair_set_until_the_floor(tiny_model, pairs, tmp_path):
     model_dir, _ = tiny_model
-    settings = DPOSettings(loss_type=["sigmoid"], batch_size=8, max_pairs=12, min_steps=5, lora_r=4, lora_alpha=8,
-                           logging_steps=1)
+    settings = DPOSettings(
+        loss_type=["sigmoid"], batch_size=8, max_pairs=12, min_steps=5, lora_r=4, lora_alpha=8, logging_steps=1
+    )
     metrics = train_dpo(model_dir, pairs, tmp_path, settings)
     assert metrics["pairs"] == 12 and metrics["steps"] == 5  # 2 steps per pass over 12 pairs: 2.5 passes
     assert metrics["epochs_run"] == 2.5
@@ -61,8 +79,10 @@ def test_min_steps_repeats_a_small_pair_set_until_the_floor(tiny_model, pairs, t
     assert sum("loss" in e for e in log) == 5
 
 
-@pytest.mark.parametrize("rows, epochs, min_steps, expected", [
-    (12, 1.0, 0, 2), (12, 1.0, 5, 5), (12, 3.0, 5, 6), (3200, 1.0, 100, 400), (500, 1.0, 100, 100)])
+@pytest.mark.parametrize(
+    "rows, epochs, min_steps, expected",
+    [(12, 1.0, 0, 2), (12, 1.0, 5, 5), (12, 3.0, 5, 6), (3200, 1.0, 100, 400), (500, 1.0, 100, 100)],
+)
 def test_planned_steps_is_the_larger_of_the_epochs_and_the_floor(rows, epochs, min_steps, expected):
     from mmalign.train.dpo import planned_steps
 

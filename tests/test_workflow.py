@@ -42,9 +42,20 @@ def test_dry_run_plans_the_paper_study_without_network():
     out = run_snakemake("-n", "--configfile", "config/paper.yaml", "--quiet", "rules")
     assert out.returncode == 0, out.stderr
     rules = planned_rules(out.stdout + out.stderr)
-    assert {"download_model", "download_dataset", "build_pairs", "build_bdhs_pairs", "train", "evaluate",
-            "figure_pope", "paper_table", "claims_scorecard", "figure_size_series", "figure_beta_schedule",
-            "build_pairs_with_images"} <= rules
+    assert {
+        "download_model",
+        "download_dataset",
+        "build_pairs",
+        "build_bdhs_pairs",
+        "train",
+        "evaluate",
+        "figure_pope",
+        "paper_table",
+        "claims_scorecard",
+        "figure_size_series",
+        "figure_beta_schedule",
+        "build_pairs_with_images",
+    } <= rules
     assert "build_world" not in rules and "build_base_model" not in rules  # nothing synthetic in the paper study
 
 
@@ -52,13 +63,17 @@ def test_every_rule_has_a_log_and_a_conda_env():
     out = run_snakemake("--lint")
     text = out.stdout + out.stderr
     assert "Congratulations, your workflow is in a good condition" in text, text
-    rules = re.findall(r"^\s*rule (\w+):", "\n".join(p.read_text() for p in (REPO / "workflow/rules").glob("*.smk")), re.M)
+    rules = re.findall(
+        r"^\s*rule (\w+):", "\n".join(p.read_text() for p in (REPO / "workflow/rules").glob("*.smk")), re.M
+    )
     for path in (REPO / "workflow/rules").glob("*.smk"):
         for block in re.split(r"^\s*rule ", path.read_text(), flags=re.M)[1:]:  # rules may sit under an `if`
             name = block.split(":")[0]
             if name == "all":
                 continue
-            assert re.search(r"\n\s+log:", block) and re.search(r"\n\s+conda:", block), f"rule {name} lacks log: or conda:"
+            assert re.search(r"\n\s+log:", block) and re.search(r"\n\s+conda:", block), (
+                f"rule {name} lacks log: or conda:"
+            )
             env = re.search(r'conda:\n\s+"([^"]+)"', block).group(1)
             assert (path.parent / env).resolve().is_file(), f"rule {name}: env file {env} missing"
     assert len(rules) >= 9
@@ -75,12 +90,19 @@ def test_every_rule_has_a_log_and_a_conda_env():
         # a bad default is reported on every variant that inherits it
         ({"variant_defaults": {"beta": -1}}, "variants.dpo_bdhs_attn.beta': -1 is less than or equal to the minimum"),
         ({"report": {"columns": {"POPE": {"metrc": "f1"}}}}, "report.columns.POPE.metrc': unknown key"),
-        ({"report": {"tables": {"table2": {"rows": {"DPO": 3}}}}}, "report.tables.table2.rows.DPO': 3 is not of type 'string'"),
+        (
+            {"report": {"tables": {"table2": {"rows": {"DPO": 3}}}}},
+            "report.tables.table2.rows.DPO': 3 is not of type 'string'",
+        ),
         ({"pairsets": {"povid_5k": {"source": "povdi"}}}, "pairsets.povid_5k.source': no pair set named 'povdi'"),
-        ({"pairsets": {"povid_5k": {"source": "povid_n100"}, "povid_n100": {"source": "povid_5k"}}},
-         "pairsets.povid_5k.source': pair sets derive from each other in a cycle"),
-        ({"pairsets": {"vlfeedback_corrupted": {"corrupter": {"kind": "llm", "api_key": "sk-x"}}}},
-         "pairsets.vlfeedback_corrupted.corrupter.api_key': unknown key"),
+        (
+            {"pairsets": {"povid_5k": {"source": "povid_n100"}, "povid_n100": {"source": "povid_5k"}}},
+            "pairsets.povid_5k.source': pair sets derive from each other in a cycle",
+        ),
+        (
+            {"pairsets": {"vlfeedback_corrupted": {"corrupter": {"kind": "llm", "api_key": "sk-x"}}}},
+            "pairsets.vlfeedback_corrupted.corrupter.api_key': unknown key",
+        ),
     ],
 )
 def test_bad_config_stops_before_any_job_naming_the_key(tmp_path, edit, message):

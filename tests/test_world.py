@@ -84,7 +84,11 @@ def test_scene_round_trips_through_json():
 
 @pytest.mark.parametrize(
     "bad, key",
-    [({"shape_weights": (1.0,)}, "shape_weights"), ({"image_size": 50}, "image_size"), ({"max_objects": 12}, "max_objects")],
+    [
+        ({"shape_weights": (1.0,)}, "shape_weights"),
+        ({"image_size": 50}, "image_size"),
+        ({"max_objects": 12}, "max_objects"),
+    ],
 )
 def test_bad_world_settings_name_the_setting(bad, key):
     with pytest.raises(ValueError, match=key):

@@ -9,7 +9,13 @@ from snakemake.exceptions import WorkflowError
 LIBRARY_ROOT = Path(workflow.basedir) / "workflow" / "scripts"
 sys.path.insert(0, str(LIBRARY_ROOT))
 from mmalign.codehash import CodeVersions, job_entries  # noqa: E402
-from mmalign.config import ConfigError, apply_defaults, check_references, expand_sweeps, validate_config  # noqa: E402
+from mmalign.config import (
+    ConfigError,
+    apply_defaults,
+    check_references,
+    expand_sweeps,
+    validate_config,
+)  # noqa: E402
 from mmalign.hub import repo_type_of  # noqa: E402
 from mmalign.pairs.build import RULES as PAIRSET_RULES  # noqa: E402
 from mmalign.train import methods  # noqa: E402
@@ -42,7 +48,9 @@ def _alternatives(names):
 
 def pairsets_of(rule):
     """The pair sets built by one of the pair-set rules (mmalign.pairs.build.RULES maps a kind to its builder)."""
-    return [n for n, spec in config["pairsets"].items() if PAIRSET_RULES.get(spec["kind"], "build_pairs") == rule]
+    return [
+        n for n, spec in config["pairsets"].items() if PAIRSET_RULES.get(spec["kind"], "build_pairs") == rule
+    ]
 
 
 BDHS_PAIRSETS = pairsets_of("build_bdhs_pairs")
@@ -80,7 +88,9 @@ def final_outputs():
 RESOURCES = Path(workflow.basedir) / "workflow" / "resources"
 TABLES = list(config["report"].get("tables") or {})
 # Fig. 9 marks the noise levels N of the BDHS_noise pair sets this study builds
-NOISE_LEVELS = sorted({spec.get("noise_steps", 0) for spec in config["pairsets"].values() if spec["kind"] == "bdhs"} - {0})
+NOISE_LEVELS = sorted(
+    {spec.get("noise_steps", 0) for spec in config["pairsets"].values() if spec["kind"] == "bdhs"} - {0}
+)
 
 
 try:  # the claims must name columns this config defines: say so now, not after the whole study has run
@@ -160,8 +170,11 @@ WORLD_INPUTS = {"scenes": "results/world/scenes.jsonl", "images": "results/world
 def uses_world(pairset=None, benchmark=None, judge=None):
     """Whether a config entry (a pair set, benchmark or judge spec) plugs in the synthetic world through
     mmalign.registry: its jobs then read the world's scenes (and images)."""
-    return bool((pairset and registry.pairset_modules(pairset)) or (benchmark and registry.benchmark_modules(benchmark))
-                or (judge and registry.judge_modules(judge)))
+    return bool(
+        (pairset and registry.pairset_modules(pairset))
+        or (benchmark and registry.benchmark_modules(benchmark))
+        or (judge and registry.judge_modules(judge))
+    )
 
 
 def pair_inputs(wildcards):
@@ -219,8 +232,11 @@ def annotator_spec(wildcards):
 def train_inputs(wildcards):
     """A run's spec, the base model and its pair set; an online run whose annotator checks samples against the
     world's ground truth also reads the world's scenes."""
-    inputs = {"spec": f"results/runs/{wildcards.trained}/spec.json", "model": base_model_dir(),
-              "pairs": variant_pairs(wildcards)}
+    inputs = {
+        "spec": f"results/runs/{wildcards.trained}/spec.json",
+        "model": base_model_dir(),
+        "pairs": variant_pairs(wildcards),
+    }
     if uses_world(judge=annotator_spec(wildcards)):
         inputs["scenes"] = WORLD_INPUTS["scenes"]
     return inputs
@@ -261,7 +277,10 @@ def model_inputs(variant):
 
 def policy_inputs(wildcards):
     """model_inputs, the benchmark's items, and the judge's model when a local judge is downloaded."""
-    inputs = {**model_inputs(wildcards.variant), "items_jsonl": f"results/benchmarks/{wildcards.benchmark}/items.jsonl"}
+    inputs = {
+        **model_inputs(wildcards.variant),
+        "items_jsonl": f"results/benchmarks/{wildcards.benchmark}/items.jsonl",
+    }
     judge_model = judge_model_dir(wildcards.benchmark)
     if judge_model:
         inputs["judge_model"] = judge_model
@@ -270,8 +289,10 @@ def policy_inputs(wildcards):
 
 def suite_inputs(wildcards):
     """policy_inputs for every benchmark at once (evaluate_variant): items in BENCHMARKS order."""
-    inputs = {**model_inputs(wildcards.variant),
-              "benchmark_items": [f"results/benchmarks/{b}/items.jsonl" for b in BENCHMARKS]}
+    inputs = {
+        **model_inputs(wildcards.variant),
+        "benchmark_items": [f"results/benchmarks/{b}/items.jsonl" for b in BENCHMARKS],
+    }
     judge_models = sorted({judge_model_dir(b) for b in BENCHMARKS} - {None})
     if judge_models:
         inputs["judge_models"] = judge_models
@@ -280,11 +301,19 @@ def suite_inputs(wildcards):
 
 def suite_runs():
     """Per benchmark (BENCHMARKS order): its settings, its judge's settings and local model (evaluate_variant)."""
-    return {b: {"spec": dict(config["benchmarks"][b]), "judge_spec": judge_of(b) or None,
-                "judge_model_dir": judge_model_dir(b)} for b in BENCHMARKS}
+    return {
+        b: {
+            "spec": dict(config["benchmarks"][b]),
+            "judge_spec": judge_of(b) or None,
+            "judge_model_dir": judge_model_dir(b),
+        }
+        for b in BENCHMARKS
+    }
 
 
-JUDGMENT_CACHE = "results/judgments/cache.sqlite"  # raw judgments on (judge id, prompt hash), shared by all jobs
+JUDGMENT_CACHE = (
+    "results/judgments/cache.sqlite"  # raw judgments on (judge id, prompt hash), shared by all jobs
+)
 
 
 def judge_of(benchmark):

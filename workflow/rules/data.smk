@@ -7,16 +7,16 @@ rule build_world:
         scenes="results/world/scenes.jsonl",
         images=directory("results/world/images"),
         summary="results/world/summary.json",
+    log:
+        "logs/build_world.log",
+    cache: True
+    conda:
+        "../../envs/world.yaml"
+    threads: 1
     params:
         code=code_of("build_world"),
         world=config.get("world", {}),
         seed=config["seed"],
-    log:
-        "logs/build_world.log",
-    conda:
-        "../../envs/world.yaml"
-    cache: True
-    threads: 1
     script:
         "../scripts/build_world.py"
 
@@ -29,21 +29,21 @@ rule build_base_model:
     output:
         model=directory("resources/models/{model}"),
         metrics="results/base_model/{model}.json",
+    log:
+        "logs/build_base_model/{model}.log",
     wildcard_constraints:
         model=_alternatives(built_models()),
+    cache: True
+    conda:
+        "../../envs/train.yaml"
+    threads: 2
+    resources:
+        mem_mb=4000,
     params:
         code=code_of("build_base_model"),
         world=config.get("world", {}),
         build=config["base_model"].get("build", {}),
         seed=config["seed"],
-    log:
-        "logs/build_base_model/{model}.log",
-    conda:
-        "../../envs/train.yaml"
-    cache: True
-    threads: 2
-    resources:
-        mem_mb=4000,
     script:
         "../scripts/build_base_model.py"
 
@@ -52,17 +52,17 @@ rule download_model:
     """Download the base model from the Hugging Face Hub at a pinned revision (token from HF_TOKEN)."""
     output:
         dir=directory("resources/models/{model}"),
+    log:
+        "logs/download_model/{model}.log",
     wildcard_constraints:
         model=_alternatives(downloaded_models()),
+    cache: "omit-software"
+    conda:
+        "../../envs/download.yaml"
+    threads: 1
     params:
         code=code_of("download_model"),
         download=model_download,
-    log:
-        "logs/download_model/{model}.log",
-    conda:
-        "../../envs/download.yaml"
-    cache: "omit-software"
-    threads: 1
     script:
         "../scripts/download_hf.py"
 
@@ -71,17 +71,16 @@ rule download_dataset:
     """Download one dataset snapshot from the Hugging Face Hub at a pinned revision (token from HF_TOKEN)."""
     output:
         dir=directory("resources/datasets/{dataset}"),
+    log:
+        "logs/download_dataset/{dataset}.log",
     wildcard_constraints:
         dataset=_alternatives(dataset_names()),
+    cache: "omit-software"
+    conda:
+        "../../envs/download.yaml"
+    threads: 1
     params:
         code=code_of("download_dataset"),
         download=dataset_download,
-    log:
-        "logs/download_dataset/{dataset}.log",
-    conda:
-        "../../envs/download.yaml"
-    cache: "omit-software"
-    threads: 1
     script:
         "../scripts/download_hf.py"
-

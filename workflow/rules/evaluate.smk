@@ -4,6 +4,7 @@
 # benchmark, the paper study's choice: GPU jobs sized per benchmark) or per_variant (`evaluate_variant`, one job
 # per variant loading the policy once; the default study's choice). Both write the same files.
 
+
 rule benchmark_items:
     """Write one benchmark's items in the common schema: built from the world, or read from a download."""
     input:
@@ -12,16 +13,16 @@ rule benchmark_items:
         items_jsonl="results/benchmarks/{benchmark}/items.jsonl",
         images=directory("results/benchmarks/{benchmark}/images"),
         manifest="results/benchmarks/{benchmark}/manifest.json",
+    log:
+        "logs/benchmark_items/{benchmark}.log",
+    cache: True
+    conda:
+        "../../envs/eval.yaml"
+    threads: 1
     params:
         code=code_of("benchmark_items"),
         spec=settings_of("benchmarks"),
         seed=config["seed"],
-    log:
-        "logs/benchmark_items/{benchmark}.log",
-    conda:
-        "../../envs/eval.yaml"
-    cache: True
-    threads: 1
     script:
         "../scripts/benchmark_items.py"
 
@@ -30,19 +31,14 @@ if not EVAL_PER_VARIANT:
 
     rule evaluate:
         """Generate answers for one benchmark with one variant, keep them and every verdict, and score them (by the
-        benchmark's rule or its judge; raw judgments are also cached in results/judgments/cache.sqlite)."""
+        benchmark's rule or its judge; raw judgments are also cached in results/judgments/cache.sqlite).
+        """
         input:
             unpack(policy_inputs),
         output:
             predictions="results/eval/{variant}/{benchmark}/predictions.jsonl",
             judgments="results/eval/{variant}/{benchmark}/judgments.jsonl",
             metrics="results/eval/{variant}/{benchmark}/metrics.json",
-        params:
-            code=code_of("evaluate"),
-            spec=settings_of("benchmarks"),
-            judge=benchmark_judge,
-            judge_cache=JUDGMENT_CACHE,
-            seed=config["seed"],
         log:
             "logs/evaluate/{variant}/{benchmark}.log",
         benchmark:
@@ -52,6 +48,12 @@ if not EVAL_PER_VARIANT:
         threads: 1
         resources:
             mem_mb=2000,
+        params:
+            code=code_of("evaluate"),
+            spec=settings_of("benchmarks"),
+            judge=benchmark_judge,
+            judge_cache=JUDGMENT_CACHE,
+            seed=config["seed"],
         script:
             "../scripts/evaluate.py"
 
@@ -66,11 +68,6 @@ else:
             predictions=expand("results/eval/{{variant}}/{benchmark}/predictions.jsonl", benchmark=BENCHMARKS),
             judgments=expand("results/eval/{{variant}}/{benchmark}/judgments.jsonl", benchmark=BENCHMARKS),
             metrics=expand("results/eval/{{variant}}/{benchmark}/metrics.json", benchmark=BENCHMARKS),
-        params:
-            code=code_of("evaluate_variant"),
-            runs=suite_runs(),
-            judge_cache=JUDGMENT_CACHE,
-            seed=config["seed"],
         log:
             "logs/evaluate/{variant}.log",
         benchmark:
@@ -80,5 +77,10 @@ else:
         threads: 1
         resources:
             mem_mb=2000,
+        params:
+            code=code_of("evaluate_variant"),
+            runs=suite_runs(),
+            judge_cache=JUDGMENT_CACHE,
+            seed=config["seed"],
         script:
             "../scripts/evaluate_variant.py"

@@ -8,19 +8,19 @@ rule build_pairs:
     output:
         pairs="results/pairs/{pairset}/pairs.parquet",
         manifest="results/pairs/{pairset}/manifest.json",
+    log:
+        "logs/build_pairs/{pairset}.log",
     wildcard_constraints:
         pairset=_alternatives(pairsets_of("build_pairs")),
+    cache: True
+    conda:
+        "../../envs/pairs.yaml"
+    threads: 1
     params:
         code=code_of("build_pairs"),
         spec=settings_of("pairsets"),
         world=config.get("world", {}),
         seed=config["seed"],
-    log:
-        "logs/build_pairs/{pairset}.log",
-    conda:
-        "../../envs/pairs.yaml"
-    cache: True
-    threads: 1
     script:
         "../scripts/build_pairs.py"
 
@@ -34,21 +34,21 @@ rule build_bdhs_pairs:
         pairs="results/pairs/{pairset}/pairs.parquet",
         manifest="results/pairs/{pairset}/manifest.json",
         stats="results/pairs/{pairset}/bdhs_iterations.jsonl",
-    wildcard_constraints:
-        pairset=_alternatives(pairsets_of("build_bdhs_pairs")),
-    params:
-        spec=settings_of("pairsets"),
-        seed=config["seed"],
-        code=code_of("build_bdhs_pairs"),
     log:
         "logs/build_bdhs_pairs/{pairset}.log",
     benchmark:
         "results/timing/build_bdhs_pairs/{pairset}.tsv"
+    wildcard_constraints:
+        pairset=_alternatives(pairsets_of("build_bdhs_pairs")),
     conda:
         "../../envs/train.yaml"
     threads: 2
     resources:
         mem_mb=4000,
+    params:
+        spec=settings_of("pairsets"),
+        seed=config["seed"],
+        code=code_of("build_bdhs_pairs"),
     script:
         "../scripts/build_bdhs_pairs.py"
 
@@ -62,22 +62,22 @@ rule build_analog_pairs:
     output:
         pairs="results/pairs/{pairset}/pairs.parquet",
         manifest="results/pairs/{pairset}/manifest.json",
-    wildcard_constraints:
-        pairset=_alternatives(pairsets_of("build_analog_pairs")),
-    params:
-        spec=settings_of("pairsets"),
-        world=config.get("world", {}),
-        seed=config["seed"],
-        code=code_of("build_analog_pairs"),
     log:
         "logs/build_analog_pairs/{pairset}.log",
     benchmark:
         "results/timing/build_analog_pairs/{pairset}.tsv"
+    wildcard_constraints:
+        pairset=_alternatives(pairsets_of("build_analog_pairs")),
     conda:
         "../../envs/train.yaml"
     threads: 2
     resources:
         mem_mb=4000,
+    params:
+        spec=settings_of("pairsets"),
+        world=config.get("world", {}),
+        seed=config["seed"],
+        code=code_of("build_analog_pairs"),
     script:
         "../scripts/build_analog_pairs.py"
 
@@ -90,18 +90,18 @@ rule build_pairs_with_images:
         pairs="results/pairs/{pairset}/pairs.parquet",
         manifest="results/pairs/{pairset}/manifest.json",
         images=directory("results/pairs/{pairset}/images"),
+    log:
+        "logs/build_pairs_with_images/{pairset}.log",
     wildcard_constraints:
         pairset=_alternatives(pairsets_of("build_pairs_with_images")),
+    cache: True
+    conda:
+        "../../envs/pairs.yaml"
+    threads: 1
     params:
         code=code_of("build_pairs_with_images"),
         spec=settings_of("pairsets"),
         world=config.get("world", {}),
         seed=config["seed"],
-    log:
-        "logs/build_pairs_with_images/{pairset}.log",
-    conda:
-        "../../envs/pairs.yaml"
-    cache: True
-    threads: 1
     script:
         "../scripts/build_pairs.py"

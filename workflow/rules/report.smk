@@ -11,14 +11,14 @@ rule aggregate_metrics:
             caption="../report/metrics.rst",
             category="Tables",
         ),
-    params:
-        code=code_of("aggregate_metrics"),
     log:
         "logs/aggregate_metrics.log",
+    localrule: True
     conda:
         "../../envs/report.yaml"
-    localrule: True
     threads: 1
+    params:
+        code=code_of("aggregate_metrics"),
     script:
         "../scripts/aggregate_metrics.py"
 
@@ -35,15 +35,15 @@ rule figure_pope:
             labels={"figure": "POPE by split"},
         ),
         svg="results/figures/pope.svg",
+    log:
+        "logs/figure_pope.log",
+    localrule: True
+    conda:
+        "../../envs/report.yaml"
+    threads: 1
     params:
         code=code_of("figure_pope"),
         figure=config["report"]["pope_figure"],
-    log:
-        "logs/figure_pope.log",
-    conda:
-        "../../envs/report.yaml"
-    localrule: True
-    threads: 1
     script:
         "../scripts/figure_pope.py"
 
@@ -60,15 +60,15 @@ rule figure_bdhs_iterations:
             labels={"figure": "BDHS iterations (Fig. 10)"},
         ),
         svg="results/figures/bdhs_iterations.svg",
+    log:
+        "logs/figure_bdhs_iterations.log",
+    localrule: True
+    conda:
+        "../../envs/report.yaml"
+    threads: 1
     params:
         labels=BDHS_PAIRSETS,
         code=code_of("figure_bdhs_iterations"),
-    log:
-        "logs/figure_bdhs_iterations.log",
-    conda:
-        "../../envs/report.yaml"
-    localrule: True
-    threads: 1
     script:
         "../scripts/figure_bdhs_iterations.py"
 
@@ -100,18 +100,18 @@ rule paper_table:
             labels={"type": "chart"},
         ),
         svg="results/figures/tables/{table}.svg",
+    log:
+        "logs/paper_table/{table}.log",
     wildcard_constraints:
         table=_alternatives(TABLES),
+    localrule: True
+    conda:
+        "../../envs/report.yaml"
+    threads: 1
     params:
         table=lambda w: dict(config["report"]["tables"][w.table]),
         columns=REPORT_COLUMNS,
         code=code_of("paper_table"),
-    log:
-        "logs/paper_table/{table}.log",
-    conda:
-        "../../envs/report.yaml"
-    localrule: True
-    threads: 1
     script:
         "../scripts/paper_table.py"
 
@@ -131,16 +131,16 @@ rule claims_scorecard:
             labels={"table": "claims scorecard", "type": "numbers"},
         ),
         md="results/tables/claims.md",
+    log:
+        "logs/claims_scorecard.log",
+    localrule: True
+    conda:
+        "../../envs/report.yaml"
+    threads: 1
     params:
         columns=REPORT_COLUMNS,
         study=config["study"],
         code=code_of("claims_scorecard"),
-    log:
-        "logs/claims_scorecard.log",
-    conda:
-        "../../envs/report.yaml"
-    localrule: True
-    threads: 1
     script:
         "../scripts/claims_scorecard.py"
 
@@ -158,15 +158,15 @@ rule figure_size_series:
         ),
         svg="results/figures/size_series.svg",
         csv="results/tables/size_series.csv",
+    log:
+        "logs/figure_size_series.log",
+    localrule: True
+    conda:
+        "../../envs/report.yaml"
+    threads: 1
     params:
         series=config["report"].get("size_series"),
         code=code_of("figure_size_series"),
-    log:
-        "logs/figure_size_series.log",
-    conda:
-        "../../envs/report.yaml"
-    localrule: True
-    threads: 1
     script:
         "../scripts/figure_size_series.py"
 
@@ -175,14 +175,14 @@ rule beta_schedule:
     """The diffusion noise schedule BDHS_noise uses (mmalign.bdhs.beta_schedule), as a table for Fig. 9."""
     output:
         "results/tables/beta_schedule.csv",
-    params:
-        code=code_of("beta_schedule"),
     log:
         "logs/beta_schedule.log",
+    localrule: True
     conda:
         "../../envs/train.yaml"
-    localrule: True
     threads: 1
+    params:
+        code=code_of("beta_schedule"),
     script:
         "../scripts/beta_schedule.py"
 
@@ -199,14 +199,14 @@ rule figure_beta_schedule:
             labels={"figure": "Fig. 9: beta schedule"},
         ),
         svg="results/figures/beta_schedule.svg",
+    log:
+        "logs/figure_beta_schedule.log",
+    localrule: True
+    conda:
+        "../../envs/report.yaml"
+    threads: 1
     params:
         noise_levels=NOISE_LEVELS,
         code=code_of("figure_beta_schedule"),
-    log:
-        "logs/figure_beta_schedule.log",
-    conda:
-        "../../envs/report.yaml"
-    localrule: True
-    threads: 1
     script:
         "../scripts/figure_beta_schedule.py"

@@ -6,15 +6,15 @@ rule variant_spec:
     when) it changes."""
     output:
         spec="results/runs/{trained}/spec.json",
+    log:
+        "logs/variant_spec/{trained}.log",
+    localrule: True
+    conda:
+        "../../envs/pairs.yaml"
+    threads: 1
     params:
         spec=variant_spec,
         code=code_of("variant_spec"),
-    log:
-        "logs/variant_spec/{trained}.log",
-    conda:
-        "../../envs/pairs.yaml"
-    localrule: True
-    threads: 1
     script:
         "../scripts/variant_spec.py"
 
@@ -30,10 +30,6 @@ rule train:
         adapter=directory("results/runs/{trained}/adapter"),
         log_jsonl="results/runs/{trained}/train_log.jsonl",
         metrics="results/runs/{trained}/train_metrics.json",
-    params:
-        code=code_of("train"),
-        judge=annotator_spec,
-        judge_cache=JUDGMENT_CACHE,
     log:
         "logs/train/{trained}.log",
     benchmark:
@@ -43,5 +39,9 @@ rule train:
     threads: 2
     resources:
         mem_mb=4000,
+    params:
+        code=code_of("train"),
+        judge=annotator_spec,
+        judge_cache=JUDGMENT_CACHE,
     script:
         "../scripts/train_variant.py"

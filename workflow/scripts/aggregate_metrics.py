@@ -2,8 +2,8 @@
 
 from mmalign.runlog import to_file
 
-to_file(snakemake.log[0])  # noqa: F821
+to_file(snakemake.log[0])
 
-from mmalign.report.metrics import aggregate  # noqa: E402
+from mmalign.report.metrics import aggregate
 
-aggregate(list(snakemake.input), snakemake.output[0])  # noqa: F821
+aggregate(list(snakemake.input), snakemake.output[0])

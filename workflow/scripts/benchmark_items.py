@@ -2,15 +2,15 @@
 
 from mmalign.runlog import to_file
 
-to_file(snakemake.log[0])  # noqa: F821
+to_file(snakemake.log[0])
 
-from mmalign.evaluate.items import build_items  # noqa: E402
+from mmalign.evaluate.items import build_items
 
 build_items(
-    spec=snakemake.params.spec,  # noqa: F821
-    inputs=dict(snakemake.input.items()),  # noqa: F821
-    items_path=snakemake.output.items_jsonl,  # noqa: F821
-    images_dir=snakemake.output.images,  # noqa: F821
-    manifest_path=snakemake.output.manifest,  # noqa: F821
-    seed=snakemake.params.seed,  # noqa: F821
+    spec=snakemake.params.spec,
+    inputs=dict(snakemake.input.items()),
+    items_path=snakemake.output.items_jsonl,
+    images_dir=snakemake.output.images,
+    manifest_path=snakemake.output.manifest,
+    seed=snakemake.params.seed,
 )

@@ -2,19 +2,19 @@
 
 from mmalign.runlog import to_file
 
-to_file(snakemake.log[0], snakemake.threads)  # noqa: F821
+to_file(snakemake.log[0], snakemake.threads)
 
-from mmalign import registry  # noqa: E402
+from mmalign import registry
 
-spec = snakemake.params.spec  # noqa: F821
+spec = snakemake.params.spec
 builder = registry.load(registry.PAIRSET_KINDS[spec["kind"]])  # the kind's module (mmalign.synthetic.analogs)
 builder.build_analog_pairset(
     spec=spec,
-    scenes_path=snakemake.input.scenes,  # noqa: F821
-    images_dir=snakemake.input.images,  # noqa: F821
-    model_dir=snakemake.input.model,  # noqa: F821
-    pairs_path=snakemake.output.pairs,  # noqa: F821
-    manifest_path=snakemake.output.manifest,  # noqa: F821
-    seed=snakemake.params.seed,  # noqa: F821
-    world_config=snakemake.params.world,  # noqa: F821
+    scenes_path=snakemake.input.scenes,
+    images_dir=snakemake.input.images,
+    model_dir=snakemake.input.model,
+    pairs_path=snakemake.output.pairs,
+    manifest_path=snakemake.output.manifest,
+    seed=snakemake.params.seed,
+    world_config=snakemake.params.world,
 )

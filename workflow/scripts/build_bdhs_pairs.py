@@ -2,20 +2,20 @@
 
 from mmalign.runlog import to_file
 
-to_file(snakemake.log[0], snakemake.threads)  # noqa: F821
+to_file(snakemake.log[0], snakemake.threads)
 
-from mmalign.gpus import require_requested_gpus  # noqa: E402
+from mmalign.gpus import require_requested_gpus
 
-require_requested_gpus(dict(snakemake.resources.items()))  # noqa: F821  (a GPU request without a GPU stops here)
+require_requested_gpus(dict(snakemake.resources.items()))  # a GPU request without a GPU stops here
 
-from mmalign.pairs.bdhs import build_bdhs_pairset  # noqa: E402
+from mmalign.pairs.bdhs import build_bdhs_pairset
 
 build_bdhs_pairset(
-    source_pairs=snakemake.input.source,  # noqa: F821
-    model_dir=snakemake.input.model,  # noqa: F821
-    spec=snakemake.params.spec,  # noqa: F821
-    pairs_path=snakemake.output.pairs,  # noqa: F821
-    manifest_path=snakemake.output.manifest,  # noqa: F821
-    stats_path=snakemake.output.stats,  # noqa: F821
-    seed=snakemake.params.seed,  # noqa: F821
+    source_pairs=snakemake.input.source,
+    model_dir=snakemake.input.model,
+    spec=snakemake.params.spec,
+    pairs_path=snakemake.output.pairs,
+    manifest_path=snakemake.output.manifest,
+    stats_path=snakemake.output.stats,
+    seed=snakemake.params.seed,
 )

@@ -2,17 +2,17 @@
 
 from mmalign.runlog import to_file
 
-to_file(snakemake.log[0])  # noqa: F821
+to_file(snakemake.log[0])
 
-from mmalign.pairs.build import build_pairset  # noqa: E402
+from mmalign.pairs.build import build_pairset
 
 build_pairset(
-    spec=snakemake.params.spec,  # noqa: F821
-    inputs=dict(snakemake.input.items()),  # noqa: F821
-    pairs_path=snakemake.output.pairs,  # noqa: F821
-    manifest_path=snakemake.output.manifest,  # noqa: F821
-    seed=snakemake.params.seed,  # noqa: F821
-    world_config=snakemake.params.world,  # noqa: F821
-    name=snakemake.wildcards.pairset,  # noqa: F821
-    outputs=dict(snakemake.output.items()),  # noqa: F821
+    spec=snakemake.params.spec,
+    inputs=dict(snakemake.input.items()),
+    pairs_path=snakemake.output.pairs,
+    manifest_path=snakemake.output.manifest,
+    seed=snakemake.params.seed,
+    world_config=snakemake.params.world,
+    name=snakemake.wildcards.pairset,
+    outputs=dict(snakemake.output.items()),
 )

@@ -2,26 +2,26 @@
 
 from mmalign.runlog import to_file
 
-to_file(snakemake.log[0], snakemake.threads)  # noqa: F821
+to_file(snakemake.log[0], snakemake.threads)
 
-from mmalign.gpus import require_requested_gpus  # noqa: E402
+from mmalign.gpus import require_requested_gpus
 
-require_requested_gpus(dict(snakemake.resources.items()))  # noqa: F821  (a GPU request without a GPU stops here)
+require_requested_gpus(dict(snakemake.resources.items()))  # a GPU request without a GPU stops here
 
-from mmalign.evaluate.run import evaluate  # noqa: E402
+from mmalign.evaluate.run import evaluate
 
 evaluate(
-    variant=snakemake.wildcards.variant,  # noqa: F821
-    benchmark=snakemake.wildcards.benchmark,  # noqa: F821
-    spec=snakemake.params.spec,  # noqa: F821
-    model_dir=snakemake.input.model,  # noqa: F821
-    adapter_dir=snakemake.input.get("adapter"),  # noqa: F821
-    items_path=snakemake.input.items_jsonl,  # noqa: F821
-    out_predictions=snakemake.output.predictions,  # noqa: F821
-    out_judgments=snakemake.output.judgments,  # noqa: F821
-    out_metrics=snakemake.output.metrics,  # noqa: F821
-    seed=snakemake.params.seed,  # noqa: F821
-    judge_spec=snakemake.params.judge or None,  # noqa: F821
-    judge_cache=snakemake.params.judge_cache,  # noqa: F821
-    judge_model_dir=snakemake.input.get("judge_model"),  # noqa: F821
+    variant=snakemake.wildcards.variant,
+    benchmark=snakemake.wildcards.benchmark,
+    spec=snakemake.params.spec,
+    model_dir=snakemake.input.model,
+    adapter_dir=snakemake.input.get("adapter"),
+    items_path=snakemake.input.items_jsonl,
+    out_predictions=snakemake.output.predictions,
+    out_judgments=snakemake.output.judgments,
+    out_metrics=snakemake.output.metrics,
+    seed=snakemake.params.seed,
+    judge_spec=snakemake.params.judge or None,
+    judge_cache=snakemake.params.judge_cache,
+    judge_model_dir=snakemake.input.get("judge_model"),
 )

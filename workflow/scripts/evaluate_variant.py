@@ -2,27 +2,36 @@
 
 from mmalign.runlog import to_file
 
-to_file(snakemake.log[0], snakemake.threads)  # noqa: F821
+to_file(snakemake.log[0], snakemake.threads)
 
-from mmalign.gpus import require_requested_gpus  # noqa: E402
+from mmalign.gpus import require_requested_gpus
 
-require_requested_gpus(dict(snakemake.resources.items()))  # noqa: F821  (a GPU request without a GPU stops here)
+require_requested_gpus(dict(snakemake.resources.items()))  # a GPU request without a GPU stops here
 
-from mmalign.evaluate.run import evaluate_suite  # noqa: E402
+from mmalign.evaluate.run import evaluate_suite
 
-out = snakemake.output  # noqa: F821
+out = snakemake.output
 runs = {
-    benchmark: {**run, "items_path": items, "out_predictions": predictions, "out_judgments": judgments,
-                "out_metrics": metrics}
+    benchmark: {
+        **run,
+        "items_path": items,
+        "out_predictions": predictions,
+        "out_judgments": judgments,
+        "out_metrics": metrics,
+    }
     for (benchmark, run), items, predictions, judgments, metrics in zip(
-        snakemake.params.runs.items(), snakemake.input.benchmark_items, out.predictions, out.judgments, out.metrics  # noqa: F821
+        snakemake.params.runs.items(),
+        snakemake.input.benchmark_items,
+        out.predictions,
+        out.judgments,
+        out.metrics,
     )
 }
 evaluate_suite(
-    variant=snakemake.wildcards.variant,  # noqa: F821
+    variant=snakemake.wildcards.variant,
     runs=runs,
-    model_dir=snakemake.input.model,  # noqa: F821
-    adapter_dir=snakemake.input.get("adapter"),  # noqa: F821
-    seed=snakemake.params.seed,  # noqa: F821
-    judge_cache=snakemake.params.judge_cache,  # noqa: F821
+    model_dir=snakemake.input.model,
+    adapter_dir=snakemake.input.get("adapter"),
+    seed=snakemake.params.seed,
+    judge_cache=snakemake.params.judge_cache,
 )

@@ -2,8 +2,8 @@
 
 from mmalign.runlog import to_file
 
-to_file(snakemake.log[0])  # noqa: F821
+to_file(snakemake.log[0])
 
-from mmalign.report.figures import plot_bdhs_iterations  # noqa: E402
+from mmalign.report.figures import plot_bdhs_iterations
 
-plot_bdhs_iterations(list(snakemake.input), snakemake.params.labels, snakemake.output.png, snakemake.output.svg)  # noqa: F821
+plot_bdhs_iterations(list(snakemake.input), snakemake.params.labels, snakemake.output.png, snakemake.output.svg)

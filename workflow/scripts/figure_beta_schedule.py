@@ -2,8 +2,8 @@
 
 from mmalign.runlog import to_file
 
-to_file(snakemake.log[0])  # noqa: F821
+to_file(snakemake.log[0])
 
-from mmalign.report.figures import plot_beta_schedule  # noqa: E402
+from mmalign.report.figures import plot_beta_schedule
 
-plot_beta_schedule(snakemake.input[0], snakemake.params.noise_levels, snakemake.output.png, snakemake.output.svg)  # noqa: F821
+plot_beta_schedule(snakemake.input[0], snakemake.params.noise_levels, snakemake.output.png, snakemake.output.svg)

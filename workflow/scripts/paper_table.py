@@ -4,14 +4,14 @@ import logging
 
 from mmalign.runlog import to_file
 
-to_file(snakemake.log[0])  # noqa: F821
+to_file(snakemake.log[0])
 
-from mmalign.report.figures import plot_table  # noqa: E402
-from mmalign.report.tables import write_table  # noqa: E402
+from mmalign.report.figures import plot_table
+from mmalign.report.tables import write_table
 
-published = list(snakemake.input.published)  # noqa: F821  (empty unless report.compare_with_paper)
+published = list(snakemake.input.published)  # empty unless report.compare_with_paper
 published = published[0] if published else None
-name, table, columns = snakemake.wildcards.table, snakemake.params.table, snakemake.params.columns  # noqa: F821
-write_table(snakemake.input.metrics, name, table, columns, snakemake.output.csv, snakemake.output.md, published)  # noqa: F821
-drawn = plot_table(snakemake.input.metrics, name, table, columns, snakemake.output.png, snakemake.output.svg, published)  # noqa: F821
+name, table, columns = snakemake.wildcards.table, snakemake.params.table, snakemake.params.columns
+write_table(snakemake.input.metrics, name, table, columns, snakemake.output.csv, snakemake.output.md, published)
+drawn = plot_table(snakemake.input.metrics, name, table, columns, snakemake.output.png, snakemake.output.svg, published)
 logging.info("columns with numbers in this study: %s", drawn or "none")

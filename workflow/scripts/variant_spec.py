@@ -2,9 +2,9 @@
 
 from mmalign.runlog import to_file
 
-to_file(snakemake.log[0])  # noqa: F821
+to_file(snakemake.log[0])
 
-from mmalign.schema import write_json  # noqa: E402
-from mmalign.train.settings import resolved_spec  # noqa: E402
+from mmalign.schema import write_json
+from mmalign.train.settings import resolved_spec
 
-write_json(resolved_spec(snakemake.params.spec), snakemake.output.spec)  # noqa: F821
+write_json(resolved_spec(snakemake.params.spec), snakemake.output.spec)

@@ -124,7 +124,7 @@ def example_generator(seed: int, example_id: str, iteration: int) -> torch.Gener
 
 def image_token_id(model) -> int:
     config = model.config
-    return getattr(config, "image_token_id", None) or getattr(config, "image_token_index")
+    return getattr(config, "image_token_id", None) or config.image_token_index
 
 
 def restrict(batch, rows: list[int], keys: list[tuple[str, int]], settings: BDHSSettings, image_token: int):
@@ -175,7 +175,9 @@ def sentence_cuts(example: Example, iteration: int, settings: BDHSSettings) -> l
     return [(" ".join(sentences[:j]), cut_sentence(s, rng, settings.yes_no_swap_prob)) for j, s in enumerate(sentences)]
 
 
-def guided_pass(model, processor, pending: list[Example], iteration: int, settings: BDHSSettings, progress=None) -> list[str]:
+def guided_pass(
+    model, processor, pending: list[Example], iteration: int, settings: BDHSSettings, progress=None
+) -> list[str]:
     """One reference-guided generation for every pending example, all sentences in one batched pass."""
     images, prompts, prefixes, keys, owners, cuts = [], [], [], [], [], []
     for n, ex in enumerate(pending):
@@ -187,22 +189,41 @@ def guided_pass(model, processor, pending: list[Example], iteration: int, settin
             owners.append(n)
             cuts.append(cut)
     token = image_token_id(model)
-    continuations = generate(model, processor, images, prompts, assistant_prefixes=prefixes,
-                             max_new_tokens=settings.sentence_max_new_tokens, batch_size=settings.batch_size,
-                             seed=settings.seed, stop_strings=["."], progress=progress,
-                             transform=lambda batch, rows: restrict(batch, rows, keys, settings, token))
+    continuations = generate(
+        model,
+        processor,
+        images,
+        prompts,
+        assistant_prefixes=prefixes,
+        max_new_tokens=settings.sentence_max_new_tokens,
+        batch_size=settings.batch_size,
+        seed=settings.seed,
+        stop_strings=["."],
+        progress=progress,
+        transform=lambda batch, rows: restrict(batch, rows, keys, settings, token),
+    )
     answers = [[] for _ in pending]
     for owner, cut, cont in zip(owners, cuts, continuations):
         answers[owner].append(f"{cut} {_first_sentence(cont)}".strip())
     return [" ".join(parts) for parts in answers]
 
 
-def unguided_pass(model, processor, pending: list[Example], iteration: int, settings: BDHSSettings, progress=None) -> list[str]:
+def unguided_pass(
+    model, processor, pending: list[Example], iteration: int, settings: BDHSSettings, progress=None
+) -> list[str]:
     token = image_token_id(model)
     keys = [(ex.id, iteration) for ex in pending]
-    return generate(model, processor, [ex.image for ex in pending], [ex.prompt for ex in pending],
-                    max_new_tokens=settings.full_max_new_tokens, batch_size=settings.batch_size, seed=settings.seed,
-                    progress=progress, transform=lambda batch, rows: restrict(batch, rows, keys, settings, token))
+    return generate(
+        model,
+        processor,
+        [ex.image for ex in pending],
+        [ex.prompt for ex in pending],
+        max_new_tokens=settings.full_max_new_tokens,
+        batch_size=settings.batch_size,
+        seed=settings.seed,
+        progress=progress,
+        transform=lambda batch, rows: restrict(batch, rows, keys, settings, token),
+    )
 
 
 # ------------------------------------------------------------------------------ the whole loop

@@ -86,8 +86,12 @@ def validate_config(config: dict, schema_path: str | Path) -> None:
 
 def check_references(config: dict) -> None:
     """Names that point at other config entries must exist; what a method or kind needs must be there."""
-    problems = [*_variant_problems(config), *_pairset_problems(config), *_benchmark_problems(config),
-                *_judge_problems(config)]
+    problems = [
+        *_variant_problems(config),
+        *_pairset_problems(config),
+        *_benchmark_problems(config),
+        *_judge_problems(config),
+    ]
     downloads = config.get("downloads", {})
     base = config["base_model"]
     if "build" in base and "world" not in config:
@@ -111,16 +115,24 @@ def _variant_problems(config: dict) -> list[str]:
         method = methods.get(variant["method"])
         rejected = variant.get("rejected", methods.DEFAULT_REJECTED)
         if method.annotator and variant.get("annotator") not in judges:
-            problems.append(f"config key 'variants.{name}.annotator': {method.name} needs a judges entry, "
-                            f"got {variant.get('annotator')!r}")
+            problems.append(
+                f"config key 'variants.{name}.annotator': {method.name} needs a judges entry, "
+                f"got {variant.get('annotator')!r}"
+            )
         if method.policy_rejected and rejected == methods.DEFAULT_REJECTED:
-            problems.append(f"config key 'variants.{name}.rejected': {method.name} trains on a policy-derived "
-                            "rejected answer: use 'policy' (it alone) or 'both' (with the pair set's rejected "
-                            "answer, Avg-DPO)")
-        elif rejected != methods.DEFAULT_REJECTED and not method.policy_rejected \
-                and pairsets.get(variant["pairset"], {}).get("kind") != "bdhs":
-            problems.append(f"config key 'variants.{name}.rejected': a policy-derived rejected answer needs a bdhs "
-                            "pair set")
+            problems.append(
+                f"config key 'variants.{name}.rejected': {method.name} trains on a policy-derived "
+                "rejected answer: use 'policy' (it alone) or 'both' (with the pair set's rejected "
+                "answer, Avg-DPO)"
+            )
+        elif (
+            rejected != methods.DEFAULT_REJECTED
+            and not method.policy_rejected
+            and pairsets.get(variant["pairset"], {}).get("kind") != "bdhs"
+        ):
+            problems.append(
+                f"config key 'variants.{name}.rejected': a policy-derived rejected answer needs a bdhs pair set"
+            )
     return problems
 
 
@@ -149,15 +161,20 @@ def _pairset_problems(config: dict) -> list[str]:
             elif _has_cycle(name, pairsets):
                 problems.append(f"config key 'pairsets.{name}.source': pair sets derive from each other in a cycle")
             if "prompts_from" in spec and spec["prompts_from"] not in pairsets:
-                problems.append(f"config key 'pairsets.{name}.prompts_from': no pair set named {spec['prompts_from']!r}")
+                problems.append(
+                    f"config key 'pairsets.{name}.prompts_from': no pair set named {spec['prompts_from']!r}"
+                )
         if kind == "corrupted":
             corrupter = (spec.get("corrupter") or {}).get("kind")
             if corrupter is None:
-                problems.append(f"config key 'pairsets.{name}.corrupter': a corrupted pair set needs a corrupter "
-                                "({kind: llm, ...}, or {kind: prior} in the synthetic world)")
+                problems.append(
+                    f"config key 'pairsets.{name}.corrupter': a corrupted pair set needs a corrupter "
+                    "({kind: llm, ...}, or {kind: prior} in the synthetic world)"
+                )
             elif corrupter in registry.CORRUPTER_KINDS and "world" not in config:
-                problems.append(f"config key 'pairsets.{name}.corrupter.kind': the {corrupter} corrupter needs a "
-                                "'world' section")
+                problems.append(
+                    f"config key 'pairsets.{name}.corrupter.kind': the {corrupter} corrupter needs a 'world' section"
+                )
     return problems
 
 
@@ -166,11 +183,17 @@ def _benchmark_problems(config: dict) -> list[str]:
     downloads = config.get("downloads", {})
     for name, spec in config["benchmarks"].items():
         if spec.get("annotations") and spec["annotations"] not in downloads:
-            problems.append(f"config key 'benchmarks.{name}.annotations': no downloads entry named {spec['annotations']!r}")
+            problems.append(
+                f"config key 'benchmarks.{name}.annotations': no downloads entry named {spec['annotations']!r}"
+            )
         if spec["source"] == "download" and spec.get("download") not in downloads:
-            problems.append(f"config key 'benchmarks.{name}.download': no downloads entry named {spec.get('download')!r}")
+            problems.append(
+                f"config key 'benchmarks.{name}.download': no downloads entry named {spec.get('download')!r}"
+            )
         if spec["source"] in registry.BENCHMARK_SOURCES and "world" not in config:
-            problems.append(f"config key 'benchmarks.{name}.source': {spec['source']} benchmarks need a 'world' section")
+            problems.append(
+                f"config key 'benchmarks.{name}.source': {spec['source']} benchmarks need a 'world' section"
+            )
     return problems
 
 

@@ -112,31 +112,48 @@ def fetch_snapshot(
         mirror_dir = Path(mirror)
         if not mirror_dir.is_dir():
             raise FileNotFoundError(f"{repo_type} {repo_id}: mirror directory {str(mirror_dir)!r} does not exist")
-        log.info("%s %s: copying from local mirror %s; revision %s is not verified there", repo_type, repo_id,
-                 mirror_dir, revision)
+        log.info(
+            "%s %s: copying from local mirror %s; revision %s is not verified there",
+            repo_type,
+            repo_id,
+            mirror_dir,
+            revision,
+        )
         _materialise(mirror_dir, out, allow_patterns)
         how = f"mirror {mirror_dir}"
     elif _offline():
         snapshot = snapshot_download(
-            repo_id=repo_id, revision=revision, repo_type=repo_type, cache_dir=cache, token=token,
-            allow_patterns=allow_patterns, local_files_only=True,
+            repo_id=repo_id,
+            revision=revision,
+            repo_type=repo_type,
+            cache_dir=cache,
+            token=token,
+            allow_patterns=allow_patterns,
+            local_files_only=True,
         )
         _materialise(Path(snapshot), out, allow_patterns)
         how = f"offline cache {snapshot}"
     else:
         snapshot_download(
-            repo_id=repo_id, revision=revision, repo_type=repo_type, cache_dir=cache, token=token,
-            allow_patterns=allow_patterns, local_dir=out,
+            repo_id=repo_id,
+            revision=revision,
+            repo_type=repo_type,
+            cache_dir=cache,
+            token=token,
+            allow_patterns=allow_patterns,
+            local_dir=out,
         )
         how = "hub download"
 
     files = _repo_files(out)
     if not files:
-        raise RuntimeError(f"{repo_type} {repo_id}@{revision}: no files fetched into {out} "
-                           f"(allow_patterns={allow_patterns!r})")
+        raise RuntimeError(
+            f"{repo_type} {repo_id}@{revision}: no files fetched into {out} (allow_patterns={allow_patterns!r})"
+        )
     total = sum((out / f).stat().st_size for f in files)
-    log.info("fetched %s %s@%s via %s -> %s: %d files, %d bytes", repo_type, repo_id, revision, how, out,
-             len(files), total)
+    log.info(
+        "fetched %s %s@%s via %s -> %s: %d files, %d bytes", repo_type, repo_id, revision, how, out, len(files), total
+    )
     return out
 
 

@@ -45,9 +45,22 @@ def stop_token_ids(tokenizer, stop_strings: list[str]) -> list[int]:
 
 
 @torch.no_grad()
-def generate(model, processor, images: list, prompts: list[str], *, assistant_prefixes: list[str] | None = None,
-             max_new_tokens: int = 64, batch_size: int = 32, do_sample: bool = False, temperature: float = 1.0,
-             seed: int = 0, progress: str | None = None, transform=None, stop_strings: list[str] | None = None) -> list[str]:
+def generate(
+    model,
+    processor,
+    images: list,
+    prompts: list[str],
+    *,
+    assistant_prefixes: list[str] | None = None,
+    max_new_tokens: int = 64,
+    batch_size: int = 32,
+    do_sample: bool = False,
+    temperature: float = 1.0,
+    seed: int = 0,
+    progress: str | None = None,
+    transform=None,
+    stop_strings: list[str] | None = None,
+) -> list[str]:
     """Answers to (image, prompt) pairs, generated in left-padded batches; returns decoded new text only.
 
     ``assistant_prefixes`` start each answer with given text (reference-guided generation);
@@ -58,15 +71,22 @@ def generate(model, processor, images: list, prompts: list[str], *, assistant_pr
     from transformers import set_seed
 
     set_seed(seed)
-    texts = [processor.apply_chat_template(user_message(p), add_generation_prompt=True, tokenize=False) for p in prompts]
+    texts = [
+        processor.apply_chat_template(user_message(p), add_generation_prompt=True, tokenize=False) for p in prompts
+    ]
     if assistant_prefixes is not None:
         texts = [f"{t} {prefix}".rstrip() for t, prefix in zip(texts, assistant_prefixes)]
     outputs: list[str] = []
     starts = range(0, len(texts), batch_size)
     for start in tqdm(starts, desc=progress or "generate", disable=progress is None, mininterval=5):
         rows = list(range(start, min(start + batch_size, len(texts))))
-        batch = processor(images=[images[i] for i in rows], text=[texts[i] for i in rows], padding=True,
-                          padding_side="left", return_tensors="pt")
+        batch = processor(
+            images=[images[i] for i in rows],
+            text=[texts[i] for i in rows],
+            padding=True,
+            padding_side="left",
+            return_tensors="pt",
+        )
         if transform is not None:
             batch = transform(batch, rows)
         kwargs = dict(max_new_tokens=max_new_tokens, do_sample=do_sample, pad_token_id=processor.tokenizer.pad_token_id)

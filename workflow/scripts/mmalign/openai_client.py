@@ -20,8 +20,16 @@ def from_environment(environ: Mapping[str, str], name: str, what: str, who: str,
     return value or None
 
 
-def openai_client(model_env: str, base_url_env: str, api_key_env: str, *, timeout_s: float, who: str,
-                  key_required: bool = False, environ: Mapping[str, str] | None = None):
+def openai_client(
+    model_env: str,
+    base_url_env: str,
+    api_key_env: str,
+    *,
+    timeout_s: float,
+    who: str,
+    key_required: bool = False,
+    environ: Mapping[str, str] | None = None,
+):
     """``(client, model name)`` for the endpoint the three environment variables name.
 
     ``key_required``: a hosted API needs a key; local servers ignore it, and the SDK then gets a placeholder.

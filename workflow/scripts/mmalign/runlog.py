@@ -8,9 +8,11 @@ import sys
 
 def to_file(path: str, threads: int | None = None) -> None:
     """Send stderr and logging to ``path``; cap torch's threads at the rule's ``threads``."""
-    stream = open(path, "a", buffering=1)
+    stream = open(path, "a", buffering=1)  # noqa: SIM115 (stays open: the job writes to it until it ends)
     sys.stderr = stream
-    logging.basicConfig(stream=stream, level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True)
+    logging.basicConfig(
+        stream=stream, level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True
+    )
     logging.captureWarnings(True)
     if threads:
         import torch

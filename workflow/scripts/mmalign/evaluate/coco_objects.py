@@ -13,9 +13,9 @@ import re
 
 SYNONYMS = {
     "person": "person girl boy man woman kid child chef baker people adult rider baby worker passenger biker "
-              "policeman cop officer lady cowboy bride groom guy traveler mother father gentleman pitcher player "
-              "skier snowboarder skater skateboarder surfer teenager student driver shopper soldier doctor "
-              "tourist catcher batter umpire",
+    "policeman cop officer lady cowboy bride groom guy traveler mother father gentleman pitcher player "
+    "skier snowboarder skater skateboarder surfer teenager student driver shopper soldier doctor "
+    "tourist catcher batter umpire",
     "bicycle": "bicycle bike unicycle minibike trike",
     "car": "car automobile van minivan sedan suv hatchback cab jeep coupe taxicab limo taxi",
     "motorcycle": "motorcycle scooter motorbike moped|motor bike|motor cycle|dirt bike",
@@ -24,14 +24,14 @@ SYNONYMS = {
     "train": "train locomotive tramway caboose",
     "truck": "truck pickup lorry firetruck|pickup truck|fire truck",
     "boat": "boat ship sailboat motorboat dinghy speedboat canoe yacht kayak catamaran ferry vessel rowboat "
-            "tugboat barge",
+    "tugboat barge",
     "traffic light": "streetlight stoplight|traffic light|street light|traffic signal|stop light",
     "fire hydrant": "hydrant|fire hydrant",
     "stop sign": "|stop sign",
     "parking meter": "|parking meter",
     "bench": "bench pew",
     "bird": "bird ostrich owl seagull goose duck parakeet falcon robin pelican heron hummingbird pigeon sparrow "
-            "gull swan flamingo parrot rooster crow raven turkey peacock",
+    "gull swan flamingo parrot rooster crow raven turkey peacock",
     "cat": "cat kitten feline kitty",
     "dog": "dog puppy pup beagle chihuahua dachshund terrier poodle labrador bulldog collie retriever husky hound",
     "horse": "horse colt pony stallion mare foal",
@@ -99,10 +99,27 @@ SYNONYMS = {
     "toothbrush": "toothbrush|tooth brush",
 }
 
-IRREGULAR = {"people": "person", "men": "man", "women": "woman", "children": "child", "knives": "knife",
-             "mice": "mouse", "geese": "goose", "oxen": "ox", "calves": "calf", "wolves": "wolf", "skis": "ski",
-             "buses": "bus", "glasses": "glass", "benches": "bench", "sandwiches": "sandwich", "boxes": "box",
-             "couches": "couch", "toothbrushes": "toothbrush", "scissors": "scissors"}
+IRREGULAR = {
+    "people": "person",
+    "men": "man",
+    "women": "woman",
+    "children": "child",
+    "knives": "knife",
+    "mice": "mouse",
+    "geese": "goose",
+    "oxen": "ox",
+    "calves": "calf",
+    "wolves": "wolf",
+    "skis": "ski",
+    "buses": "bus",
+    "glasses": "glass",
+    "benches": "bench",
+    "sandwiches": "sandwich",
+    "boxes": "box",
+    "couches": "couch",
+    "toothbrushes": "toothbrush",
+    "scissors": "scissors",
+}
 
 
 def _table() -> tuple[dict[str, str], dict[tuple[str, str], str]]:
@@ -137,7 +154,7 @@ def mentioned_objects(text: str) -> list[str]:
     tokens = [singular(t) for t in re.findall(r"[a-z]+", text.lower())]
     found, i = [], 0
     while i < len(tokens):
-        pair = tuple(tokens[i:i + 2])
+        pair = tuple(tokens[i : i + 2])
         if len(pair) == 2 and pair in PHRASES:
             found.append(PHRASES[pair])
             i += 2

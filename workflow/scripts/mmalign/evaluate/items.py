@@ -28,6 +28,7 @@ def build_items(spec: dict, inputs: dict, items_path, images_dir, manifest_path,
     if spec["kind"] == "pope":
         return pope_to_items(snapshot, Path(items_path), Path(images_dir), Path(manifest_path)).rows_kept
     if spec["kind"] in LOADERS:
-        return benchmark_to_items(spec["kind"], snapshot, Path(items_path), Path(images_dir), Path(manifest_path),
-                                  inputs.get("annotations")).rows_kept
+        return benchmark_to_items(
+            spec["kind"], snapshot, Path(items_path), Path(images_dir), Path(manifest_path), inputs.get("annotations")
+        ).rows_kept
     raise ValueError(f"benchmark kind {spec['kind']!r} has no loader for downloaded data yet")

@@ -54,8 +54,10 @@ def pope_to_items(snapshot_dir: Path, out_items: Path, images_dir: Path, manifes
     if not files:
         raise FileNotFoundError(f"{SOURCE}: no parquet files under {str(snapshot_dir)!r}")
     images_dir.mkdir(parents=True, exist_ok=True)
-    manifest = Manifest(source=SOURCE, extra={"snapshot_dir": str(snapshot_dir),
-                                              "files": [str(p.relative_to(snapshot_dir)) for p in files]})
+    manifest = Manifest(
+        source=SOURCE,
+        extra={"snapshot_dir": str(snapshot_dir), "files": [str(p.relative_to(snapshot_dir)) for p in files]},
+    )
     items, seen, ids = [], set(), Counter()
     written: dict[str, str] = {}  # image file name -> sha1 of the source bytes
     duplicates = 0
@@ -101,18 +103,36 @@ def pope_to_items(snapshot_dir: Path, out_items: Path, images_dir: Path, manifes
                     written[name] = digest
                 base = f"{SOURCE}-{subset}-{qid}"
                 ids[base] += 1
-                items.append({"id": base if ids[base] == 1 else f"{base}-{ids[base] - 1}",
-                              "image": str(images_dir / name), "question": question, "answer": answer,
-                              "subset": subset, "meta": {"question_id": row.get("question_id"),
-                                                         "image_source": source_name}})
+                items.append(
+                    {
+                        "id": base if ids[base] == 1 else f"{base}-{ids[base] - 1}",
+                        "image": str(images_dir / name),
+                        "question": question,
+                        "answer": answer,
+                        "subset": subset,
+                        "meta": {"question_id": row.get("question_id"), "image_source": source_name},
+                    }
+                )
     manifest.rows_kept = len(items)
-    manifest.extra.update(duplicates_skipped=duplicates, images_written=len(written),
-                          per_subset=dict(sorted(Counter(i["subset"] for i in items).items())))
+    manifest.extra.update(
+        duplicates_skipped=duplicates,
+        images_written=len(written),
+        per_subset=dict(sorted(Counter(i["subset"] for i in items).items())),
+    )
     if not items:
         raise ValueError(f"{SOURCE}: no usable rows in {snapshot_dir} (dropped {dict(manifest.dropped)})")
     write_items(items, out_items)
     Path(manifest_path).parent.mkdir(parents=True, exist_ok=True)
     manifest.write(manifest_path)
-    log.info("%s: %d items from %d rows in %d files (%d duplicates, dropped %s), %d images -> %s", SOURCE,
-             len(items), manifest.rows_read, len(files), duplicates, dict(manifest.dropped), len(written), out_items)
+    log.info(
+        "%s: %d items from %d rows in %d files (%d duplicates, dropped %s), %d images -> %s",
+        SOURCE,
+        len(items),
+        manifest.rows_read,
+        len(files),
+        duplicates,
+        dict(manifest.dropped),
+        len(written),
+        out_items,
+    )
     return manifest

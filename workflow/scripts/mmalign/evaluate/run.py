@@ -65,9 +65,22 @@ def usable_items(items: list[dict]) -> tuple[list[dict], dict[str, int]]:
     return kept, skipped
 
 
-def evaluate(variant: str, benchmark: str, spec: dict, model_dir, adapter_dir, items_path, out_predictions,
-             out_judgments, out_metrics, seed: int = 0, judge_spec: dict | None = None, judge_cache=None,
-             judge_model_dir=None, policy=None) -> dict:
+def evaluate(
+    variant: str,
+    benchmark: str,
+    spec: dict,
+    model_dir,
+    adapter_dir,
+    items_path,
+    out_predictions,
+    out_judgments,
+    out_metrics,
+    seed: int = 0,
+    judge_spec: dict | None = None,
+    judge_cache=None,
+    judge_model_dir=None,
+    policy=None,
+) -> dict:
     """`policy`: a (model, processor) the caller loaded and keeps (evaluate_suite); else loaded here and freed
     before a local judge model loads."""
     module = benchmarks.get(spec["kind"])
@@ -82,12 +95,22 @@ def evaluate(variant: str, benchmark: str, spec: dict, model_dir, adapter_dir, i
     prompts = [module.prompt(item, decoding["prompt_suffix"]) for item in items]
     images = [Image.open(item["image"]).convert("RGB") for item in items]
     start = time.time()
-    answers = generate(model, processor, images, prompts, max_new_tokens=decoding["max_new_tokens"],
-                       batch_size=decoding["batch_size"], seed=seed, progress=f"{variant}/{benchmark}")
+    answers = generate(
+        model,
+        processor,
+        images,
+        prompts,
+        max_new_tokens=decoding["max_new_tokens"],
+        batch_size=decoding["batch_size"],
+        seed=seed,
+        progress=f"{variant}/{benchmark}",
+    )
     seconds = time.time() - start
     with open(out_predictions, "w") as fh:
         for item, prompt, text in zip(items, prompts, answers):
-            fh.write(json.dumps({"id": item["id"], "subset": item["subset"], "prompt": prompt, "prediction": text}) + "\n")
+            fh.write(
+                json.dumps({"id": item["id"], "subset": item["subset"], "prompt": prompt, "prediction": text}) + "\n"
+            )
     del model  # our reference only: a policy loaded here is freed before a local judge model loads
     judge_start = time.time()
     judge = make_judge(judge_spec, judge_cache, model_dir=judge_model_dir) if module.JUDGED else None
@@ -114,18 +137,35 @@ def evaluate(variant: str, benchmark: str, spec: dict, model_dir, adapter_dir, i
         "adapter": str(adapter_dir) if adapter_dir else None,
     }
     write_json(result, out_metrics)
-    log.info("%s on %s: %d items, generation %.1fs, judging %.1fs (%.1f items/s)", variant, benchmark, len(items),
-             seconds, judge_seconds, result["eval_samples_per_second"] or 0)
+    log.info(
+        "%s on %s: %d items, generation %.1fs, judging %.1fs (%.1f items/s)",
+        variant,
+        benchmark,
+        len(items),
+        seconds,
+        judge_seconds,
+        result["eval_samples_per_second"] or 0,
+    )
     return result
 
 
-def evaluate_suite(variant: str, runs: dict[str, dict], model_dir, adapter_dir, seed: int = 0, judge_cache=None) -> dict:
+def evaluate_suite(
+    variant: str, runs: dict[str, dict], model_dir, adapter_dir, seed: int = 0, judge_cache=None
+) -> dict:
     """Evaluate one policy on several benchmarks, loading it once. `runs` maps a benchmark name to the keyword
     arguments of `evaluate` that differ per benchmark: spec, items_path, out_predictions, out_judgments,
     out_metrics, judge_spec, judge_model_dir. Same outputs as one `evaluate` call per benchmark."""
     policy = load_policy(model_dir, adapter_dir)
     results = {}
     for benchmark, run in runs.items():
-        results[benchmark] = evaluate(variant, benchmark, model_dir=model_dir, adapter_dir=adapter_dir, seed=seed,
-                                      judge_cache=judge_cache, policy=policy, **run)
+        results[benchmark] = evaluate(
+            variant,
+            benchmark,
+            model_dir=model_dir,
+            adapter_dir=adapter_dir,
+            seed=seed,
+            judge_cache=judge_cache,
+            policy=policy,
+            **run,
+        )
     return results

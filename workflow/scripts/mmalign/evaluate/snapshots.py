@@ -95,8 +95,9 @@ class ItemWriter:
             self.written[name] = digest
         return str(self.images_dir / name)
 
-    def add(self, base_id: str, data: bytes | None, image_name: str, question: str, answer: str, subset: str,
-            meta: dict) -> None:
+    def add(
+        self, base_id: str, data: bytes | None, image_name: str, question: str, answer: str, subset: str, meta: dict
+    ) -> None:
         """One record; skipped and counted when its image, question or reference answer is missing."""
         self.manifest.rows_read += 1
         if data is None:
@@ -110,20 +111,35 @@ class ItemWriter:
             return self.manifest.drop("bad_image")
         self.ids[base_id] += 1
         item_id = base_id if self.ids[base_id] == 1 else f"{base_id}-{self.ids[base_id] - 1}"
-        self.items.append({"id": item_id, "image": path, "question": str(question).strip(),
-                           "answer": str(answer).strip(), "subset": subset, "meta": meta})
+        self.items.append(
+            {
+                "id": item_id,
+                "image": path,
+                "question": str(question).strip(),
+                "answer": str(answer).strip(),
+                "subset": subset,
+                "meta": meta,
+            }
+        )
 
     def finish(self, out_items: Path, manifest_path: Path) -> Manifest:
         self.manifest.rows_kept = len(self.items)
-        self.manifest.extra.update(images_written=len(self.written),
-                                   per_subset=dict(sorted(Counter(i["subset"] for i in self.items).items())))
+        self.manifest.extra.update(
+            images_written=len(self.written), per_subset=dict(sorted(Counter(i["subset"] for i in self.items).items()))
+        )
         if not self.items:
             raise ValueError(f"{self.manifest.source}: no usable records (dropped {dict(self.manifest.dropped)})")
         write_items(self.items, out_items)
         Path(manifest_path).parent.mkdir(parents=True, exist_ok=True)
         self.manifest.write(manifest_path)
-        log.info("%s: %d items from %d records (dropped %s), %d images", self.manifest.source, len(self.items),
-                 self.manifest.rows_read, dict(self.manifest.dropped), len(self.written))
+        log.info(
+            "%s: %d items from %d records (dropped %s), %d images",
+            self.manifest.source,
+            len(self.items),
+            self.manifest.rows_read,
+            dict(self.manifest.dropped),
+            len(self.written),
+        )
         return self.manifest
 
 
@@ -157,17 +173,33 @@ def mmhal_items(snapshot_dir: Path, writer: ItemWriter) -> None:
         src_name = Path(str(record.get("image_src") or "")).name
         image = images.get(src_name) or images.get(str(record.get("image_id") or "")) or None
         data = image.read_bytes() if isinstance(image, Path) else image
-        writer.add(f"mmhal-{i}", data, src_name or str(record.get("image_id")), record.get("question"),
-                   record.get("gt_answer"), str(record.get("question_type") or "all"),
-                   {"objects": list(record.get("image_content") or []), "question_type": record.get("question_type"),
-                    "question_topic": record.get("question_topic"), "image_id": record.get("image_id")})
+        writer.add(
+            f"mmhal-{i}",
+            data,
+            src_name or str(record.get("image_id")),
+            record.get("question"),
+            record.get("gt_answer"),
+            str(record.get("question_type") or "all"),
+            {
+                "objects": list(record.get("image_content") or []),
+                "question_type": record.get("question_type"),
+                "question_topic": record.get("question_topic"),
+                "image_id": record.get("image_id"),
+            },
+        )
 
 
 def llavaw_items(snapshot_dir: Path, writer: ItemWriter) -> None:
     for row in parquet_rows(snapshot_dir):
-        writer.add(f"llavaw-{row.get('question_id')}", image_bytes(row.get("image")), str(row.get("image_id") or ""),
-                   row.get("question"), row.get("gpt_answer"), str(row.get("category") or "all"),
-                   {"context": row.get("caption") or "", "question_id": row.get("question_id")})
+        writer.add(
+            f"llavaw-{row.get('question_id')}",
+            image_bytes(row.get("image")),
+            str(row.get("image_id") or ""),
+            row.get("question"),
+            row.get("gpt_answer"),
+            str(row.get("category") or "all"),
+            {"context": row.get("caption") or "", "question_id": row.get("question_id")},
+        )
 
 
 def _capabilities(value) -> list[str]:
@@ -178,17 +210,30 @@ def _capabilities(value) -> list[str]:
 
 def mmvet_items(snapshot_dir: Path, writer: ItemWriter) -> None:
     for row in parquet_rows(snapshot_dir):
-        writer.add(f"mmvet-{row.get('question_id')}", image_bytes(row.get("image")), str(row.get("question_id")),
-                   row.get("question"), row.get("answer"), "all",
-                   {"capability": _capabilities(row.get("capability")), "question_id": row.get("question_id")})
+        writer.add(
+            f"mmvet-{row.get('question_id')}",
+            image_bytes(row.get("image")),
+            str(row.get("question_id")),
+            row.get("question"),
+            row.get("answer"),
+            "all",
+            {"capability": _capabilities(row.get("capability")), "question_id": row.get("question_id")},
+        )
 
 
 def vqat_items(snapshot_dir: Path, writer: ItemWriter) -> None:
     for row in parquet_rows(snapshot_dir):
         answers = [str(a) for a in row.get("answers") or []]
         top = Counter(answers).most_common(1)[0][0] if answers else ""
-        writer.add(f"vqat-{row.get('question_id')}", image_bytes(row.get("image")), str(row.get("image_id") or ""),
-                   row.get("question"), top, "all", {"answers": answers, "question_id": row.get("question_id")})
+        writer.add(
+            f"vqat-{row.get('question_id')}",
+            image_bytes(row.get("image")),
+            str(row.get("image_id") or ""),
+            row.get("question"),
+            top,
+            "all",
+            {"answers": answers, "question_id": row.get("question_id")},
+        )
 
 
 def gqa_items(snapshot_dir: Path, writer: ItemWriter) -> None:
@@ -196,13 +241,24 @@ def gqa_items(snapshot_dir: Path, writer: ItemWriter) -> None:
     for row in parquet_rows(snapshot_dir, "testdev_balanced_instructions"):
         image_id = str(row.get("imageId") or "")
         types = row.get("types") or {}
-        writer.add(f"gqa-{row.get('id')}", images.get(image_id), image_id, row.get("question"), row.get("answer"),
-                   "all", {"full_answer": row.get("fullAnswer"), "image_id": image_id,
-                           "structural": types.get("structural") if isinstance(types, dict) else None})
+        writer.add(
+            f"gqa-{row.get('id')}",
+            images.get(image_id),
+            image_id,
+            row.get("question"),
+            row.get("answer"),
+            "all",
+            {
+                "full_answer": row.get("fullAnswer"),
+                "image_id": image_id,
+                "structural": types.get("structural") if isinstance(types, dict) else None,
+            },
+        )
 
 
 def coco_truth(annotations_dir: Path) -> dict[int, set[str]]:
     """COCO image id -> CHAIR's ground-truth categories (instance annotations + categories named in captions)."""
+
     def load(name: str) -> dict:
         path = next(iter(sorted(Path(annotations_dir).rglob(name))), None)
         if path is None:
@@ -239,17 +295,36 @@ def objhal_items(snapshot_dir: Path, writer: ItemWriter, annotations_dir: Path) 
             except (binascii.Error, ValueError):
                 data = None
             objects = sorted(truth.get(image_id, ())) if image_id is not None else []
-            writer.add(f"objhal-{image_id if image_id is not None else i}", data, f"coco-{image_id}",
-                       record.get("question") or "Please describe this image in detail.",
-                       " ".join(objects), "all", {"objects": objects, "image_id": image_id, "vocabulary": "coco"})
+            writer.add(
+                f"objhal-{image_id if image_id is not None else i}",
+                data,
+                f"coco-{image_id}",
+                record.get("question") or "Please describe this image in detail.",
+                " ".join(objects),
+                "all",
+                {"objects": objects, "image_id": image_id, "vocabulary": "coco"},
+            )
 
 
-LOADERS = {"mmhal": mmhal_items, "mmhalv": mmhal_items, "llavaw": llavaw_items, "mmvet": mmvet_items,
-           "vqat": vqat_items, "gqa": gqa_items, "objhal": objhal_items}
+LOADERS = {
+    "mmhal": mmhal_items,
+    "mmhalv": mmhal_items,
+    "llavaw": llavaw_items,
+    "mmvet": mmvet_items,
+    "vqat": vqat_items,
+    "gqa": gqa_items,
+    "objhal": objhal_items,
+}
 
 
-def benchmark_to_items(kind: str, snapshot_dir: Path, out_items: Path, images_dir: Path, manifest_path: Path,
-                       annotations_dir: Path | None = None) -> Manifest:
+def benchmark_to_items(
+    kind: str,
+    snapshot_dir: Path,
+    out_items: Path,
+    images_dir: Path,
+    manifest_path: Path,
+    annotations_dir: Path | None = None,
+) -> Manifest:
     """Items of one benchmark kind from its snapshot (Object HalBench also needs the COCO annotations)."""
     writer = ItemWriter(kind, images_dir)
     writer.manifest.extra["snapshot_dir"] = str(snapshot_dir)

@@ -24,16 +24,38 @@ from pathlib import Path
 
 from mmalign import registry
 
-from .base import (FAILED, OK, TIE, UNPARSED, Judge, JudgeCallError, PairRequest, Rating, RateRequest, Rendered,
-                   Verdict, prompt_hash, summarize)
+from .base import (
+    FAILED,
+    OK,
+    TIE,
+    UNPARSED,
+    Judge,
+    JudgeCallError,
+    PairRequest,
+    RateRequest,
+    Rating,
+    Rendered,
+    Verdict,
+    prompt_hash,
+    summarize,
+)
 from .cache import JudgmentCache
 
 # Settings each backend takes besides ``backend``, with their defaults (the schema's ``judge`` definition
 # validates the same keys); a registered backend's module declares its own as ``SETTINGS``.
 DEFAULTS = {
-    "openai": {"model_env": "MMALIGN_JUDGE_MODEL", "base_url_env": "MMALIGN_JUDGE_BASE_URL",
-               "api_key_env": "MMALIGN_JUDGE_API_KEY", "timeout_s": 60.0, "max_retries": 4, "backoff_s": 1.0,
-               "max_backoff_s": 30.0, "max_tokens": 512, "temperature": 0.0, "concurrency": 4},
+    "openai": {
+        "model_env": "MMALIGN_JUDGE_MODEL",
+        "base_url_env": "MMALIGN_JUDGE_BASE_URL",
+        "api_key_env": "MMALIGN_JUDGE_API_KEY",
+        "timeout_s": 60.0,
+        "max_retries": 4,
+        "backoff_s": 1.0,
+        "max_backoff_s": 30.0,
+        "max_tokens": 512,
+        "temperature": 0.0,
+        "concurrency": 4,
+    },
     "hf": {"model": None, "download": None, "max_new_tokens": 256, "batch_size": 8},
 }
 
@@ -69,10 +91,19 @@ def make_judge(spec: dict, cache_path: str | Path | None = None, model_dir: str 
     if s["backend"] == "openai":
         from .openai_backend import OpenAIJudge
 
-        return OpenAIJudge(s["model_env"], s["base_url_env"], s["api_key_env"], cache=cache,
-                           timeout_s=s["timeout_s"], max_retries=s["max_retries"], backoff_s=s["backoff_s"],
-                           max_backoff_s=s["max_backoff_s"], max_tokens=s["max_tokens"],
-                           temperature=s["temperature"], concurrency=s["concurrency"])
+        return OpenAIJudge(
+            s["model_env"],
+            s["base_url_env"],
+            s["api_key_env"],
+            cache=cache,
+            timeout_s=s["timeout_s"],
+            max_retries=s["max_retries"],
+            backoff_s=s["backoff_s"],
+            max_backoff_s=s["max_backoff_s"],
+            max_tokens=s["max_tokens"],
+            temperature=s["temperature"],
+            concurrency=s["concurrency"],
+        )
     from .hf import HFJudge
 
     model = model_dir or s["model"]
@@ -81,6 +112,24 @@ def make_judge(spec: dict, cache_path: str | Path | None = None, model_dir: str 
     return HFJudge(model, cache=cache, max_new_tokens=s["max_new_tokens"], batch_size=s["batch_size"])
 
 
-__all__ = ["BACKENDS", "DEFAULTS", "backend_defaults", "FAILED", "OK", "TIE", "UNPARSED", "Judge", "JudgeCallError", "JudgmentCache",
-           "PairRequest", "Rating", "RateRequest", "Rendered", "Verdict", "make_judge", "prompt_hash", "settings",
-           "summarize"]
+__all__ = [
+    "BACKENDS",
+    "DEFAULTS",
+    "backend_defaults",
+    "FAILED",
+    "OK",
+    "TIE",
+    "UNPARSED",
+    "Judge",
+    "JudgeCallError",
+    "JudgmentCache",
+    "PairRequest",
+    "Rating",
+    "RateRequest",
+    "Rendered",
+    "Verdict",
+    "make_judge",
+    "prompt_hash",
+    "settings",
+    "summarize",
+]

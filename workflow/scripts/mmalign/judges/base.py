@@ -190,7 +190,9 @@ class Judge:
                 raw, error = results[i]
                 out.append((h, raw, error, False))
         n_failed = sum(1 for _, _, e, _ in out if e is not None)
-        log.info("%s: %d judgments (%d cached, %d new, %d failed)", self.judge_id, len(out), len(found), len(todo), n_failed)
+        log.info(
+            "%s: %d judgments (%d cached, %d new, %d failed)", self.judge_id, len(out), len(found), len(todo), n_failed
+        )
         return out
 
 

@@ -16,6 +16,7 @@ import torch
 from PIL import Image
 
 from mmalign.models import generate, load_policy
+
 from .base import JudgeCallError, Rendered
 from .llm import LLMJudge
 
@@ -56,9 +57,12 @@ class HFJudge(LLMJudge):
         return f"{rendered.system}\n\n{rendered.text}" if rendered.system else rendered.text
 
     def prompt_length(self, rendered: Rendered, image) -> int:
-        content = ([{"type": "image"}] if image is not None else []) + [{"type": "text", "text": self.user_text(rendered)}]
-        text = self.processor.apply_chat_template([{"role": "user", "content": content}], add_generation_prompt=True,
-                                                  tokenize=False)
+        content = ([{"type": "image"}] if image is not None else []) + [
+            {"type": "text", "text": self.user_text(rendered)}
+        ]
+        text = self.processor.apply_chat_template(
+            [{"role": "user", "content": content}], add_generation_prompt=True, tokenize=False
+        )
         batch = self.processor(images=[image] if image is not None else None, text=[text], return_tensors="pt")
         return int(batch["input_ids"].shape[1])
 
@@ -69,14 +73,20 @@ class HFJudge(LLMJudge):
             image = Image.open(rendered.image).convert("RGB") if rendered.image else None
             length = self.prompt_length(rendered, image)
             if length + self.max_new_tokens > self.context:
-                results[i] = JudgeCallError(f"prompt too long: {length} tokens + {self.max_new_tokens} new > "
-                                            f"{self.context}-token context")
+                results[i] = JudgeCallError(
+                    f"prompt too long: {length} tokens + {self.max_new_tokens} new > {self.context}-token context"
+                )
             else:
                 (with_image if image is not None else text_only).append((i, image))
         if with_image:
-            answers = generate(self.model, self.processor, [img for _, img in with_image],
-                               [self.user_text(prompts[i]) for i, _ in with_image],
-                               max_new_tokens=self.max_new_tokens, batch_size=self.batch_size)
+            answers = generate(
+                self.model,
+                self.processor,
+                [img for _, img in with_image],
+                [self.user_text(prompts[i]) for i, _ in with_image],
+                max_new_tokens=self.max_new_tokens,
+                batch_size=self.batch_size,
+            )
             for (i, _), answer in zip(with_image, answers):
                 results[i] = answer
         for start in range(0, len(text_only), self.batch_size):
@@ -87,11 +97,22 @@ class HFJudge(LLMJudge):
 
     @torch.no_grad()
     def _generate_text_only(self, prompts: list[Rendered]) -> list[str]:
-        texts = [self.processor.apply_chat_template(
-            [{"role": "user", "content": [{"type": "text", "text": self.user_text(p)}]}],
-            add_generation_prompt=True, tokenize=False) for p in prompts]
+        texts = [
+            self.processor.apply_chat_template(
+                [{"role": "user", "content": [{"type": "text", "text": self.user_text(p)}]}],
+                add_generation_prompt=True,
+                tokenize=False,
+            )
+            for p in prompts
+        ]
         batch = self.processor(text=texts, padding=True, padding_side="left", return_tensors="pt")
-        out = self.model.generate(**batch, max_new_tokens=self.max_new_tokens, do_sample=False,
-                                  pad_token_id=self.processor.tokenizer.pad_token_id)
-        return [t.strip() for t in self.processor.batch_decode(out[:, batch["input_ids"].shape[1]:],
-                                                               skip_special_tokens=True)]
+        out = self.model.generate(
+            **batch,
+            max_new_tokens=self.max_new_tokens,
+            do_sample=False,
+            pad_token_id=self.processor.tokenizer.pad_token_id,
+        )
+        return [
+            t.strip()
+            for t in self.processor.batch_decode(out[:, batch["input_ids"].shape[1] :], skip_special_tokens=True)
+        ]

@@ -13,8 +13,15 @@ class LLMJudge(Judge):
         return Rendered(prompts.render_pairwise(request.prompt, request.responses), image=request.image)
 
     def render_rating(self, request: RateRequest) -> Rendered:
-        system, text = prompts.render_rubric(request.rubric, request.question, request.response, request.reference,
-                                             request.tags, request.context, with_image=request.image is not None)
+        system, text = prompts.render_rubric(
+            request.rubric,
+            request.question,
+            request.response,
+            request.reference,
+            request.tags,
+            request.context,
+            with_image=request.image is not None,
+        )
         return Rendered(text, image=request.image, system=system)
 
     def parse_pair(self, raw: str, request: PairRequest, phash: str) -> tuple[int | None, str, str]:

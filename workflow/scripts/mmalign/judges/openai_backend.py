@@ -30,8 +30,10 @@ def image_data_url(path: str | Path) -> str:
 def messages_for(rendered: Rendered) -> list[dict]:
     messages = [{"role": "system", "content": rendered.system}] if rendered.system else []
     if rendered.image:
-        content = [{"type": "image_url", "image_url": {"url": image_data_url(rendered.image)}},
-                   {"type": "text", "text": rendered.text}]
+        content = [
+            {"type": "image_url", "image_url": {"url": image_data_url(rendered.image)}},
+            {"type": "text", "text": rendered.text},
+        ]
     else:
         content = rendered.text
     messages.append({"role": "user", "content": content})
@@ -39,13 +41,28 @@ def messages_for(rendered: Rendered) -> list[dict]:
 
 
 class OpenAIJudge(LLMJudge):
-    def __init__(self, model_env: str, base_url_env: str, api_key_env: str, *, cache, timeout_s: float,
-                 max_retries: int, backoff_s: float, max_backoff_s: float, max_tokens: int, temperature: float,
-                 concurrency: int, seed: int | None = 0, environ=None):
+    def __init__(
+        self,
+        model_env: str,
+        base_url_env: str,
+        api_key_env: str,
+        *,
+        cache,
+        timeout_s: float,
+        max_retries: int,
+        backoff_s: float,
+        max_backoff_s: float,
+        max_tokens: int,
+        temperature: float,
+        concurrency: int,
+        seed: int | None = 0,
+        environ=None,
+    ):
         """Settings: ``mmalign.judges.DEFAULTS["openai"]`` (``make_judge`` fills them in)."""
         super().__init__(cache)
-        self.client, self.model = openai_client(model_env, base_url_env, api_key_env, timeout_s=timeout_s,
-                                                who="OpenAI-compatible judge", environ=environ)
+        self.client, self.model = openai_client(
+            model_env, base_url_env, api_key_env, timeout_s=timeout_s, who="OpenAI-compatible judge", environ=environ
+        )
         self.judge_id = f"openai:{self.model}"
         self.max_retries, self.backoff_s, self.max_backoff_s = max_retries, backoff_s, max_backoff_s
         self.max_tokens, self.temperature, self.concurrency, self.seed = max_tokens, temperature, concurrency, seed
@@ -58,22 +75,36 @@ class OpenAIJudge(LLMJudge):
     def _complete_one(self, rendered: Rendered) -> str | JudgeCallError:
         import openai
 
-        transient = (openai.APIConnectionError, openai.APITimeoutError, openai.RateLimitError,
-                     openai.InternalServerError, openai.APIResponseValidationError)
+        transient = (
+            openai.APIConnectionError,
+            openai.APITimeoutError,
+            openai.RateLimitError,
+            openai.InternalServerError,
+            openai.APIResponseValidationError,
+        )
         for attempt in range(self.max_retries + 1):
             self.calls += 1
             try:
                 response = self.client.chat.completions.create(
-                    model=self.model, messages=messages_for(rendered), max_tokens=self.max_tokens,
-                    temperature=self.temperature, seed=self.seed)
+                    model=self.model,
+                    messages=messages_for(rendered),
+                    max_tokens=self.max_tokens,
+                    temperature=self.temperature,
+                    seed=self.seed,
+                )
                 return response.choices[0].message.content or ""
             except transient as err:
                 if attempt == self.max_retries:
                     return JudgeCallError(f"{type(err).__name__} after {attempt + 1} attempts: {err}")
                 self.retries += 1
                 wait = min(self.max_backoff_s, self.backoff_s * 2**attempt)
-                log.warning("judge call failed (%s), retry %d/%d in %.1fs", type(err).__name__, attempt + 1,
-                            self.max_retries, wait)
+                log.warning(
+                    "judge call failed (%s), retry %d/%d in %.1fs",
+                    type(err).__name__,
+                    attempt + 1,
+                    self.max_retries,
+                    wait,
+                )
                 time.sleep(wait)
             except openai.APIStatusError as err:  # 4xx: asking again will not help
                 return JudgeCallError(f"{type(err).__name__} (HTTP {err.status_code}): {err}")

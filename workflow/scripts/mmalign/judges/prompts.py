@@ -118,16 +118,30 @@ def render_pairwise(prompt: str, responses: tuple[str, str]) -> str:
     return PAIRWISE.format(prompt=prompt, response_1=responses[0], response_2=responses[1])
 
 
-def render_rubric(rubric: str, question: str, response: str, reference: str, tags: tuple[str, ...] = (),
-                  context: str = "", with_image: bool = False) -> tuple[str | None, str]:
+def render_rubric(
+    rubric: str,
+    question: str,
+    response: str,
+    reference: str,
+    tags: tuple[str, ...] = (),
+    context: str = "",
+    with_image: bool = False,
+) -> tuple[str | None, str]:
     """(system message or None, user message) for one rubric."""
     if rubric == "mmhal":
         seeing = MMHAL_WITH_IMAGE if with_image else MMHAL_TEXT_ONLY
-        return None, MMHAL.format(seeing=seeing, scale=MMHAL_SCALE, tags=", ".join(tags) or "(none given)",
-                                  question=question, reference=reference, response=response)
+        return None, MMHAL.format(
+            seeing=seeing,
+            scale=MMHAL_SCALE,
+            tags=", ".join(tags) or "(none given)",
+            question=question,
+            reference=reference,
+            response=response,
+        )
     if rubric == "llavaw":
-        return LLAVAW_SYSTEM, LLAVAW.format(context=context or "(none)", question=question, reference=reference,
-                                            response=response)
+        return LLAVAW_SYSTEM, LLAVAW.format(
+            context=context or "(none)", question=question, reference=reference, response=response
+        )
     if rubric == "mmvet":
         flat = [" ".join(str(x).split()) for x in (question, reference, response)]  # one table row
         return None, MMVET.format(question=flat[0], reference=flat[1], response=flat[2])
@@ -136,7 +150,9 @@ def render_rubric(rubric: str, question: str, response: str, reference: str, tag
 
 # ----------------------------------------------------------------------------------------------- parsing
 
-_BETTER = re.compile(r"\bresponse\s*\(?([12])\)?\s*(?:is|was)\s+(?:the\s+|clearly\s+|slightly\s+|much\s+)?better\b", re.I)
+_BETTER = re.compile(
+    r"\bresponse\s*\(?([12])\)?\s*(?:is|was)\s+(?:the\s+|clearly\s+|slightly\s+|much\s+)?better\b", re.I
+)
 _BETTER_IS = re.compile(r"\bbetter\s+(?:response|answer|one)\s+is\s+response\s*\(?([12])\)?", re.I)
 
 

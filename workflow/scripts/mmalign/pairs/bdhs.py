@@ -46,14 +46,33 @@ def build_bdhs_pairset(source_pairs, model_dir, spec: dict, pairs_path, manifest
     with open(stats_path, "w") as fh:
         for res in results:
             src = rows[res.id]
-            fh.write(json.dumps({"id": res.id, "iterations": res.iterations, "similarities": res.similarities,
-                                 "guided": res.guided, "eps_s": settings.eps_s}) + "\n")
+            fh.write(
+                json.dumps(
+                    {
+                        "id": res.id,
+                        "iterations": res.iterations,
+                        "similarities": res.similarities,
+                        "guided": res.guided,
+                        "eps_s": settings.eps_s,
+                    }
+                )
+                + "\n"
+            )
             if not res.rejected.strip():
                 manifest.drop("empty_generation")
                 continue
-            out.append({"id": res.id, "image": src.image, "prompt": src.prompt, "chosen": src.chosen,
-                        "rejected": src.rejected, "rejected_policy": res.rejected, "source": "bdhs",
-                        "meta": {"source_id": src.id, "iterations": res.iterations, "guided": res.guided}})
+            out.append(
+                {
+                    "id": res.id,
+                    "image": src.image,
+                    "prompt": src.prompt,
+                    "chosen": src.chosen,
+                    "rejected": src.rejected,
+                    "rejected_policy": res.rejected,
+                    "source": "bdhs",
+                    "meta": {"source_id": src.id, "iterations": res.iterations, "guided": res.guided},
+                }
+            )
     manifest.rows_kept = len(out)
     manifest.extra = {"settings": {k: getattr(settings, k) for k in known}, "embedder": spec.get("embedder")}
     write_pairs(out, pairs_path)

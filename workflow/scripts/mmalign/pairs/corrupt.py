@@ -34,13 +34,17 @@ TABLE13_SYSTEM = (
     "wrong. Do not mark or hint at the errors. Output only the corrupted response."
 )
 TABLE13_EXAMPLES = [
-    ("What is the title of this book, and who wrote it?",
-     "The book is titled \"The Silent Orchard\" and it was written by Maria Ellison.",
-     "The book is titled \"The Silent Harbor\" and it was written by Marian Ellis."),
-    ("You are a driving assistant. What should the driver do next? A. Slow down B. Turn left C. Stop the car "
-     "D. Turn right E. Keep driving",
-     "E. Keep driving. The traffic light on your side is green and the crossing ahead is clear of pedestrians.",
-     "C. Stop the car. The traffic light on your side is red and a pedestrian is stepping onto the crossing."),
+    (
+        "What is the title of this book, and who wrote it?",
+        'The book is titled "The Silent Orchard" and it was written by Maria Ellison.',
+        'The book is titled "The Silent Harbor" and it was written by Marian Ellis.',
+    ),
+    (
+        "You are a driving assistant. What should the driver do next? A. Slow down B. Turn left C. Stop the car "
+        "D. Turn right E. Keep driving",
+        "E. Keep driving. The traffic light on your side is green and the crossing ahead is clear of pedestrians.",
+        "C. Stop the car. The traffic light on your side is red and a pedestrian is stepping onto the crossing.",
+    ),
 ]
 TABLE13_TEMPLATE = "prompt: {prompt}\nresponse: {response}\ncorrupted response:"
 
@@ -75,9 +79,15 @@ class LLMCorrupter:
 
     def __init__(self, settings: LLMCorrupterSettings, environ=None):
         self.settings = settings
-        self.client, self.model = openai_client(settings.model_env, settings.base_url_env, settings.api_key_env,
-                                                timeout_s=settings.timeout_s, who="LLM corrupter", key_required=True,
-                                                environ=environ)
+        self.client, self.model = openai_client(
+            settings.model_env,
+            settings.base_url_env,
+            settings.api_key_env,
+            timeout_s=settings.timeout_s,
+            who="LLM corrupter",
+            key_required=True,
+            environ=environ,
+        )
         self.calls = self.failed_tries = 0
 
     def corrupt(self, prompt: str, response: str, **_) -> tuple[str | None, str | None]:
@@ -87,8 +97,11 @@ class LLMCorrupter:
             self.calls += 1
             try:
                 out = self.client.chat.completions.create(
-                    model=self.model, messages=table13_messages(prompt, response), temperature=s.temperature,
-                    max_tokens=s.max_tokens)
+                    model=self.model,
+                    messages=table13_messages(prompt, response),
+                    temperature=s.temperature,
+                    max_tokens=s.max_tokens,
+                )
                 text = (out.choices[0].message.content or "").strip()
             except Exception as err:  # openai raises APIError subclasses, httpx transport errors, ...
                 self.failed_tries += 1
@@ -115,4 +128,3 @@ def make_corrupter(spec: dict, seed: int, scenes_path=None, world_config: dict |
     if kind in registry.CORRUPTER_KINDS:
         return registry.load(registry.CORRUPTER_KINDS[kind]).make_corrupter(spec, seed, scenes_path, world_config)
     raise ValueError(f"unknown corrupter kind {kind!r}; known: {['llm', *registry.CORRUPTER_KINDS]}")
-

@@ -39,26 +39,39 @@ def candidate_pairs(frame, spec: dict, seed: int, prompt_pairs=None):
     return order, filtered
 
 
-def subsample(spec: dict, source_pairs, pairs_path, manifest_path, seed: int, prompt_pairs=None, name: str = "") -> Manifest:
+def subsample(
+    spec: dict, source_pairs, pairs_path, manifest_path, seed: int, prompt_pairs=None, name: str = ""
+) -> Manifest:
     """``n`` seeded random pairs of the source (all candidates if ``n`` is null); fewer candidates than ``n`` is an
     error, not a silently smaller set."""
     frame = read_pairs(source_pairs)
     order, filtered = candidate_pairs(frame, spec, seed, prompt_pairs)
     n = spec.get("n")
     if n is not None and len(order) < n:
-        raise ValueError(f"pair set {name or spec['source']!r}: n={n} but source {spec['source']!r} has only "
-                         f"{len(order)} candidate pairs (filtered out: {filtered})")
+        raise ValueError(
+            f"pair set {name or spec['source']!r}: n={n} but source {spec['source']!r} has only "
+            f"{len(order)} candidate pairs (filtered out: {filtered})"
+        )
     chosen = order.head(n if n is not None else len(order)).sort_index()
-    manifest = Manifest(source=f"subsample:{spec['source']}", rows_read=len(frame), rows_kept=len(chosen),
-                        extra={"n": n, "filtered_out": filtered, "not_sampled": len(order) - len(chosen),
-                               "note": "rows_read = rows_kept + filtered_out + not_sampled (a selection, no drops)"})
+    manifest = Manifest(
+        source=f"subsample:{spec['source']}",
+        rows_read=len(frame),
+        rows_kept=len(chosen),
+        extra={
+            "n": n,
+            "filtered_out": filtered,
+            "not_sampled": len(order) - len(chosen),
+            "note": "rows_read = rows_kept + filtered_out + not_sampled (a selection, no drops)",
+        },
+    )
     write_pairs(chosen.to_dict("records"), pairs_path)
     manifest.write(manifest_path)
     return manifest
 
 
-def corrupted(spec: dict, source_pairs, pairs_path, manifest_path, corrupter, seed: int, prompt_pairs=None,
-              name: str = "") -> Manifest:
+def corrupted(
+    spec: dict, source_pairs, pairs_path, manifest_path, corrupter, seed: int, prompt_pairs=None, name: str = ""
+) -> Manifest:
     """Keep each candidate's prompt and chosen response, replace its rejected response by the corrupter's
     corruption of the chosen one, until ``n`` pairs are kept (all candidates if ``n`` is null). Failed corruptions
     are counted by reason and bounded by ``max_drop_rate``."""
@@ -77,7 +90,7 @@ def corrupted(spec: dict, source_pairs, pairs_path, manifest_path, corrupter, se
 
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
         while len(rows) < n and next_index < len(records):
-            wave = records[next_index: next_index + n - len(rows)]  # never more than still needed, so order is kept
+            wave = records[next_index : next_index + n - len(rows)]  # never more than still needed, so order is kept
             next_index += len(wave)
             for rec, (text, reason) in zip(wave, pool.map(corrupt, wave)):
                 manifest.rows_read += 1
@@ -88,8 +101,15 @@ def corrupted(spec: dict, source_pairs, pairs_path, manifest_path, corrupter, se
                 if "rejected_model" in meta:  # the source's rejected answer is gone; say who made the new one
                     meta["original_rejected_model"] = meta.pop("rejected_model")
                 meta.update(original_rejected=rec["rejected"], source_id=rec["id"], rejected_model=f"corrupter_{kind}")
-                rows.append({**rec, "rejected": text, "rejected_policy": "", "source": f"corrupted:{rec['source']}",
-                             "meta": meta})
+                rows.append(
+                    {
+                        **rec,
+                        "rejected": text,
+                        "rejected_policy": "",
+                        "source": f"corrupted:{rec['source']}",
+                        "meta": meta,
+                    }
+                )
     manifest.rows_kept = len(rows)
     manifest.extra["not_attempted"] = len(records) - next_index
     for counter in ("calls", "failed_tries"):
@@ -97,8 +117,10 @@ def corrupted(spec: dict, source_pairs, pairs_path, manifest_path, corrupter, se
             manifest.extra[f"corrupter_{counter}"] = getattr(corrupter, counter)
     check_drop_rate(manifest, float(spec.get("max_drop_rate", DEFAULT_MAX_DROP_RATE)))
     if want and len(rows) < want:
-        raise ValueError(f"pair set {name or spec['source']!r}: only {len(rows)} of n={want} pairs could be corrupted "
-                         f"({dict(manifest.dropped)})")
+        raise ValueError(
+            f"pair set {name or spec['source']!r}: only {len(rows)} of n={want} pairs could be corrupted "
+            f"({dict(manifest.dropped)})"
+        )
     write_pairs(rows, pairs_path)
     manifest.write(manifest_path)
     return manifest

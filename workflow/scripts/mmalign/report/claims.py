@@ -80,12 +80,14 @@ def evaluate_check(check: dict, lookup: Lookup, why: Why = _missing) -> list[tup
 
     def shown(variant: str, value: float) -> str:
         return f"{variant} {why(variant, column) if math.isnan(value) else f'{value:.2f}'}"
+
     if "best" in check:
         lowest = check.get("lowest", False)
         contenders = [check["best"], *[v for v in check["among"] if v != check["best"]]]
         values = {v: lookup(v, column) for v in contenders}
         text = f"{column}: {check['best']} {'lowest' if lowest else 'highest'} of " + ", ".join(
-            shown(v, x) for v, x in values.items())
+            shown(v, x) for v, x in values.items()
+        )
         if any(math.isnan(x) for x in values.values()):
             return [(None, text)]
         target = values[check["best"]]
@@ -142,7 +144,9 @@ def paper_lookup(published: pd.DataFrame, preferred_table: str | None) -> Lookup
     return lookup
 
 
-def scorecard(claims: list[dict], ours: Lookup, published: pd.DataFrame | None = None, why: Why = _missing) -> pd.DataFrame:
+def scorecard(
+    claims: list[dict], ours: Lookup, published: pd.DataFrame | None = None, why: Why = _missing
+) -> pd.DataFrame:
     """One row per claim: our verdict with its numbers and, given the published numbers, the verdict the same
     checks give on the paper's own numbers."""
     rows = []
@@ -162,10 +166,15 @@ def markdown_scorecard(card: pd.DataFrame, study: str) -> str:
     counts = card["verdict"].value_counts()
     summary = ", ".join(f"{counts.get(v, 0)} {v}" for v in (HOLDS, FAILS, NOT_MEASURED))
     with_paper = "paper_verdict" in card.columns
-    header = ["#", "claim", f"{study}", *(["on the paper's numbers"] if with_paper else []),
-              "numbers used / reason"]
-    lines = [f"### Claims scorecard ({study})", "", f"{len(card)} claims: {summary}.", "",
-             "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    header = ["#", "claim", f"{study}", *(["on the paper's numbers"] if with_paper else []), "numbers used / reason"]
+    lines = [
+        f"### Claims scorecard ({study})",
+        "",
+        f"{len(card)} claims: {summary}.",
+        "",
+        "| " + " | ".join(header) + " |",
+        "|" + "---|" * len(header),
+    ]
     for r in card.itertuples(index=False):
         detail = f"{r.reason}: {r.evidence}" if r.verdict == NOT_MEASURED and r.evidence else r.evidence or r.reason
         if r.note:
@@ -173,19 +182,26 @@ def markdown_scorecard(card: pd.DataFrame, study: str) -> str:
         cells = [str(r.id), r.claim, f"**{r.verdict}**", *([r.paper_verdict] if with_paper else []), detail]
         lines.append("| " + " | ".join(c.replace("|", "\\|").replace("\n", " ") for c in cells) + " |")
     lines.append("")
-    lines.append("✓ = comparison holds, ✗ = fails, ? = a number is missing (`not run`: the variant is not in this "
-                 "study; `n/a`: its benchmark was not evaluated). Checks compare directions only; values are in the "
-                 "paper's units.")
+    lines.append(
+        "✓ = comparison holds, ✗ = fails, ? = a number is missing (`not run`: the variant is not in this "
+        "study; `n/a`: its benchmark was not evaluated). Checks compare directions only; values are in the "
+        "paper's units."
+    )
     return "\n".join(lines) + "\n"
 
 
-def write_scorecard(metrics_csv, claims_path, columns: dict[str, dict], study: str, out_csv, out_md,
-                    published_csv=None) -> pd.DataFrame:
+def write_scorecard(
+    metrics_csv, claims_path, columns: dict[str, dict], study: str, out_csv, out_md, published_csv=None
+) -> pd.DataFrame:
     metrics = Metrics.read(metrics_csv)
     claims = load_claims(claims_path, columns)
     published = read_published(published_csv) if published_csv else None
-    card = scorecard(claims, lambda variant, column: metrics.value(variant, columns[column]), published,
-                     lambda variant, column: metrics.status(variant, columns[column]))
+    card = scorecard(
+        claims,
+        lambda variant, column: metrics.value(variant, columns[column]),
+        published,
+        lambda variant, column: metrics.status(variant, columns[column]),
+    )
     card.to_csv(out_csv, index=False)
     Path(out_md).write_text(markdown_scorecard(card, study))
     return card

@@ -25,8 +25,9 @@ def _empty(ax, text: str) -> None:
     ax.axis("off")
 
 
-def plot_table(metrics_csv, table_name: str, table: dict, columns: dict[str, dict], out_png, out_svg,
-               published_csv=None) -> list[str]:
+def plot_table(
+    metrics_csv, table_name: str, table: dict, columns: dict[str, dict], out_png, out_svg, published_csv=None
+) -> list[str]:
     """One panel per column that has a number in this study: a dot per aligned row joined to the base model's
     dashed line (so the segment is the change from base), rows not run marked 'not run' (no dot, never a zero);
     with published numbers, the paper's value as a black diamond. Returns the columns drawn."""
@@ -34,7 +35,9 @@ def plot_table(metrics_csv, table_name: str, table: dict, columns: dict[str, dic
     metrics = Metrics.read(metrics_csv)
     paper = published_numbers(read_published(published_csv), table_name) if published_csv else {}
     rows = [(label, v) for label, v in table["rows"].items() if v != "base"]
-    drawn = [c for c, spec in columns.items() if any(not math.isnan(metrics.value(v, spec)) for v in table["rows"].values())]
+    drawn = [
+        c for c, spec in columns.items() if any(not math.isnan(metrics.value(v, spec)) for v in table["rows"].values())
+    ]
     n = max(1, len(drawn))
     ncols = min(n, 4)
     nrows = math.ceil(n / ncols)
@@ -64,17 +67,33 @@ def plot_table(metrics_csv, table_name: str, table: dict, columns: dict[str, dic
         left = low - 0.3 * (high - low or abs(high) or 1.0)  # room for the 'not run' marks
         for y, x, p in zip(ys, values, theirs):
             if math.isnan(x):  # in axes coordinates: at the panel's left edge whatever the data range
-                ax.text(0.01, y, "not run" if not metrics.ran(rows[y][1]) else "n/a", va="center", fontsize=7,
-                        color=BASE_COLOUR, transform=ax.get_yaxis_transform())
+                ax.text(
+                    0.01,
+                    y,
+                    "not run" if not metrics.ran(rows[y][1]) else "n/a",
+                    va="center",
+                    fontsize=7,
+                    color=BASE_COLOUR,
+                    transform=ax.get_yaxis_transform(),
+                )
             else:
                 ax.annotate(f"{x:.2f}", (x, y), xytext=(0, 5), textcoords="offset points", ha="center", fontsize=7)
             if not math.isnan(p):
-                ax.plot([p], [y], marker="D", color=PAPER_COLOUR, markersize=4, linestyle="none",
-                        label="paper" if y == first_paper else None)
+                ax.plot(
+                    [p],
+                    [y],
+                    marker="D",
+                    color=PAPER_COLOUR,
+                    markersize=4,
+                    linestyle="none",
+                    label="paper" if y == first_paper else None,
+                )
         if not math.isnan(base):
             ax.axvline(base, color=BASE_COLOUR, linestyle="--", linewidth=1.2, label=f"base {base:.2f}")
         if not math.isnan(paper_base):
-            ax.axvline(paper_base, color=PAPER_COLOUR, linestyle=":", linewidth=1.2, label=f"paper base {paper_base:.2f}")
+            ax.axvline(
+                paper_base, color=PAPER_COLOUR, linestyle=":", linewidth=1.2, label=f"paper base {paper_base:.2f}"
+            )
         ax.set_xlim(left, high + 0.2 * (high - low or abs(high) or 1.0))
         ax.set_title(_axis_label(column_label, spec))
         ax.legend(frameon=False, loc="upper center", bbox_to_anchor=(0.5, -0.12), ncols=2)
@@ -97,8 +116,15 @@ def size_series_frame(metrics: Metrics, series: dict) -> pd.DataFrame:
         for label, dataset in series["datasets"].items():
             for size in series["sizes"]:
                 variant = f"dpo_{dataset}_n{size}"
-                records.append({"panel": panel, "dataset": label, "size": size, "variant": variant,
-                                "value": metrics.value(variant, spec)})
+                records.append(
+                    {
+                        "panel": panel,
+                        "dataset": label,
+                        "size": size,
+                        "variant": variant,
+                        "value": metrics.value(variant, spec),
+                    }
+                )
     return pd.DataFrame(records, columns=["panel", "dataset", "size", "variant", "value"])
 
 
@@ -124,8 +150,15 @@ def plot_size_series(metrics_csv, series: dict, out_png, out_svg) -> pd.DataFram
         for k, (label, line) in enumerate(part.groupby("dataset", sort=False)):
             ax.plot(line["size"], line["value"], marker="o", markersize=4, color=f"C{k % 10}", label=label)
         if part.value.isna().all():
-            ax.text(0.5, 0.35, "no size-series variant run yet", ha="center", transform=ax.transAxes, fontsize=8,
-                    color=BASE_COLOUR)
+            ax.text(
+                0.5,
+                0.35,
+                "no size-series variant run yet",
+                ha="center",
+                transform=ax.transAxes,
+                fontsize=8,
+                color=BASE_COLOUR,
+            )
         if not math.isnan(base):
             ax.axhline(base, color=BASE_COLOUR, linestyle="--", linewidth=1.2, label="base model")
         ax.set_xticks(series["sizes"])
@@ -157,8 +190,13 @@ def plot_beta_schedule(schedule_csv, noise_levels: list[int], out_png, out_svg) 
     for k, n in enumerate(sorted(set(noise_levels))):
         kept = float(schedule.loc[schedule["k"] == n, "alpha_bar"].iloc[0]) ** 0.5
         for ax in (left, right):
-            ax.axvline(n, color=f"C{(k + 1) % 10}", linestyle=":", linewidth=1.2,
-                       label=f"N = {n} (√ᾱ = {kept:.2f})" if ax is right else None)
+            ax.axvline(
+                n,
+                color=f"C{(k + 1) % 10}",
+                linestyle=":",
+                linewidth=1.2,
+                label=f"N = {n} (√ᾱ = {kept:.2f})" if ax is right else None,
+            )
     if noise_levels:
         right.legend(frameon=False)
     fig.suptitle("Fig. 9: the diffusion noise schedule of BDHS_noise", fontsize=10)
@@ -203,12 +241,14 @@ def non_similar_share(stats: list[dict], n_iterations: int) -> list[float]:
     return shares
 
 
-def plot_bdhs_iterations(stats_files: list[str | Path], labels: list[str], out_png, out_svg, n_iterations: int = 5) -> None:
+def plot_bdhs_iterations(
+    stats_files: list[str | Path], labels: list[str], out_png, out_svg, n_iterations: int = 5
+) -> None:
     plt = style()
     fig, ax = plt.subplots(figsize=(5.2, 3.4))
     xs = list(range(1, n_iterations + 1))
     for path, label in zip(stats_files, labels):
-        stats = [json.loads(line) for line in open(path) if line.strip()]
+        stats = [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
         ax.plot(xs, non_similar_share(stats, n_iterations), marker="o", label=label)
     ax.set_xticks(xs)
     ax.set_xlabel("BDHS iteration")

@@ -60,7 +60,9 @@ def read_published(path: str | Path) -> pd.DataFrame:
         raise ValueError(f"{path}: published numbers need columns {PUBLISHED_COLUMNS}, missing {missing}")
     duplicated = frame[frame.duplicated(["table", "row", "column"], keep=False)]
     if not duplicated.empty:
-        raise ValueError(f"{path}: duplicate published numbers for {duplicated[['table', 'row', 'column']].values.tolist()}")
+        raise ValueError(
+            f"{path}: duplicate published numbers for {duplicated[['table', 'row', 'column']].values.tolist()}"
+        )
     return frame
 
 
@@ -71,8 +73,9 @@ def published_numbers(published: pd.DataFrame | None, table: str) -> dict[tuple[
     return {(r.row, r.column): float(r.value) for r in rows.itertuples(index=False)}
 
 
-def build_table(metrics: Metrics, table_name: str, table: dict, columns: dict[str, dict],
-                published: pd.DataFrame | None = None) -> pd.DataFrame:
+def build_table(
+    metrics: Metrics, table_name: str, table: dict, columns: dict[str, dict], published: pd.DataFrame | None = None
+) -> pd.DataFrame:
     """One row per table row (index = row label): ``variant``, ``status`` and, per column label, our number;
     with published numbers also ``<label> (paper)`` and ``<label> (diff)`` = ours - paper. Missing = NaN."""
     paper = published_numbers(published, table_name)
@@ -94,8 +97,9 @@ def _fmt(value: float, signed: bool = False) -> str:
     return f"{value:+.2f}" if signed else f"{value:.2f}"
 
 
-def markdown_table(metrics: Metrics, frame: pd.DataFrame, columns: dict[str, dict], title: str,
-                   with_paper: bool) -> str:
+def markdown_table(
+    metrics: Metrics, frame: pd.DataFrame, columns: dict[str, dict], title: str, with_paper: bool
+) -> str:
     """The paper's layout: one line per row, one cell per column. With the paper's numbers a cell reads
     ``ours (paper; diff)``; a missing number of ours reads ``not run`` or ``n/a``, never 0."""
     header = ["", *columns]
@@ -124,12 +128,15 @@ def markdown_table(metrics: Metrics, frame: pd.DataFrame, columns: dict[str, dic
     if unevaluated:
         lines.append(f"Columns with no number in this study (`{NOT_EVALUATED}`): {', '.join(unevaluated)}.")
     if with_paper:
-        lines.append("Cells read `ours (paper; ours - paper)`; the paper's numbers: workflow/resources/paper_results.csv.")
+        lines.append(
+            "Cells read `ours (paper; ours - paper)`; the paper's numbers: workflow/resources/paper_results.csv."
+        )
     return "\n".join(lines) + "\n"
 
 
-def write_table(metrics_csv, table_name: str, table: dict, columns: dict[str, dict], out_csv, out_md,
-                published_csv=None) -> pd.DataFrame:
+def write_table(
+    metrics_csv, table_name: str, table: dict, columns: dict[str, dict], out_csv, out_md, published_csv=None
+) -> pd.DataFrame:
     metrics = Metrics.read(metrics_csv)
     published = read_published(published_csv) if published_csv else None
     frame = build_table(metrics, table_name, table, columns, published)

@@ -6,9 +6,10 @@ prompts come from 9 instruction sets); each prompt gets ``responses_per_prompt``
 pool of "models" -- the ground-truth answer (``reference``, the strong-model analog of GPT-4V), the base model
 greedy (``base``, the analog of LLaVA-1.5-7B: the policy's own family), sampled at temperatures, with part of its
 image tokens hidden (a weaker-sighted model), and prior-corrupted reference answers (a hallucinating model).
-The exact judge ranks them (``language.assess``: highest net score = true - 2 x false claims, then fewest false claims; ties broken by a
-seeded draw); chosen = best, rejected = worst. Each response's model goes to ``meta.chosen_model`` /
-``meta.rejected_model`` so variants can keep one model's chosen responses.
+The exact judge ranks them (``language.Assessment.rank_key``: a silent response loses, then the highest net score =
+true - 2 x false claims, then the fewest false claims; ties broken by a seeded draw); chosen = best, rejected = worst.
+Each response's model goes to ``meta.chosen_model`` / ``meta.rejected_model`` so variants can keep one model's chosen
+responses.
 
 ``rlhfv_analog`` (RLHF-V: human annotators correct the hallucinated segments of a model's answer; the corrected
 answer is chosen, the original rejected): the base model answers greedily; every sentence the exact judge finds a
@@ -38,11 +39,12 @@ log = logging.getLogger(__name__)
 # Prompt wordings outside the SFT templates, built from words the world's language already has (the tiny model's
 # word-level vocabulary); existence questions keep the "is there a ..." form the exact judge reads.
 NOVEL_PROMPTS = {
-    "description": ["what can you see in this picture?", "describe the shapes in the image.",
-                    "what is in this image?"],
+    "description": ["what can you see in this picture?", "describe the shapes in the image.", "what is in this image?"],
     "existence": ["is there a {shape} in this picture?", "is there a {shape} in this image?"],
-    "attribute": {"colour": ["which colour is the {shape} in the image?", "what colour is the {shape} in this picture?"],
-                  "size": ["is the {shape} in the image small or large?"]},
+    "attribute": {
+        "colour": ["which colour is the {shape} in the image?", "what colour is the {shape} in this picture?"],
+        "size": ["is the {shape} in the image small or large?"],
+    },
     "count": ["how many objects can you see in this picture?", "how many shapes are in the image?"],
     "position": ["where in the image is the {shape}?", "where is the {shape} in this picture?"],
     "letter": ["what letter is written on the {shape}?", "which letter can you see on the {shape}?"],
@@ -61,9 +63,14 @@ class PoolModel:
 
 
 def default_pool() -> list[dict]:
-    return [{"name": "reference", "kind": "reference"}, {"name": "base", "kind": "base"},
-            {"name": "base_t07", "kind": "base", "temperature": 0.7}, {"name": "base_t10", "kind": "base", "temperature": 1.0},
-            {"name": "base_masked", "kind": "base", "rho_th": 0.5}, {"name": "prior", "kind": "prior_corrupted"}]
+    return [
+        {"name": "reference", "kind": "reference"},
+        {"name": "base", "kind": "base"},
+        {"name": "base_t07", "kind": "base", "temperature": 0.7},
+        {"name": "base_t10", "kind": "base", "temperature": 1.0},
+        {"name": "base_masked", "kind": "base", "rho_th": 0.5},
+        {"name": "prior", "kind": "prior_corrupted"},
+    ]
 
 
 @dataclass
@@ -114,15 +121,36 @@ def draw_task(family: str, scene: Scene, rng: random.Random, short_prob: float) 
 # ------------------------------------------------------------------------------------ generation
 
 
-def generate_answers(model, processor, images: list, prompts: list[str], ids: list[str], *, temperature: float,
-                     rho_th: float, max_new_tokens: int, batch_size: int, seed: int) -> list[str]:
+def generate_answers(
+    model,
+    processor,
+    images: list,
+    prompts: list[str],
+    ids: list[str],
+    *,
+    temperature: float,
+    rho_th: float,
+    max_new_tokens: int,
+    batch_size: int,
+    seed: int,
+) -> list[str]:
     """Base-model answers; ``rho_th`` > 0 hides that share of image tokens from every LM layer (bdhs.restrict)."""
     transform = None
     if rho_th > 0:
         settings, keys, token = BDHSSettings(rho_th=rho_th, seed=seed), [(i, 0) for i in ids], image_token_id(model)
         transform = lambda batch, rows: restrict(batch, rows, keys, settings, token)  # noqa: E731
-    return generate(model, processor, images, prompts, max_new_tokens=max_new_tokens, batch_size=batch_size,
-                    do_sample=temperature > 0, temperature=temperature or 1.0, seed=seed, transform=transform)
+    return generate(
+        model,
+        processor,
+        images,
+        prompts,
+        max_new_tokens=max_new_tokens,
+        batch_size=batch_size,
+        do_sample=temperature > 0,
+        temperature=temperature or 1.0,
+        seed=seed,
+        transform=transform,
+    )
 
 
 def _load_images(scenes: list[Scene], images_dir) -> dict:
@@ -141,8 +169,15 @@ def _load_images(scenes: list[Scene], images_dir) -> dict:
 # ---------------------------------------------------------------------------------- VLFeedback analog
 
 
-def vlfeedback_analog(scenes: list[Scene], images_dir, world: WorldSettings, model, processor,
-                      settings: VLFeedbackAnalogSettings, source: str = "vlfeedback_analog") -> tuple[list[dict], Manifest]:
+def vlfeedback_analog(
+    scenes: list[Scene],
+    images_dir,
+    world: WorldSettings,
+    model,
+    processor,
+    settings: VLFeedbackAnalogSettings,
+    source: str = "vlfeedback_analog",
+) -> tuple[list[dict], Manifest]:
     rng = random.Random(settings.seed)
     pool = [PoolModel(**p) for p in settings.pool]
     if settings.responses_per_prompt < 2 or settings.responses_per_prompt > len(pool):
@@ -162,10 +197,18 @@ def vlfeedback_analog(scenes: list[Scene], images_dir, world: WorldSettings, mod
     for member in pool:  # one batched generation per base-model pool member, over the prompts that drew it
         todo = [it for it in items if member in it[5] and images[it[1].id] is not None]
         if member.kind == "base" and todo:
-            answers = generate_answers(model, processor, [images[it[1].id] for it in todo], [it[2].prompt for it in todo],
-                                       [it[0] for it in todo], temperature=member.temperature, rho_th=member.rho_th,
-                                       max_new_tokens=settings.max_new_tokens, batch_size=settings.batch_size,
-                                       seed=stable_seed(settings.seed, member.name, bits=31))
+            answers = generate_answers(
+                model,
+                processor,
+                [images[it[1].id] for it in todo],
+                [it[2].prompt for it in todo],
+                [it[0] for it in todo],
+                temperature=member.temperature,
+                rho_th=member.rho_th,
+                max_new_tokens=settings.max_new_tokens,
+                batch_size=settings.batch_size,
+                seed=stable_seed(settings.seed, member.name, bits=31),
+            )
             responses.update({(it[0], member.name): a for it, a in zip(todo, answers)})
         for it in todo if member.kind != "base" else []:
             if member.kind == "reference":
@@ -200,15 +243,33 @@ def vlfeedback_analog(scenes: list[Scene], images_dir, world: WorldSettings, mod
         if best[3] == worst[3]:
             manifest.drop("chosen_equals_rejected")
             continue
-        rows.append({"id": pid, "image": str(Path(images_dir) / f"{scene.id}.png"), "prompt": task.prompt,
-                     "chosen": best[3], "rejected": worst[3], "source": source,
-                     "meta": {"scene": scene.id, "family": task.family, "task": asdict(task), "template_seed": template_seed,
-                              "sft_prompt": sft_prompt, "chosen_model": best[2], "rejected_model": worst[2],
-                              "models": [m.name for m in drawn]}})
+        rows.append(
+            {
+                "id": pid,
+                "image": str(Path(images_dir) / f"{scene.id}.png"),
+                "prompt": task.prompt,
+                "chosen": best[3],
+                "rejected": worst[3],
+                "source": source,
+                "meta": {
+                    "scene": scene.id,
+                    "family": task.family,
+                    "task": asdict(task),
+                    "template_seed": template_seed,
+                    "sft_prompt": sft_prompt,
+                    "chosen_model": best[2],
+                    "rejected_model": worst[2],
+                    "models": [m.name for m in drawn],
+                },
+            }
+        )
     manifest.rows_kept = len(rows)
-    manifest.extra = {"responses_not_ranked": not_ranked, "pool": settings.pool,
-                      "chosen_models": _counts(r["meta"]["chosen_model"] for r in rows),
-                      "rejected_models": _counts(r["meta"]["rejected_model"] for r in rows)}
+    manifest.extra = {
+        "responses_not_ranked": not_ranked,
+        "pool": settings.pool,
+        "chosen_models": _counts(r["meta"]["chosen_model"] for r in rows),
+        "rejected_models": _counts(r["meta"]["rejected_model"] for r in rows),
+    }
     return rows, manifest
 
 
@@ -250,8 +311,15 @@ def correct_answer(prompt: str, response: str, truth: str, scene: Scene) -> str:
     return " ".join(out)
 
 
-def rlhfv_analog(scenes: list[Scene], images_dir, model, processor, settings: RLHFVAnalogSettings,
-                 source: str = "rlhfv_analog", answerer=None) -> tuple[list[dict], Manifest]:
+def rlhfv_analog(
+    scenes: list[Scene],
+    images_dir,
+    model,
+    processor,
+    settings: RLHFVAnalogSettings,
+    source: str = "rlhfv_analog",
+    answerer=None,
+) -> tuple[list[dict], Manifest]:
     """``answerer(items) -> answers`` replaces the base model as the model whose answers are corrected
     (items: (id, scene, task, template_seed)); by default the base model answers greedily."""
     rng = random.Random(settings.seed)
@@ -261,16 +329,30 @@ def rlhfv_analog(scenes: list[Scene], images_dir, model, processor, settings: RL
     for scene in scenes[: settings.max_scenes]:
         for k in range(settings.prompts_per_scene):
             family = "description" if rng.random() < settings.description_share else rng.choice(others)
-            items.append((f"{scene.id}-r{k}", scene, draw_task(family, scene, rng, settings.short_answer_prob),
-                          rng.randrange(2**31)))
+            items.append(
+                (
+                    f"{scene.id}-r{k}",
+                    scene,
+                    draw_task(family, scene, rng, settings.short_answer_prob),
+                    rng.randrange(2**31),
+                )
+            )
     todo = [it for it in items if images[it[1].id] is not None]
     if answerer is not None:
         answers = answerer(todo)
     else:
-        answers = generate_answers(model, processor, [images[it[1].id] for it in todo], [it[2].prompt for it in todo],
-                                   [it[0] for it in todo], temperature=0.0, rho_th=0.0,
-                                   max_new_tokens=settings.max_new_tokens, batch_size=settings.batch_size,
-                                   seed=settings.seed)
+        answers = generate_answers(
+            model,
+            processor,
+            [images[it[1].id] for it in todo],
+            [it[2].prompt for it in todo],
+            [it[0] for it in todo],
+            temperature=0.0,
+            rho_th=0.0,
+            max_new_tokens=settings.max_new_tokens,
+            batch_size=settings.batch_size,
+            seed=settings.seed,
+        )
     answer_of = {it[0]: a.strip() for it, a in zip(todo, answers)}
     manifest = Manifest(source=source)
     rows, fallbacks = [], 0
@@ -293,10 +375,23 @@ def rlhfv_analog(scenes: list[Scene], images_dir, model, processor, settings: RL
         if chosen == rejected:
             manifest.drop("chosen_equals_rejected")
             continue
-        rows.append({"id": pid, "image": str(Path(images_dir) / f"{scene.id}.png"), "prompt": task.prompt,
-                     "chosen": chosen, "rejected": rejected, "source": source,
-                     "meta": {"scene": scene.id, "family": task.family, "task": asdict(task),
-                              "template_seed": template_seed, "rejected_model": "base"}})
+        rows.append(
+            {
+                "id": pid,
+                "image": str(Path(images_dir) / f"{scene.id}.png"),
+                "prompt": task.prompt,
+                "chosen": chosen,
+                "rejected": rejected,
+                "source": source,
+                "meta": {
+                    "scene": scene.id,
+                    "family": task.family,
+                    "task": asdict(task),
+                    "template_seed": template_seed,
+                    "rejected_model": "base",
+                },
+            }
+        )
     manifest.rows_kept = len(rows)
     manifest.extra = {"rewritten_from_truth": fallbacks}
     return rows, manifest
@@ -305,8 +400,9 @@ def rlhfv_analog(scenes: list[Scene], images_dir, model, processor, settings: RL
 # ------------------------------------------------------------------------------------------ entry
 
 
-def build_analog_pairset(spec: dict, scenes_path, images_dir, model_dir, pairs_path, manifest_path, seed: int,
-                         world_config: dict | None) -> Manifest:
+def build_analog_pairset(
+    spec: dict, scenes_path, images_dir, model_dir, pairs_path, manifest_path, seed: int, world_config: dict | None
+) -> Manifest:
     scenes = load_scenes(scenes_path, split="preference")
     model, processor = load_policy(model_dir)
     kind = spec["kind"]
@@ -324,6 +420,12 @@ def build_analog_pairset(spec: dict, scenes_path, images_dir, model_dir, pairs_p
     check_drop_rate(manifest, settings.max_drop_rate)
     write_pairs(rows, pairs_path)
     manifest.write(manifest_path)
-    log.info("%s: %d pairs of %d prompts (dropped %s) %s", kind, manifest.rows_kept, manifest.rows_read,
-             dict(manifest.dropped), manifest.extra)
+    log.info(
+        "%s: %d pairs of %d prompts (dropped %s) %s",
+        kind,
+        manifest.rows_kept,
+        manifest.rows_read,
+        dict(manifest.dropped),
+        manifest.extra,
+    )
     return manifest

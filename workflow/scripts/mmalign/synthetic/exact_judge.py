@@ -52,7 +52,8 @@ def topic(claim: Claim) -> tuple:
 def states(claim: Claim, reference: Claim) -> bool:
     """Whether ``claim`` states everything ``reference`` states, with the same values."""
     return topic(claim) == topic(reference) and all(
-        getattr(reference, f) is None or getattr(claim, f) == getattr(reference, f) for f in FIELDS)
+        getattr(reference, f) is None or getattr(claim, f) == getattr(reference, f) for f in FIELDS
+    )
 
 
 def text_only_verdict(claim: Claim, question: str, reference: list[Claim], tags: set[str]) -> bool | None:
@@ -140,15 +141,25 @@ class ExactWorldJudge(Judge):
 
     # The "prompt" is everything this judge is shown, as canonical JSON; its reading of it is the raw text.
     def render_pair(self, request: PairRequest) -> Rendered:
-        shown = {"task": "pairwise", "prompt": request.prompt, "responses": list(request.responses),
-                 "scene": scene_dict(request.scene)}
+        shown = {
+            "task": "pairwise",
+            "prompt": request.prompt,
+            "responses": list(request.responses),
+            "scene": scene_dict(request.scene),
+        }
         if request.reference is not None:
             shown["reference"] = request.reference
         return Rendered(json.dumps(shown, sort_keys=True))
 
     def render_rating(self, request: RateRequest) -> Rendered:
-        shown = {"task": request.rubric, "question": request.question, "response": request.response,
-                 "reference": request.reference, "scene": scene_dict(request.scene), "tags": sorted(request.tags)}
+        shown = {
+            "task": request.rubric,
+            "question": request.question,
+            "response": request.response,
+            "reference": request.reference,
+            "scene": scene_dict(request.scene),
+            "tags": sorted(request.tags),
+        }
         return Rendered(json.dumps(shown, sort_keys=True))
 
     def complete(self, prompts: list[Rendered]) -> list[str | JudgeCallError]:
@@ -162,21 +173,44 @@ class ExactWorldJudge(Judge):
             kept = ("true", "false", "unjudged") + (("covered",) if "reference" in shown else ())
             readings = []
             for response in shown["responses"]:
-                r = reading(RateRequest(id="", rubric="pairwise", question=shown["prompt"], response=response,
-                                        reference=shown.get("reference") or "", scene=shown["scene"]))
+                r = reading(
+                    RateRequest(
+                        id="",
+                        rubric="pairwise",
+                        question=shown["prompt"],
+                        response=response,
+                        reference=shown.get("reference") or "",
+                        scene=shown["scene"],
+                    )
+                )
                 readings.append({k: r[k] for k in kept})
             return json.dumps({"readings": readings}, sort_keys=True)
         if shown["task"] not in RUBRICS:
             return JudgeCallError(f"exact judge: unknown rubric {shown['task']!r}")
-        request = RateRequest(id="", rubric=shown["task"], question=shown["question"], response=shown["response"],
-                              reference=shown["reference"], scene=shown["scene"], tags=tuple(shown["tags"]))
+        request = RateRequest(
+            id="",
+            rubric=shown["task"],
+            question=shown["question"],
+            response=shown["response"],
+            reference=shown["reference"],
+            scene=shown["scene"],
+            tags=tuple(shown["tags"]),
+        )
         r = reading(request)
         if shown["task"] == "mmhal":
             r["score"] = mmhal_score(r)
         elif shown["task"] == "llavaw":
-            reference_reading = reading(RateRequest(id="", rubric="llavaw", question=shown["question"],
-                                                    response=shown["reference"], reference=shown["reference"],
-                                                    scene=shown["scene"], tags=tuple(shown["tags"])))
+            reference_reading = reading(
+                RateRequest(
+                    id="",
+                    rubric="llavaw",
+                    question=shown["question"],
+                    response=shown["reference"],
+                    reference=shown["reference"],
+                    scene=shown["scene"],
+                    tags=tuple(shown["tags"]),
+                )
+            )
             r["score"] = round(helpfulness(r), 4)
             r["reference_score"] = round(helpfulness(reference_reading), 4)
         else:  # mmvet
@@ -185,8 +219,10 @@ class ExactWorldJudge(Judge):
 
     def parse_pair(self, raw: str, request: PairRequest, phash: str) -> tuple[int | None, str, str]:
         try:
-            a, b = (Assessment(x["true"], x["false"], x["unjudged"], x.get("covered", 0))
-                    for x in json.loads(raw)["readings"])
+            a, b = (
+                Assessment(x["true"], x["false"], x["unjudged"], x.get("covered", 0))
+                for x in json.loads(raw)["readings"]
+            )
         except (ValueError, KeyError, TypeError) as err:
             return None, UNPARSED, f"unreadable exact-judge record: {err}"
         if a.rank_key == b.rank_key:
@@ -197,8 +233,14 @@ class ExactWorldJudge(Judge):
         if a.silent != b.silent:
             return preferred, OK, "the other response says nothing"
         if a.net_score != b.net_score:
-            return preferred, OK, (f"higher net score (true + reference claims stated - {HALLUCINATION_WEIGHT} x "
-                                   f"false claims): {a.net_score} vs {b.net_score}")
+            return (
+                preferred,
+                OK,
+                (
+                    f"higher net score (true + reference claims stated - {HALLUCINATION_WEIGHT} x "
+                    f"false claims): {a.net_score} vs {b.net_score}"
+                ),
+            )
         return preferred, OK, "same net score, fewer false claims"
 
     def parse_rating(self, raw: str, request: RateRequest) -> tuple[float | None, dict, str, str]:
@@ -209,7 +251,6 @@ class ExactWorldJudge(Judge):
             return None, {}, UNPARSED, f"unreadable exact-judge record: {err}"
         details = {k: r[k] for k in ("reference_score",) if k in r}
         return score, details, OK, "ok"
-
 
 
 def make_judge(settings: dict, cache=None) -> ExactWorldJudge:

@@ -81,7 +81,9 @@ def make_task(family: str, scene: Scene, rng: random.Random, short: bool | None 
     if family == "description":
         return Task(family, rng.choice(DESCRIPTION_PROMPTS))
     if family == "existence":
-        shape = rng.choice(objs).shape if rng.random() < 0.5 else rng.choice([s for s in SHAPES if s not in scene.shapes])
+        shape = (
+            rng.choice(objs).shape if rng.random() < 0.5 else rng.choice([s for s in SHAPES if s not in scene.shapes])
+        )
         return existence_task(shape, rng, short=rng.random() < 0.5 if short is None else short)
     if family == "attribute":
         attribute = rng.choice(["colour", "colour", "size"])
@@ -147,7 +149,9 @@ def answer(task: Task, scene: Scene, rng: random.Random) -> Answer:
             return Answer(f"{word}.", (Claim("answer", answer=word),))
         if obj:
             text = f"yes, there is a {obj.colour} {obj.shape} at the {obj.position}."
-            return Answer(text, (Claim("answer", answer="yes"), Claim("object", obj.shape, obj.colour, position=obj.position)))
+            return Answer(
+                text, (Claim("answer", answer="yes"), Claim("object", obj.shape, obj.colour, position=obj.position))
+            )
         text = f"no, there is no {task.shape} in the image."
         return Answer(text, (Claim("answer", answer="no"), Claim("absent", task.shape)))
     if f == "attribute":
@@ -158,10 +162,14 @@ def answer(task: Task, scene: Scene, rng: random.Random) -> Answer:
         template = rng.choice(COUNT_TEMPLATES)
         return Answer(_count_sentence(len(scene.objects), template), (Claim("count", count=len(scene.objects)),))
     if f == "position":
-        return Answer(f"the {obj.shape} is at the {obj.position}.", (Claim("object", obj.shape, position=obj.position),))
+        return Answer(
+            f"the {obj.shape} is at the {obj.position}.", (Claim("object", obj.shape, position=obj.position),)
+        )
     if f == "letter":
         if obj.letter:
-            return Answer(f"the {obj.shape} has the letter {obj.letter} on it.", (Claim("letter", obj.shape, letter=obj.letter),))
+            return Answer(
+                f"the {obj.shape} has the letter {obj.letter} on it.", (Claim("letter", obj.shape, letter=obj.letter),)
+            )
         return Answer(f"there is no letter on the {obj.shape}.", (Claim("letter", obj.shape, letter="none"),))
     if f == "compositional":
         target = next(o for o in scene.objects if o.position == task.position)
@@ -178,7 +186,9 @@ def answer(task: Task, scene: Scene, rng: random.Random) -> Answer:
 
 def _free_cell(scene: Scene, settings: WorldSettings, rng: random.Random) -> tuple[int, int]:
     taken = {(o.row, o.col) for o in scene.objects}
-    return rng.choice([rc for rc in POSITION_WORDS if rc not in taken and rc[0] < settings.grid and rc[1] < settings.grid])
+    return rng.choice(
+        [rc for rc in POSITION_WORDS if rc not in taken and rc[0] < settings.grid and rc[1] < settings.grid]
+    )
 
 
 def _with_objects(scene: Scene, objects) -> Scene:
@@ -223,7 +233,10 @@ def corrupt_scene(task: Task, scene: Scene, settings: WorldSettings, rng: random
     if f == "existence":
         obj = scene.find(task.shape)
         if obj:  # deny a present object
-            return _with_objects(scene, [o for o in objs if o.shape != task.shape] or [replace(obj, shape=_other_shape(obj.shape, scene, rng))])
+            return _with_objects(
+                scene,
+                [o for o in objs if o.shape != task.shape] or [replace(obj, shape=_other_shape(obj.shape, scene, rng))],
+            )
         return _with_objects(scene, objs + [_prior_object(task.shape, scene, settings, rng)])
     if f == "count":
         if len(objs) > 1 and rng.random() < 0.5:
@@ -231,13 +244,19 @@ def corrupt_scene(task: Task, scene: Scene, settings: WorldSettings, rng: random
             return _with_objects(scene, objs)
         extra = absent_partners[0] if absent_partners else _other_shape(objs[0].shape, scene, rng)
         return _with_objects(scene, objs + [_prior_object(extra, scene, settings, rng)])
-    idx = next(i for i, o in enumerate(objs) if (task.shape and o.shape == task.shape) or (task.position and o.position == task.position))
+    idx = next(
+        i
+        for i, o in enumerate(objs)
+        if (task.shape and o.shape == task.shape) or (task.position and o.position == task.position)
+    )
     obj = objs[idx]
     if f == "attribute" and task.attribute == "size":
         objs[idx] = replace(obj, size="small" if obj.size == "large" else "large")
     elif f in ("attribute", "compositional") and task.attribute == "colour":
         usual = settings.usual_colours[obj.shape]
-        objs[idx] = replace(obj, colour=usual if obj.colour != usual else rng.choice([c for c in COLOURS if c != usual]))
+        objs[idx] = replace(
+            obj, colour=usual if obj.colour != usual else rng.choice([c for c in COLOURS if c != usual])
+        )
     elif f == "compositional":  # 'what shape is at ...': the partner shape, in its usual colour
         partner = settings.partners[obj.shape]
         new_shape = partner if partner not in scene.shapes else _other_shape(obj.shape, scene, rng)
@@ -246,7 +265,7 @@ def corrupt_scene(task: Task, scene: Scene, settings: WorldSettings, rng: random
         row, col = _free_cell(scene, settings, rng)
         objs[idx] = replace(obj, row=row, col=col)
     elif f == "letter":
-        objs[idx] = replace(obj, letter=rng.choice([l for l in LETTERS if l != obj.letter]))
+        objs[idx] = replace(obj, letter=rng.choice([x for x in LETTERS if x != obj.letter]))
     return _with_objects(scene, objs)
 
 
@@ -254,7 +273,9 @@ def _other_shape(shape: str, scene: Scene, rng: random.Random) -> str:
     return rng.choice([s for s in SHAPES if s != shape and s not in scene.shapes] or [s for s in SHAPES if s != shape])
 
 
-def hallucinated_answer(task: Task, scene: Scene, settings: WorldSettings, rng: random.Random, template_seed: int) -> Answer:
+def hallucinated_answer(
+    task: Task, scene: Scene, settings: WorldSettings, rng: random.Random, template_seed: int
+) -> Answer:
     """The answer a prior-driven model would give: same wording as the truth, wrong facts."""
     wrong = corrupt_scene(task, scene, settings, rng)
     return answer(task, wrong, random.Random(template_seed))
@@ -293,7 +314,7 @@ def parse(text: str) -> tuple[Claim, ...]:
         m = _YESNO_RE.match(sent)
         if m:
             claims.append(Claim("answer", answer=m.group(1)))
-            sent = sent[m.end():].lstrip(" ,")
+            sent = sent[m.end() :].lstrip(" ,")
             if not sent:
                 continue
         m = _COUNT_RE.match(sent)

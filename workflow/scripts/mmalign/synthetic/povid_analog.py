@@ -28,7 +28,9 @@ class PovidAnalogSettings:
     descriptions_per_scene: int = 1
     existence_per_scene: int = 1  # yes/no existence questions (LLaVA-Instruct conversations are full of them)
     questions_per_scene: int = 1  # questions of the other families
-    families: list[str] = field(default_factory=lambda: ["existence", "attribute", "count", "position", "letter", "compositional"])
+    families: list[str] = field(
+        default_factory=lambda: ["existence", "attribute", "count", "position", "letter", "compositional"]
+    )
     short_answer_prob: float = 0.5  # share of yes/no questions that ask for one word
     prior_negative_prob: float = 0.5  # share of absent-object questions that ask about a present object's partner
     max_drop_rate: float = DEFAULT_MAX_DROP_RATE
@@ -46,8 +48,13 @@ def _existence_task(scene: Scene, world: WorldSettings, settings: PovidAnalogSet
     return lang.existence_task(rng.choice(absent), rng, short)
 
 
-def povid_analog(scenes: list[Scene], images_dir: str | Path, world: WorldSettings, settings: PovidAnalogSettings,
-                 source: str = "povid_analog") -> tuple[list[dict], Manifest]:
+def povid_analog(
+    scenes: list[Scene],
+    images_dir: str | Path,
+    world: WorldSettings,
+    settings: PovidAnalogSettings,
+    source: str = "povid_analog",
+) -> tuple[list[dict], Manifest]:
     """Pairs from the preference split; drops (and counts) rows with a missing image, an empty answer,
     or a rejected answer identical to the chosen one."""
     rng = random.Random(settings.seed)
@@ -59,7 +66,9 @@ def povid_analog(scenes: list[Scene], images_dir: str | Path, world: WorldSettin
         if "existence" in settings.families:
             tasks += [_existence_task(scene, world, settings, rng) for _ in range(settings.existence_per_scene)]
         others = [f for f in settings.families if f != "existence"]
-        tasks += [lang.make_task(rng.choice(others), scene, rng) for _ in range(settings.questions_per_scene if others else 0)]
+        tasks += [
+            lang.make_task(rng.choice(others), scene, rng) for _ in range(settings.questions_per_scene if others else 0)
+        ]
         for k, task in enumerate(tasks):
             manifest.rows_read += 1
             template_seed = rng.randrange(2**31)
@@ -83,15 +92,21 @@ def povid_analog(scenes: list[Scene], images_dir: str | Path, world: WorldSettin
                     "rejected": rejected,
                     "source": source,
                     # task and template seed let a corrupter rebuild this answer's wording (corrupt.PriorCorrupter)
-                    "meta": {"scene": scene.id, "family": task.family, "task": asdict(task), "template_seed": template_seed},
+                    "meta": {
+                        "scene": scene.id,
+                        "family": task.family,
+                        "task": asdict(task),
+                        "template_seed": template_seed,
+                    },
                 }
             )
             manifest.rows_kept += 1
     return rows, manifest
 
 
-def build_pairset(spec: dict, inputs: dict, pairs_path, manifest_path, seed: int, world_config: dict | None,
-                  **_) -> Manifest:
+def build_pairset(
+    spec: dict, inputs: dict, pairs_path, manifest_path, seed: int, world_config: dict | None, **_
+) -> Manifest:
     """Config ``pairsets.<name>`` with ``kind: povid_analog``: pairs from the world's preference split."""
     world = WorldSettings.from_config({**(world_config or {}), "seed": seed})
     known = PovidAnalogSettings.__dataclass_fields__

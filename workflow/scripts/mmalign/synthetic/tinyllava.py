@@ -44,7 +44,9 @@ CHAT_TEMPLATE = (
     "{%- endif %} "
     "{%- elif message['role'] == 'assistant' -%}ASSISTANT: "
     "{%- if message['content'] is string -%}{{ message['content'] }}"
-    "{%- else -%}{%- for c in message['content'] -%}{%- if c['type'] == 'text' -%}{{ c['text'] }}{%- endif -%}{%- endfor -%}"
+    "{%- else -%}{%- for c in message['content'] -%}"
+    "{%- if c['type'] == 'text' -%}{{ c['text'] }}{%- endif -%}"
+    "{%- endfor -%}"
     "{%- endif -%}</s> "
     "{%- endif -%}"
     "{%- endfor -%}"
@@ -79,7 +81,7 @@ class TinyLlavaSettings:
     sft_image_dropout: float = 0.0
 
     @classmethod
-    def from_config(cls, cfg: dict) -> "TinyLlavaSettings":
+    def from_config(cls, cfg: dict) -> TinyLlavaSettings:
         return cls(**cfg)
 
 
@@ -207,8 +209,15 @@ def _cell_targets(scene: Scene, world: WorldSettings) -> tuple[list[int], list[i
     return shapes, colours
 
 
-def pretrain_vision(model, processor, tokenizer, scenes: list[Scene], images_dir: Path, world: WorldSettings,
-                    settings: TinyLlavaSettings) -> list[float]:
+def pretrain_vision(
+    model,
+    processor,
+    tokenizer,
+    scenes: list[Scene],
+    images_dir: Path,
+    world: WorldSettings,
+    settings: TinyLlavaSettings,
+) -> list[float]:
     """Stage 1, a stand-in for a pretrained CLIP plus LLaVA's projector alignment. Returns the losses.
 
     * the vision tower learns what is in each cell (per-patch shape and colour classification);
@@ -221,7 +230,9 @@ def pretrain_vision(model, processor, tokenizer, scenes: list[Scene], images_dir
     tower, projector = model.model.vision_tower, model.model.multi_modal_projector
     embed = model.get_input_embeddings().weight.detach()
     hidden = settings.vision_hidden
-    heads = torch.nn.ModuleDict({"shape": torch.nn.Linear(hidden, 1 + len(SHAPES)), "colour": torch.nn.Linear(hidden, 1 + len(COLOURS))})
+    heads = torch.nn.ModuleDict(
+        {"shape": torch.nn.Linear(hidden, 1 + len(SHAPES)), "colour": torch.nn.Linear(hidden, 1 + len(COLOURS))}
+    )
     shape_vecs = torch.cat([torch.zeros(1, embed.shape[1]), embed[tokenizer.convert_tokens_to_ids(SHAPES)]])
     colour_vecs = torch.cat([torch.zeros(1, embed.shape[1]), embed[tokenizer.convert_tokens_to_ids(list(COLOURS))]])
     images = [Image.open(images_dir / f"{s.id}.png").convert("RGB") for s in scenes]
@@ -238,7 +249,9 @@ def pretrain_vision(model, processor, tokenizer, scenes: list[Scene], images_dir
         idx = torch.randint(len(scenes), (64,), generator=gen)
         feats = tower(pixel_values=pixels[idx]).last_hidden_state[:, 1:]  # drop CLS: one token per cell
         cls_loss = torch.nn.functional.cross_entropy(heads["shape"](feats).flatten(0, 1), shape_t[idx].flatten())
-        cls_loss = cls_loss + torch.nn.functional.cross_entropy(heads["colour"](feats).flatten(0, 1), colour_t[idx].flatten())
+        cls_loss = cls_loss + torch.nn.functional.cross_entropy(
+            heads["colour"](feats).flatten(0, 1), colour_t[idx].flatten()
+        )
         words = shape_vecs[shape_t[idx]] + colour_vecs[colour_t[idx]]
         align_loss = torch.nn.functional.mse_loss(projector(feats), words) / embed.pow(2).mean()
         loss = cls_loss + align_loss
@@ -247,7 +260,12 @@ def pretrain_vision(model, processor, tokenizer, scenes: list[Scene], images_dir
         opt.step()
         losses.append(loss.item())
         if step % 100 == 0 or step == settings.vision_pretrain_steps - 1:
-            log.info("stage 1 step %d: classification %.4f, projector alignment %.4f", step, cls_loss.item(), align_loss.item())
+            log.info(
+                "stage 1 step %d: classification %.4f, projector alignment %.4f",
+                step,
+                cls_loss.item(),
+                align_loss.item(),
+            )
     return losses
 
 
@@ -306,7 +324,8 @@ def image_dropout_collator(processor, settings: TinyLlavaSettings):
 
 
 def run_sft(model, processor, rows: list[dict], settings: TinyLlavaSettings, work_dir: Path) -> dict:
-    from datasets import Dataset, Image as ImageFeature
+    from datasets import Dataset
+    from datasets import Image as ImageFeature
     from trl import SFTConfig, SFTTrainer
 
     dataset = Dataset.from_list(rows).cast_column("image", ImageFeature())
@@ -329,12 +348,16 @@ def run_sft(model, processor, rows: list[dict], settings: TinyLlavaSettings, wor
         disable_tqdm=False,
     )
     collator = image_dropout_collator(processor, settings) if settings.sft_image_dropout > 0 else None
-    trainer = SFTTrainer(model=model, args=args, train_dataset=dataset, processing_class=processor, data_collator=collator)
+    trainer = SFTTrainer(
+        model=model, args=args, train_dataset=dataset, processing_class=processor, data_collator=collator
+    )
     result = trainer.train()
     return {"train_loss": result.training_loss, "steps": result.global_step, "log_history": trainer.state.log_history}
 
 
-def build_base_model(world: WorldSettings, settings: TinyLlavaSettings, scenes: list[Scene], images_dir: Path, out_dir: Path) -> dict:
+def build_base_model(
+    world: WorldSettings, settings: TinyLlavaSettings, scenes: list[Scene], images_dir: Path, out_dir: Path
+) -> dict:
     """The whole default-study base model: components, vision pretraining, SFT, save. Returns metrics."""
     from transformers import set_seed
 

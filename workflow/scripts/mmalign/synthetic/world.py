@@ -103,7 +103,7 @@ class WorldSettings:
             raise ValueError("world.partners / world.usual_colours name an unknown shape or colour")
 
     @classmethod
-    def from_config(cls, cfg: dict) -> "WorldSettings":
+    def from_config(cls, cfg: dict) -> WorldSettings:
         cfg = dict(cfg)
         for key in ("object_count_weights", "shape_weights", "background"):
             if key in cfg:
@@ -150,7 +150,7 @@ class Scene:
         return {"id": self.id, "split": self.split, "objects": [asdict(o) for o in self.objects]}
 
     @classmethod
-    def from_dict(cls, d: dict) -> "Scene":
+    def from_dict(cls, d: dict) -> Scene:
         return cls(d["id"], d["split"], tuple(SceneObject(**o) for o in d["objects"]))
 
 

@@ -28,8 +28,11 @@ def noisy_top_tokens(module, kwargs: dict, rows: torch.Tensor, noise_steps: int,
     """For the given batch rows: the top token the model predicts at every position under the noisy image,
     shifted to label positions (labels[t] = argmax logits[t - 1])."""
     batch = kwargs["input_ids"].shape[0]
-    picked = {k: (v[rows] if torch.is_tensor(v) and v.dim() and v.shape[0] == batch else v)
-              for k, v in kwargs.items() if k not in ("labels", "fused_lm_head", "shift_labels", "num_items_in_batch")}
+    picked = {
+        k: (v[rows] if torch.is_tensor(v) and v.dim() and v.shape[0] == batch else v)
+        for k, v in kwargs.items()
+        if k not in ("labels", "fused_lm_head", "shift_labels", "num_items_in_batch")
+    }
     generator = torch.Generator().manual_seed(seed)
     picked["pixel_values"] = add_diffusion_noise(picked["pixel_values"], noise_steps, generator)
     plain = {"fused_lm_head": False} if "fused_lm_head" in kwargs else {}  # TRL's patched forward: give logits
@@ -53,8 +56,9 @@ class DistortionHook:
             return None
         self._inside = True
         try:
-            top = noisy_top_tokens(module, kwargs, self.rows, self.noise_steps,
-                                   stable_seed(self.seed, "distortion", self.step, bits=32))
+            top = noisy_top_tokens(
+                module, kwargs, self.rows, self.noise_steps, stable_seed(self.seed, "distortion", self.step, bits=32)
+            )
         finally:
             self._inside = False
         labels = kwargs["labels"].clone()

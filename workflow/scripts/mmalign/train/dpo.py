@@ -64,7 +64,9 @@ def rejected_answers(row, mode: str) -> list[str]:
     if mode == "external":
         return [row.rejected]
     if not row.rejected_policy:
-        raise ValueError(f"pair {row.id!r} has no policy-derived rejected answer (rejected: {mode} needs a BDHS pair set)")
+        raise ValueError(
+            f"pair {row.id!r} has no policy-derived rejected answer (rejected: {mode} needs a BDHS pair set)"
+        )
     return [row.rejected_policy] if mode == "policy" else [row.rejected, row.rejected_policy]
 
 
@@ -74,25 +76,31 @@ def distortion_answers(row, mode: str) -> list[tuple[str, bool]]:
     return ([(row.rejected, False)] if mode == "both" else []) + [(row.chosen, True)]
 
 
-def preference_dataset(pairs_path: str | Path, max_pairs: int | None, seed: int, rejected: str = "external",
-                       distortion: bool = False):
+def preference_dataset(
+    pairs_path: str | Path, max_pairs: int | None, seed: int, rejected: str = "external", distortion: bool = False
+):
     """The pair table as a TRL vision preference dataset (conversational prompt/chosen/rejected + image)."""
-    from datasets import Dataset, Image as ImageFeature
+    from datasets import Dataset
+    from datasets import Image as ImageFeature
 
     frame = read_pairs(pairs_path)
     if max_pairs is not None and len(frame) > max_pairs:
         frame = frame.sample(n=max_pairs, random_state=seed)
     rows = []
     for row in frame.itertuples():
-        answers = distortion_answers(row, rejected) if distortion else [(a, False) for a in rejected_answers(row, rejected)]
+        answers = (
+            distortion_answers(row, rejected) if distortion else [(a, False) for a in rejected_answers(row, rejected)]
+        )
         for answer, distort in answers:
-            rows.append({
-                "image": row.image,
-                "prompt": [{"role": "user", "content": row.prompt}],
-                "chosen": [{"role": "assistant", "content": row.chosen}],
-                "rejected": [{"role": "assistant", "content": answer}],
-                **({"distort": distort} if distortion else {}),
-            })
+            rows.append(
+                {
+                    "image": row.image,
+                    "prompt": [{"role": "user", "content": row.prompt}],
+                    "chosen": [{"role": "assistant", "content": row.chosen}],
+                    "rejected": [{"role": "assistant", "content": answer}],
+                    **({"distort": distort} if distortion else {}),
+                }
+            )
     return Dataset.from_list(rows).cast_column("image", ImageFeature())
 
 
@@ -146,8 +154,10 @@ def latest_checkpoint(checkpoint_dir: Path, fingerprint: str) -> str | None:
     checkpoint_dir.mkdir(parents=True, exist_ok=True)
     stamp.write_text(fingerprint)
     # a checkpoint is complete once trainer_state.json is in it (the Trainer writes it last)
-    found = sorted((p for p in checkpoint_dir.glob("checkpoint-*") if (p / "trainer_state.json").exists()),
-                   key=lambda p: int(p.name.split("-")[1]))
+    found = sorted(
+        (p for p in checkpoint_dir.glob("checkpoint-*") if (p / "trainer_state.json").exists()),
+        key=lambda p: int(p.name.split("-")[1]),
+    )
     return str(found[-1]) if found else None
 
 
@@ -157,8 +167,15 @@ def method_module(settings: DPOSettings):
     return import_module(module) if module else sys.modules[__name__]
 
 
-def train_dpo(model_dir: str | Path, pairs_path: str | Path, out_dir: str | Path, settings: DPOSettings,
-              use_cpu: bool = True, judge=None, scenes: dict | None = None) -> dict:
+def train_dpo(
+    model_dir: str | Path,
+    pairs_path: str | Path,
+    out_dir: str | Path,
+    settings: DPOSettings,
+    use_cpu: bool = True,
+    judge=None,
+    scenes: dict | None = None,
+) -> dict:
     """Train one variant; writes ``adapter/``, ``train_log.jsonl`` and returns the metrics.
     ``judge`` ranks online samples (online_dpo, mixed_dpo); ``scenes`` (id -> ground-truth record) is what a
     judge that checks answers against the truth reads (the synthetic world's exact judge)."""
@@ -167,8 +184,9 @@ def train_dpo(model_dir: str | Path, pairs_path: str | Path, out_dir: str | Path
 
     set_seed(settings.seed)
     out_dir = Path(out_dir)
-    fingerprint = hashlib.sha256(json.dumps(asdict(settings), sort_keys=True).encode()
-                                 + Path(pairs_path).read_bytes()).hexdigest()
+    fingerprint = hashlib.sha256(
+        json.dumps(asdict(settings), sort_keys=True).encode() + Path(pairs_path).read_bytes()
+    ).hexdigest()
     resume = latest_checkpoint(out_dir / "checkpoints", fingerprint)
     processor = AutoProcessor.from_pretrained(model_dir)
     model = AutoModelForImageTextToText.from_pretrained(model_dir, dtype=torch.float32)
@@ -176,8 +194,14 @@ def train_dpo(model_dir: str | Path, pairs_path: str | Path, out_dir: str | Path
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     method = method_module(settings)
     dataset = method.build_dataset(pairs_path, settings)
-    log.info("%s on %d pairs, %d trainable parameters, loss %s%s", settings.method, len(dataset), trainable,
-             settings.loss_type, f", resuming from {resume}" if resume else "")
+    log.info(
+        "%s on %d pairs, %d trainable parameters, loss %s%s",
+        settings.method,
+        len(dataset),
+        trainable,
+        settings.loss_type,
+        f", resuming from {resume}" if resume else "",
+    )
     natural = natural_steps(len(dataset), settings)
     steps = planned_steps(len(dataset), settings)
     args = DPOConfig(
@@ -205,9 +229,14 @@ def train_dpo(model_dir: str | Path, pairs_path: str | Path, out_dir: str | Path
         dataloader_num_workers=0,
         remove_unused_columns=not method.RAW_ROWS,  # a method that makes its rows per step needs the raw ones
     )
-    common = dict(model=model, ref_model=None,  # PEFT: the reference is the model with its adapter disabled
-                  args=args, train_dataset=dataset, processing_class=processor,
-                  optimizers=(optimizer_groups(model, settings), None))
+    common = dict(
+        model=model,
+        ref_model=None,  # PEFT: the reference is the model with its adapter disabled
+        args=args,
+        train_dataset=dataset,
+        processing_class=processor,
+        optimizers=(optimizer_groups(model, settings), None),
+    )
     trainer = method.build_trainer(common, settings, judge=judge, scenes=scenes)
     start = time.time()
     result = trainer.train(resume_from_checkpoint=resume)

@@ -86,9 +86,17 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def run_worker(spec_path: str | Path, model_dir: str | Path, pairs_path: str | Path, out_dir: str | Path,
-               metrics_path: str | Path, use_cpu: bool, judge: dict | None = None, judge_cache: str | None = None,
-               scenes_path: str | None = None) -> dict:
+def run_worker(
+    spec_path: str | Path,
+    model_dir: str | Path,
+    pairs_path: str | Path,
+    out_dir: str | Path,
+    metrics_path: str | Path,
+    use_cpu: bool,
+    judge: dict | None = None,
+    judge_cache: str | None = None,
+    scenes_path: str | None = None,
+) -> dict:
     """Train one variant in this process (one rank of several, or alone); rank 0 writes the metrics.
     Online variants also get their annotator (a ``judges`` entry) and the world's scenes for the exact judge."""
     spec = json.loads(Path(spec_path).read_text())
@@ -98,17 +106,28 @@ def run_worker(spec_path: str | Path, model_dir: str | Path, pairs_path: str | P
     if scenes_path:
         with open(scenes_path) as fh:
             scenes = {s["id"]: s for s in map(json.loads, fh)}
-    metrics = train_dpo(model_dir, pairs_path, out_dir, DPOSettings.from_spec(spec), use_cpu=use_cpu,
-                        judge=annotator, scenes=scenes)
+    metrics = train_dpo(
+        model_dir, pairs_path, out_dir, DPOSettings.from_spec(spec), use_cpu=use_cpu, judge=annotator, scenes=scenes
+    )
     metrics = {"variant": spec["variant"], **metrics, "processes": world_size()}
     if is_rank_zero():
         write_json(metrics, metrics_path)
     return metrics
 
 
-def train_variant(spec_path, model_dir, pairs_path, out_dir, metrics_path, resources: dict, threads: int,
-                  log_path: str | Path | None = None, judge: dict | None = None, judge_cache: str | None = None,
-                  scenes_path: str | None = None) -> LaunchPlan:
+def train_variant(
+    spec_path,
+    model_dir,
+    pairs_path,
+    out_dir,
+    metrics_path,
+    resources: dict,
+    threads: int,
+    log_path: str | Path | None = None,
+    judge: dict | None = None,
+    judge_cache: str | None = None,
+    scenes_path: str | None = None,
+) -> LaunchPlan:
     """Train one variant on the hardware its job was given: in this process, or through ``accelerate launch``."""
     import torch
 
@@ -135,15 +154,30 @@ def main(argv: list[str] | None = None) -> None:
     for name in ("spec", "model", "pairs", "out", "metrics"):
         parser.add_argument(name)
     parser.add_argument("--cpu", action="store_true", help="train on CPU (gloo between ranks)")
-    parser.add_argument("--judge", type=json.loads, default=None, help="online variants: the annotator's settings (JSON)")
+    parser.add_argument(
+        "--judge", type=json.loads, default=None, help="online variants: the annotator's settings (JSON)"
+    )
     parser.add_argument("--judge-cache", default=None)
-    parser.add_argument("--scenes", default=None, help="the world's scenes (the exact judge checks samples against them)")
+    parser.add_argument(
+        "--scenes", default=None, help="the world's scenes (the exact judge checks samples against them)"
+    )
     args = parser.parse_args(argv)
     import logging
 
-    logging.basicConfig(level=logging.INFO, format=f"%(asctime)s rank {os.environ.get('RANK', '0')} %(levelname)s %(name)s: %(message)s")
-    run_worker(args.spec, args.model, args.pairs, args.out, args.metrics, use_cpu=args.cpu, judge=args.judge,
-               judge_cache=args.judge_cache, scenes_path=args.scenes)
+    logging.basicConfig(
+        level=logging.INFO, format=f"%(asctime)s rank {os.environ.get('RANK', '0')} %(levelname)s %(name)s: %(message)s"
+    )
+    run_worker(
+        args.spec,
+        args.model,
+        args.pairs,
+        args.out,
+        args.metrics,
+        use_cpu=args.cpu,
+        judge=args.judge,
+        judge_cache=args.judge_cache,
+        scenes_path=args.scenes,
+    )
 
 
 if __name__ == "__main__":

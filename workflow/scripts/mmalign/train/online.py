@@ -78,8 +78,15 @@ def conversation(role: str, text: str) -> list[dict]:
 class PairMaker:
     """Makes one step's DPO rows from raw examples with the current policy and a judge."""
 
-    def __init__(self, processor, settings: OnlineSettings, judge=None, rejected: str = "external", seed: int = 0,
-                 scenes: dict[str, dict] | None = None):
+    def __init__(
+        self,
+        processor,
+        settings: OnlineSettings,
+        judge=None,
+        rejected: str = "external",
+        seed: int = 0,
+        scenes: dict[str, dict] | None = None,
+    ):
         """``judge``: a mmalign.judges Judge (``compare``); ``scenes``: scene id -> Scene.to_dict() for the
         world's exact judge (the pair's meta names its scene), None for real data."""
         if settings.mode in ("online", "mixed") and judge is None:
@@ -136,16 +143,28 @@ class PairMaker:
         return rows
 
     def _row(self, ex: dict, chosen: str, rejected: str) -> dict:
-        return {"image": ex["image"], "prompt": conversation("user", ex["prompt_text"]),
-                "chosen": conversation("assistant", chosen), "rejected": conversation("assistant", rejected)}
+        return {
+            "image": ex["image"],
+            "prompt": conversation("user", ex["prompt_text"]),
+            "chosen": conversation("assistant", chosen),
+            "rejected": conversation("assistant", rejected),
+        }
 
     def online_rows(self, model, examples: list[dict], step: int) -> list[dict]:
         """Online-DPO's pairs: two samples per prompt, ranked by the judge (online BDHS overrides this)."""
         images = [ex["image"] for ex in examples for _ in range(2)]
         prompts = [ex["prompt_text"] for ex in examples for _ in range(2)]
-        samples = generate(model, self.processor, images, prompts, max_new_tokens=self.settings.max_new_tokens,
-                           batch_size=len(prompts), do_sample=True, temperature=self.settings.temperature,
-                           seed=stable_seed(self.seed, "sample", step, bits=32))
+        samples = generate(
+            model,
+            self.processor,
+            images,
+            prompts,
+            max_new_tokens=self.settings.max_new_tokens,
+            batch_size=len(prompts),
+            do_sample=True,
+            temperature=self.settings.temperature,
+            seed=stable_seed(self.seed, "sample", step, bits=32),
+        )
         pairs = [(samples[2 * i], samples[2 * i + 1]) for i in range(len(examples))]
         distinct = [(ex, pair) for ex, pair in zip(examples, pairs) if pair[0].strip() != pair[1].strip()]
         self.counts["dropped_identical_samples"] += len(examples) - len(distinct)
@@ -161,17 +180,26 @@ class PairMaker:
 
     def _request(self, ex: dict, pair: tuple[str, str]):
         scene_id = json.loads(ex["meta"] or "{}").get("scene")
-        return PairRequest(id=ex["pair_id"], prompt=ex["prompt_text"], responses=pair,
-                           image=ex.get("image_path"), scene=self.scenes.get(scene_id), reference=ex["chosen_text"])
+        return PairRequest(
+            id=ex["pair_id"],
+            prompt=ex["prompt_text"],
+            responses=pair,
+            image=ex.get("image_path"),
+            scene=self.scenes.get(scene_id),
+            reference=ex["chosen_text"],
+        )
 
     def log_fields(self) -> dict:
-        return {**{f"pairs/{k}": v for k, v in sorted(self.counts.items())},
-                "pairs/generation_seconds": round(self.generation_seconds, 3)}
+        return {
+            **{f"pairs/{k}": v for k, v in sorted(self.counts.items())},
+            "pairs/generation_seconds": round(self.generation_seconds, 3),
+        }
 
 
 def online_dataset(pairs_path, max_pairs: int | None, seed: int):
     """Raw examples for online training: the offline pair's texts plus what the judge needs (meta)."""
-    from datasets import Dataset, Image as ImageFeature
+    from datasets import Dataset
+    from datasets import Image as ImageFeature
 
     frame = read_pairs(pairs_path)
     if max_pairs is not None and len(frame) > max_pairs:
@@ -212,8 +240,9 @@ def online_trainer_class():
             self.vision_collator = DataCollatorForVisionPreference(processor=self.processing_class, max_length=None)
 
         def training_step(self, model, inputs, num_items_in_batch=None):
-            rows = self.pair_maker.make_rows(self.accelerator.unwrap_model(model), inputs["raw_examples"],
-                                             self.state.global_step)
+            rows = self.pair_maker.make_rows(
+                self.accelerator.unwrap_model(model), inputs["raw_examples"], self.state.global_step
+            )
             if not rows:  # every pair of this step was dropped: no gradient, counted
                 self.pair_maker.counts["skipped_steps"] += 1
                 return torch.zeros((), device=self.args.device)
@@ -235,12 +264,19 @@ def build_dataset(pairs_path, settings):
 
 
 def build_trainer(common: dict, settings, judge=None, scenes=None, pair_maker_class=PairMaker):
-    maker = pair_maker_class(common["processing_class"],
-                             OnlineSettings(mode=get(settings.method).online, **settings.online), judge=judge,
-                             rejected=settings.rejected, seed=settings.seed, scenes=scenes)
+    maker = pair_maker_class(
+        common["processing_class"],
+        OnlineSettings(mode=get(settings.method).online, **settings.online),
+        judge=judge,
+        rejected=settings.rejected,
+        seed=settings.seed,
+        scenes=scenes,
+    )
     return online_trainer_class()(**common, pair_maker=maker)
 
 
 def run_metrics(trainer, seconds: float) -> dict:
-    return {"online": trainer.pair_maker.log_fields(),
-            "generation_share": round(trainer.pair_maker.generation_seconds / seconds, 4)}
+    return {
+        "online": trainer.pair_maker.log_fields(),
+        "generation_share": round(trainer.pair_maker.generation_seconds / seconds, 4),
+    }

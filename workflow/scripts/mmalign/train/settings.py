@@ -45,12 +45,14 @@ class DPOSettings:
         if self.rejected not in REJECTED:
             raise ValueError("rejected must be 'external', 'policy' or 'both'")
         if method.policy_rejected and self.rejected == "external":
-            raise ValueError(f"{self.method} trains on a policy-derived rejected answer: rejected must be 'policy' or 'both'")
+            raise ValueError(
+                f"{self.method} trains on a policy-derived rejected answer: rejected must be 'policy' or 'both'"
+            )
         if self.loss_weights is not None and len(self.loss_weights) != len(self.loss_type):
             raise ValueError("loss_weights needs one weight per entry of loss_type")
 
     @classmethod
-    def from_spec(cls, spec: dict) -> "DPOSettings":
+    def from_spec(cls, spec: dict) -> DPOSettings:
         known = {f for f in cls.__dataclass_fields__}
         return cls(**{k: v for k, v in spec.items() if k in known})
 

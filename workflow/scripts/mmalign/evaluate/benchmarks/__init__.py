@@ -14,8 +14,16 @@ from __future__ import annotations
 from . import gqa, llavaw, mmhal, mmhalv, mmvet, objhal, pope, vqat
 
 # The paper's columns: POPE, MMHAL, MMHALv, LLaVAW, VQAT, GQA, MMVet, Recall (objhal, with CHAIR).
-REGISTRY = {"pope": pope, "mmhal": mmhal, "mmhalv": mmhalv, "llavaw": llavaw, "vqat": vqat, "gqa": gqa,
-            "mmvet": mmvet, "objhal": objhal}
+REGISTRY = {
+    "pope": pope,
+    "mmhal": mmhal,
+    "mmhalv": mmhalv,
+    "llavaw": llavaw,
+    "vqat": vqat,
+    "gqa": gqa,
+    "mmvet": mmvet,
+    "objhal": objhal,
+}
 JUDGED_KINDS = [kind for kind, module in REGISTRY.items() if module.JUDGED]
 
 

@@ -28,8 +28,10 @@ def judged_rows(ratings: list[Rating], subsets: list[str], aggregate, metric: st
 
 def rating_records(items: list[dict], predictions: list[str], ratings: list[Rating]) -> list[dict]:
     """One judgments.jsonl record per item: the raw judgment with the judge id and prompt hash."""
-    return [{"id": it["id"], "subset": it["subset"], "prediction": p, **r.to_record()}
-            for it, p, r in zip(items, predictions, ratings)]
+    return [
+        {"id": it["id"], "subset": it["subset"], "prediction": p, **r.to_record()}
+        for it, p, r in zip(items, predictions, ratings)
+    ]
 
 
 def empty_answers(predictions: list[str]) -> dict:

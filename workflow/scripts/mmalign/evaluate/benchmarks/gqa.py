@@ -40,10 +40,17 @@ def score(items: list[dict], predictions: list[str], reader: Reader = READER) ->
     judgments = []
     for item, text in zip(items, predictions):
         parsed, truth = reader.answer(text, item), reader.truth(item)
-        judgments.append({"id": item["id"], "parsed": parsed, "truth": truth,
-                          "correct": parsed is not None and parsed == truth})
+        judgments.append(
+            {"id": item["id"], "parsed": parsed, "truth": truth, "correct": parsed is not None and parsed == truth}
+        )
     n = len(items)
-    rows = [{"subset": "all", "metric": "accuracy", "value": sum(j["correct"] for j in judgments) / n if n else float("nan")},
-            {"subset": "all", "metric": "unparsed", "value": float(sum(j["parsed"] is None for j in judgments))},
-            {"subset": "all", "metric": "n", "value": float(n)}]
+    rows = [
+        {
+            "subset": "all",
+            "metric": "accuracy",
+            "value": sum(j["correct"] for j in judgments) / n if n else float("nan"),
+        },
+        {"subset": "all", "metric": "unparsed", "value": float(sum(j["parsed"] is None for j in judgments))},
+        {"subset": "all", "metric": "n", "value": float(n)},
+    ]
     return rows, judgments

@@ -24,15 +24,25 @@ def relative_score(ratings) -> float:
 
 
 def score(items: list[dict], predictions: list[str], judge) -> tuple[list[dict], list[dict]]:
-    requests = [RateRequest(id=item["id"], rubric="llavaw", question=item["question"], response=text,
-                            reference=item["answer"], context=item["meta"].get("context", ""),
-                            scene=item["meta"].get("scene"))
-                for item, text in zip(items, predictions)]
+    requests = [
+        RateRequest(
+            id=item["id"],
+            rubric="llavaw",
+            question=item["question"],
+            response=text,
+            reference=item["answer"],
+            context=item["meta"].get("context", ""),
+            scene=item["meta"].get("scene"),
+        )
+        for item, text in zip(items, predictions)
+    ]
     ratings = judge.rate(requests)
     rows = judged_rows(ratings, [item["subset"] for item in items], relative_score)
     judged = [r for r in ratings if r.score is not None]
-    for metric, values in (("response_rating", [r.score for r in judged]),
-                           ("reference_rating", [r.details["reference_score"] for r in judged])):
+    for metric, values in (
+        ("response_rating", [r.score for r in judged]),
+        ("reference_rating", [r.details["reference_score"] for r in judged]),
+    ):
         rows.append({"subset": "all", "metric": metric, "value": sum(values) / len(values) if values else float("nan")})
     rows += [empty_answers(predictions), {"subset": "all", "metric": "n", "value": float(len(items))}]
     return rows, rating_records(items, predictions, ratings)

@@ -23,13 +23,21 @@ JUDGED = True
 SEES_IMAGE = False
 RUBRIC = "mmhal"
 
+
 def rate_requests(items: list[dict], predictions: list[str], sees_image: bool) -> list[RateRequest]:
-    return [RateRequest(
-        id=item["id"], rubric=RUBRIC, question=item["question"], response=text, reference=item["answer"],
-        image=item["image"] if sees_image else None,
-        scene=item["meta"].get("scene") if sees_image else None,
-        tags=tuple(item["meta"].get("objects", ())),
-    ) for item, text in zip(items, predictions)]
+    return [
+        RateRequest(
+            id=item["id"],
+            rubric=RUBRIC,
+            question=item["question"],
+            response=text,
+            reference=item["answer"],
+            image=item["image"] if sees_image else None,
+            scene=item["meta"].get("scene") if sees_image else None,
+            tags=tuple(item["meta"].get("objects", ())),
+        )
+        for item, text in zip(items, predictions)
+    ]
 
 
 def score_with(items: list[dict], predictions: list[str], judge, sees_image: bool) -> tuple[list[dict], list[dict]]:
@@ -38,11 +46,13 @@ def score_with(items: list[dict], predictions: list[str], judge, sees_image: boo
     rows = judged_rows(ratings, subsets, lambda rs: sum(r.score for r in rs) / len(rs))
     judged = [r for r in ratings if r.score is not None]
     rate = sum(r.score < 3 for r in judged) / len(judged) if judged else float("nan")
-    rows += [{"subset": "all", "metric": "hallucination_rate", "value": rate}, empty_answers(predictions),
-             {"subset": "all", "metric": "n", "value": float(len(items))}]
+    rows += [
+        {"subset": "all", "metric": "hallucination_rate", "value": rate},
+        empty_answers(predictions),
+        {"subset": "all", "metric": "n", "value": float(len(items))},
+    ]
     return rows, rating_records(items, predictions, ratings)
 
 
 def score(items: list[dict], predictions: list[str], judge) -> tuple[list[dict], list[dict]]:
     return score_with(items, predictions, judge, SEES_IMAGE)
-

@@ -21,9 +21,17 @@ JUDGED = True
 
 
 def score(items: list[dict], predictions: list[str], judge) -> tuple[list[dict], list[dict]]:
-    requests = [RateRequest(id=item["id"], rubric="mmvet", question=item["question"], response=text,
-                            reference=item["answer"], scene=item["meta"].get("scene"))
-                for item, text in zip(items, predictions)]
+    requests = [
+        RateRequest(
+            id=item["id"],
+            rubric="mmvet",
+            question=item["question"],
+            response=text,
+            reference=item["answer"],
+            scene=item["meta"].get("scene"),
+        )
+        for item, text in zip(items, predictions)
+    ]
     ratings = judge.rate(requests)
     by_capability = defaultdict(list)
     for item, rating in zip(items, ratings):
@@ -32,8 +40,11 @@ def score(items: list[dict], predictions: list[str], judge) -> tuple[list[dict],
                 by_capability[capability].append(rating.score)
     judged = [r.score for r in ratings if r.score is not None]
     rows = [{"subset": "all", "metric": "score", "value": 100 * sum(judged) / len(judged) if judged else float("nan")}]
-    rows += [{"subset": c, "metric": "score", "value": 100 * sum(v) / len(v)}
-             for c, v in sorted(by_capability.items()) if c != "all"]
+    rows += [
+        {"subset": c, "metric": "score", "value": 100 * sum(v) / len(v)}
+        for c, v in sorted(by_capability.items())
+        if c != "all"
+    ]
     rows += [{"subset": "all", "metric": k, "value": v} for k, v in summarize(ratings).items() if k != "ties"]
     rows += [empty_answers(predictions), {"subset": "all", "metric": "n", "value": float(len(items))}]
     return rows, rating_records(items, predictions, ratings)

@@ -65,6 +65,8 @@ def score(items: list[dict], predictions: list[str]) -> tuple[list[dict], list[d
         per_split[split] = split_metrics([items[i]["answer"] for i in idx], [parsed[i] for i in idx])
         rows += [{"subset": split, "metric": k, "value": v} for k, v in per_split[split].items()]
     for metric in ("accuracy", "precision", "recall", "f1", "yes_ratio"):
-        rows.append({"subset": "all", "metric": metric, "value": sum(m[metric] for m in per_split.values()) / len(per_split)})
+        rows.append(
+            {"subset": "all", "metric": metric, "value": sum(m[metric] for m in per_split.values()) / len(per_split)}
+        )
     rows.append({"subset": "all", "metric": "unparsed", "value": float(sum(p is None for p in parsed))})
     return rows, judgments

@@ -21,14 +21,50 @@ DEFAULTS = {"prompt_suffix": "", "max_new_tokens": 16}
 JUDGED = False
 
 # EvalAI's VQA answer processing (the subset of its contraction table that can occur in short answers).
-_CONTRACTIONS = {"arent": "aren't", "cant": "can't", "couldnt": "couldn't", "didnt": "didn't", "doesnt": "doesn't",
-                 "dont": "don't", "hadnt": "hadn't", "hasnt": "hasn't", "havent": "haven't", "hes": "he's",
-                 "isnt": "isn't", "itd": "it'd", "itll": "it'll", "im": "i'm", "ive": "i've", "lets": "let's",
-                 "shes": "she's", "shouldnt": "shouldn't", "thats": "that's", "theres": "there's",
-                 "theyre": "they're", "wasnt": "wasn't", "werent": "weren't", "whats": "what's",
-                 "wont": "won't", "wouldnt": "wouldn't", "youre": "you're", "youve": "you've"}
-_NUMBERS = {"none": "0", "zero": "0", "one": "1", "two": "2", "three": "3", "four": "4", "five": "5", "six": "6",
-            "seven": "7", "eight": "8", "nine": "9", "ten": "10"}
+_CONTRACTIONS = {
+    "arent": "aren't",
+    "cant": "can't",
+    "couldnt": "couldn't",
+    "didnt": "didn't",
+    "doesnt": "doesn't",
+    "dont": "don't",
+    "hadnt": "hadn't",
+    "hasnt": "hasn't",
+    "havent": "haven't",
+    "hes": "he's",
+    "isnt": "isn't",
+    "itd": "it'd",
+    "itll": "it'll",
+    "im": "i'm",
+    "ive": "i've",
+    "lets": "let's",
+    "shes": "she's",
+    "shouldnt": "shouldn't",
+    "thats": "that's",
+    "theres": "there's",
+    "theyre": "they're",
+    "wasnt": "wasn't",
+    "werent": "weren't",
+    "whats": "what's",
+    "wont": "won't",
+    "wouldnt": "wouldn't",
+    "youre": "you're",
+    "youve": "you've",
+}
+_NUMBERS = {
+    "none": "0",
+    "zero": "0",
+    "one": "1",
+    "two": "2",
+    "three": "3",
+    "four": "4",
+    "five": "5",
+    "six": "6",
+    "seven": "7",
+    "eight": "8",
+    "nine": "9",
+    "ten": "10",
+}
 _ARTICLES = {"a", "an", "the"}
 _PUNCT = [";", "/", "[", "]", '"', "{", "}", "(", ")", "=", "+", "\\", "_", "-", ">", "<", "@", "`", ",", "?", "!"]
 _PERIOD_STRIP = re.compile(r"(?<!\d)(\.)(?!\d)")
@@ -53,7 +89,7 @@ def vqa_accuracy(answer: str, humans: list[str]) -> float:
         return 0.0
     scores = []
     for i in range(len(humans)):
-        others = humans[:i] + humans[i + 1:]
+        others = humans[:i] + humans[i + 1 :]
         scores.append(min(1.0, sum(h == answer for h in others) / 3))
     return sum(scores) / len(scores)
 
@@ -80,7 +116,9 @@ def score(items: list[dict], predictions: list[str], reader: Reader = READER) ->
         total += accuracy
         judgments.append({"id": item["id"], "parsed": parsed, "accuracy": accuracy})
     n = len(items)
-    rows = [{"subset": "all", "metric": "accuracy", "value": total / n if n else float("nan")},
-            {"subset": "all", "metric": "unparsed", "value": float(sum(j["parsed"] is None for j in judgments))},
-            {"subset": "all", "metric": "n", "value": float(n)}]
+    rows = [
+        {"subset": "all", "metric": "accuracy", "value": total / n if n else float("nan")},
+        {"subset": "all", "metric": "unparsed", "value": float(sum(j["parsed"] is None for j in judgments))},
+        {"subset": "all", "metric": "n", "value": float(n)},
+    ]
     return rows, judgments

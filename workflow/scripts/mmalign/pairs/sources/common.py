@@ -20,8 +20,9 @@ def number_ids(rows: list[dict], prefix: str, source_ids: list[str]) -> None:
         row["id"] = base if n == 0 else f"{base}-{n}"
 
 
-def finish(rows: list[dict], manifest: Manifest, out_parquet: Path, manifest_path: Path,
-           max_drop_rate: float) -> Manifest:
+def finish(
+    rows: list[dict], manifest: Manifest, out_parquet: Path, manifest_path: Path, max_drop_rate: float
+) -> Manifest:
     """Refuse (ValueError naming the source, the rate and the reasons) when too much was dropped, which means a
     wrong file or image folder rather than a few bad records; otherwise write the pairs and the manifest."""
     manifest.rows_kept = len(rows)
@@ -29,13 +30,21 @@ def finish(rows: list[dict], manifest: Manifest, out_parquet: Path, manifest_pat
     if manifest.rows_read == 0:
         raise ValueError(f"{manifest.source}: no records read")
     if manifest.drop_rate > max_drop_rate:
-        raise ValueError(f"{manifest.source}: dropped {manifest.drop_rate:.1%} of {manifest.rows_read} records "
-                         f"(max {max_drop_rate:.1%}); reasons {dict(manifest.dropped)}")
+        raise ValueError(
+            f"{manifest.source}: dropped {manifest.drop_rate:.1%} of {manifest.rows_read} records "
+            f"(max {max_drop_rate:.1%}); reasons {dict(manifest.dropped)}"
+        )
     write_pairs(rows, out_parquet)
     Path(manifest_path).parent.mkdir(parents=True, exist_ok=True)
     manifest.write(manifest_path)
-    log.info("%s: kept %d of %d records (dropped %s) -> %s", manifest.source, manifest.rows_kept,
-             manifest.rows_read, dict(manifest.dropped), out_parquet)
+    log.info(
+        "%s: kept %d of %d records (dropped %s) -> %s",
+        manifest.source,
+        manifest.rows_kept,
+        manifest.rows_read,
+        dict(manifest.dropped),
+        out_parquet,
+    )
     return manifest
 
 

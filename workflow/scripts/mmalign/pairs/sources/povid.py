@@ -80,13 +80,20 @@ def _convert(rec, images_dir: Path) -> tuple[dict | None, str | None]:
     image = _resolve_image(str(rec["image"]), images_dir)
     if image is None:
         return None, "missing_image"
-    row = {"image": str(image), "prompt": prompt, "chosen": chosen, "rejected": rejected, "source": SOURCE,
-           "meta": {"povid_id": str(rec["id"]), "image_field": str(rec["image"])}}
+    row = {
+        "image": str(image),
+        "prompt": prompt,
+        "chosen": chosen,
+        "rejected": rejected,
+        "source": SOURCE,
+        "meta": {"povid_id": str(rec["id"]), "image_field": str(rec["image"])},
+    }
     return row, None
 
 
-def povid_to_pairs(records_path: Path, images_dir: Path, out_parquet: Path, manifest_path: Path,
-                   max_drop_rate: float) -> Manifest:
+def povid_to_pairs(
+    records_path: Path, images_dir: Path, out_parquet: Path, manifest_path: Path, max_drop_rate: float
+) -> Manifest:
     """Convert the POVID JSON into ``out_parquet`` (schema.PAIR_COLUMNS) and write its Manifest.
 
     Malformed records are dropped and counted by reason. If the share dropped exceeds ``max_drop_rate`` nothing is
@@ -96,9 +103,11 @@ def povid_to_pairs(records_path: Path, images_dir: Path, out_parquet: Path, mani
     if not images_dir.is_dir():
         raise FileNotFoundError(f"{SOURCE}: image directory {str(images_dir)!r} does not exist")
     records = _read_records(records_path)
-    manifest = Manifest(source=SOURCE, rows_read=len(records),
-                        extra={"records_path": str(records_path), "images_dir": str(images_dir),
-                               "max_drop_rate": max_drop_rate})
+    manifest = Manifest(
+        source=SOURCE,
+        rows_read=len(records),
+        extra={"records_path": str(records_path), "images_dir": str(images_dir), "max_drop_rate": max_drop_rate},
+    )
     rows, seen_content = [], set()
     for index, rec in enumerate(records):
         row, reason = _convert(rec, images_dir)

@@ -82,13 +82,24 @@ def _convert(row: dict, images_dir: Path, written: dict) -> tuple[dict | None, s
     image = _write_image(data, images_dir, written)
     if image is None:
         return None, "bad_image"
-    return {"image": image, "prompt": prompt, "chosen": chosen, "rejected": rejected, "source": SOURCE,
-            "meta": {"idx": row.get("idx"), "ds_name": row.get("ds_name"), "origin_dataset": row.get("origin_dataset"),
-                     "image_path": row.get("image_path")}}, None
+    return {
+        "image": image,
+        "prompt": prompt,
+        "chosen": chosen,
+        "rejected": rejected,
+        "source": SOURCE,
+        "meta": {
+            "idx": row.get("idx"),
+            "ds_name": row.get("ds_name"),
+            "origin_dataset": row.get("origin_dataset"),
+            "image_path": row.get("image_path"),
+        },
+    }, None
 
 
-def rlhfv_to_pairs(snapshot_dir: Path, images_dir: Path, out_parquet: Path, manifest_path: Path,
-                   max_drop_rate: float) -> Manifest:
+def rlhfv_to_pairs(
+    snapshot_dir: Path, images_dir: Path, out_parquet: Path, manifest_path: Path, max_drop_rate: float
+) -> Manifest:
     snapshot_dir, images_dir = Path(snapshot_dir), Path(images_dir)
     files = sorted(p for p in snapshot_dir.rglob("*.parquet") if ".cache" not in p.relative_to(snapshot_dir).parts)
     if not files:

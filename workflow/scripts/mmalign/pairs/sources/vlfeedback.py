@@ -85,19 +85,30 @@ def _convert(rec, images_dir: Path, not_ranked: Counter) -> tuple[dict | None, s
     reason = image_ok(image)
     if reason:
         return None, reason
-    return {"image": str(image), "prompt": prompt.replace("<image>", "").strip(), "chosen": chosen,
-            "rejected": rejected, "source": SOURCE,
-            "meta": {"vlfeedback_id": str(rec["id"]), "chosen_model": str(best[2].get("model", "")),
-                     "rejected_model": str(worst[2].get("model", "")), "chosen_score": round(best[0], 4),
-                     "rejected_score": round(worst[0], 4)}}, None
+    return {
+        "image": str(image),
+        "prompt": prompt.replace("<image>", "").strip(),
+        "chosen": chosen,
+        "rejected": rejected,
+        "source": SOURCE,
+        "meta": {
+            "vlfeedback_id": str(rec["id"]),
+            "chosen_model": str(best[2].get("model", "")),
+            "rejected_model": str(worst[2].get("model", "")),
+            "chosen_score": round(best[0], 4),
+            "rejected_score": round(worst[0], 4),
+        },
+    }, None
 
 
-def vlfeedback_to_pairs(records_path: Path, images_dir: Path, out_parquet: Path, manifest_path: Path,
-                        max_drop_rate: float) -> "Manifest":
+def vlfeedback_to_pairs(
+    records_path: Path, images_dir: Path, out_parquet: Path, manifest_path: Path, max_drop_rate: float
+) -> Manifest:
     records_path, images_dir = Path(records_path), Path(images_dir)
     if not images_dir.is_dir():
-        raise FileNotFoundError(f"{SOURCE}: image directory {str(images_dir)!r} does not exist "
-                                "(is merged_images.zip extracted?)")
+        raise FileNotFoundError(
+            f"{SOURCE}: image directory {str(images_dir)!r} does not exist (is merged_images.zip extracted?)"
+        )
     manifest = Manifest(source=SOURCE, extra={"records_path": str(records_path), "images_dir": str(images_dir)})
     rows, not_ranked, seen = [], Counter(), set()
     with open(records_path, encoding="utf-8") as fh:

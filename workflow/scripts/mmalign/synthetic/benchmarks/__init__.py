@@ -14,9 +14,16 @@ from ..world import load_scenes
 from . import gqa, llavaw, mmhal, mmvet, objhal, pope, vqat
 
 # kind -> synthetic_items(eval scenes, images dir, seed, training scenes); mmhalv asks mmhal's questions
-ITEMS = {"pope": pope.synthetic_items, "objhal": objhal.synthetic_items, "mmhal": mmhal.synthetic_items,
-         "mmhalv": mmhal.synthetic_items, "llavaw": llavaw.synthetic_items, "vqat": vqat.synthetic_items,
-         "gqa": gqa.synthetic_items, "mmvet": mmvet.synthetic_items}
+ITEMS = {
+    "pope": pope.synthetic_items,
+    "objhal": objhal.synthetic_items,
+    "mmhal": mmhal.synthetic_items,
+    "mmhalv": mmhal.synthetic_items,
+    "llavaw": llavaw.synthetic_items,
+    "vqat": vqat.synthetic_items,
+    "gqa": gqa.synthetic_items,
+    "mmvet": mmvet.synthetic_items,
+}
 DEFAULTS = {"pope": pope.DEFAULTS}  # over the benchmark module's own DEFAULTS
 READERS = {"objhal": objhal.WorldReader(), "vqat": vqat.WorldReader(), "gqa": gqa.WorldReader()}
 

@@ -11,8 +11,15 @@ from ..language import answer, make_task
 from ..world import SHAPES, Scene, image_path
 
 
-def world_item(item_id: str, scene: Scene, images_dir, family: str, rng: random.Random, subset: str = "all",
-               short: bool | None = False) -> dict:
+def world_item(
+    item_id: str,
+    scene: Scene,
+    images_dir,
+    family: str,
+    rng: random.Random,
+    subset: str = "all",
+    short: bool | None = False,
+) -> dict:
     """One question of a task family about a scene, with the ground-truth answer as reference; the scene
     travels in ``meta`` for the exact judge, the object tags for a text-only judge."""
     task = make_task(family, scene, rng, short=short) if family == "existence" else make_task(family, scene, rng)
@@ -22,13 +29,18 @@ def world_item(item_id: str, scene: Scene, images_dir, family: str, rng: random.
         "question": task.prompt,
         "answer": answer(task, scene, random.Random(rng.random())).text,
         "subset": subset,
-        "meta": {"scene": scene.to_dict(), "family": family, "objects": sorted(scene.shapes, key=SHAPES.index),
-                 "task": asdict(task)},
+        "meta": {
+            "scene": scene.to_dict(),
+            "family": family,
+            "objects": sorted(scene.shapes, key=SHAPES.index),
+            "task": asdict(task),
+        },
     }
 
 
-def family_items(scenes: list[Scene], images_dir, seed: int, name: str, families: list[str], per_family: int,
-                 subset_of=None) -> list[dict]:
+def family_items(
+    scenes: list[Scene], images_dir, seed: int, name: str, families: list[str], per_family: int, subset_of=None
+) -> list[dict]:
     """``per_family`` items of each family, each on its own scene (scenes are used in turn)."""
     rng = random.Random(stable_seed(seed, name))
     items, k = [], 0

@@ -9,14 +9,26 @@ from __future__ import annotations
 from ..world import Scene
 from .common import family_items
 
-CATEGORY = {"attribute": "conv", "count": "conv", "position": "conv", "description": "detail",
-            "compositional": "complex"}
+CATEGORY = {
+    "attribute": "conv",
+    "count": "conv",
+    "position": "conv",
+    "description": "detail",
+    "compositional": "complex",
+}
 PER_FAMILY = {"attribute": 10, "count": 10, "position": 10, "description": 30, "compositional": 30}
 
 
 def synthetic_items(scenes: list[Scene], images_dir, seed: int, train_scenes: list[Scene]) -> list[dict]:
     items = []
     for family, n in PER_FAMILY.items():
-        items += family_items(scenes[len(items):] + scenes[:len(items)], images_dir, seed, f"llavaw-{family}",
-                              [family], n, subset_of=CATEGORY.get)
+        items += family_items(
+            scenes[len(items) :] + scenes[: len(items)],
+            images_dir,
+            seed,
+            f"llavaw-{family}",
+            [family],
+            n,
+            subset_of=CATEGORY.get,
+        )
     return items

@@ -17,21 +17,37 @@ from ..world import SHAPES, Scene, WorldSettings, image_path
 from .common import world_item
 
 # MMHal question type -> the world's task family that plays it
-QUESTION_TYPES = {"attribute": "attribute", "adversarial": "existence", "comparison": "compositional",
-                  "counting": "count", "relation": "position", "holistic": "description", "other": "letter"}
+QUESTION_TYPES = {
+    "attribute": "attribute",
+    "adversarial": "existence",
+    "comparison": "compositional",
+    "counting": "count",
+    "relation": "position",
+    "holistic": "description",
+    "other": "letter",
+}
 PER_TYPE = 14
 
 
 def adversarial_item(item_id: str, scene: Scene, images_dir, rng: random.Random) -> dict:
-    """"is there a <absent partner of a present shape>?": the co-occurrence prior says yes, the image says no."""
+    """ "is there a <absent partner of a present shape>?": the co-occurrence prior says yes, the image says no."""
     partners = WorldSettings().partners
     absent = [partners[s] for s in sorted(scene.shapes, key=SHAPES.index) if partners[s] not in scene.shapes]
     shape = absent[0] if absent else rng.choice([s for s in SHAPES if s not in scene.shapes])
     task = Task("existence", f"is there a {shape} in the image?", shape=shape)
-    return {"id": item_id, "image": image_path(images_dir, scene.id), "question": task.prompt,
-            "answer": answer(task, scene, rng).text, "subset": "adversarial",
-            "meta": {"scene": scene.to_dict(), "family": "existence",
-                     "objects": sorted(scene.shapes, key=SHAPES.index), "task": asdict(task)}}
+    return {
+        "id": item_id,
+        "image": image_path(images_dir, scene.id),
+        "question": task.prompt,
+        "answer": answer(task, scene, rng).text,
+        "subset": "adversarial",
+        "meta": {
+            "scene": scene.to_dict(),
+            "family": "existence",
+            "objects": sorted(scene.shapes, key=SHAPES.index),
+            "task": asdict(task),
+        },
+    }
 
 
 def synthetic_items(scenes: list[Scene], images_dir, seed: int, train_scenes: list[Scene]) -> list[dict]:

@@ -91,7 +91,7 @@ def povid_analog(
                     "chosen": chosen,
                     "rejected": rejected,
                     "source": source,
-                    # task and template seed let a corrupter rebuild this answer's wording (corrupt.PriorCorrupter)
+                    # task and template seed let the prior corrupter rebuild this answer's wording
                     "meta": {
                         "scene": scene.id,
                         "family": task.family,

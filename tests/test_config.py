@@ -1,6 +1,15 @@
-"""Config defaults: variant_defaults and pairset_defaults fill entries, and an entry's own keys win."""
+"""Config defaults: variant_defaults and pairset_defaults fill entries, and an entry's own keys win; the schema
+reads the method registry and holds no defaults; references a pair set's corrupter needs."""
 
-from mmalign.config import apply_defaults
+from pathlib import Path
+
+import pytest
+import yaml
+
+from mmalign.config import ConfigError, apply_defaults, check_references, load_schema
+from mmalign.train.methods import METHODS
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 def test_variant_and_pairset_defaults_fill_entries_and_entries_win():
@@ -36,3 +45,25 @@ def test_a_sweep_over_a_missing_variant_names_the_key():
 
     with pytest.raises(ConfigError, match="sweeps.s.variant': no variant named 'nope'"):
         expand_sweeps({"variants": {}, "sweeps": {"s": {"variant": "nope", "grid": {"beta": [1]}}}})
+
+
+def test_the_schema_takes_the_method_list_from_the_registry_and_sets_no_defaults():
+    path = REPO / "workflow" / "schemas" / "config.schema.yaml"
+    method = load_schema(path)["$defs"]["variant"]["properties"]["method"]
+    assert method["enum"] == list(METHODS) and all(name in method["description"] for name in METHODS)
+    assert "default:" not in "\n".join(line.split("#")[0] for line in path.read_text().splitlines())
+    assert "enum" not in yaml.safe_load(path.read_text())["$defs"]["variant"]["properties"]["method"]
+
+
+def test_a_corrupted_pair_set_without_a_corrupter_or_world_fails_naming_the_key():
+    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    apply_defaults(config)
+    del config["pairsets"]["vlfeedback_corrupted"]["corrupter"]
+    with pytest.raises(ConfigError, match="'pairsets.vlfeedback_corrupted.corrupter': a corrupted pair set needs"):
+        check_references(config)
+    paper = yaml.safe_load((REPO / "config" / "paper.yaml").read_text())
+    apply_defaults(paper)
+    name = next(n for n, s in paper["pairsets"].items() if s["kind"] == "corrupted")
+    paper["pairsets"][name]["corrupter"] = {"kind": "prior"}  # the world's corrupter in a study without a world
+    with pytest.raises(ConfigError, match=f"'pairsets.{name}.corrupter.kind': the prior corrupter needs a 'world'"):
+        check_references(paper)

@@ -17,7 +17,7 @@ from mmalign.config import (
     validate_config,
 )  # noqa: E402
 from mmalign.hub import repo_type_of  # noqa: E402
-from mmalign.pairs.build import RULES as PAIRSET_RULES  # noqa: E402
+from mmalign.pairs.build import DERIVED_KINDS, RULES as PAIRSET_RULES  # noqa: E402
 from mmalign.train import methods  # noqa: E402
 from mmalign import registry  # noqa: E402
 
@@ -182,7 +182,7 @@ def pair_inputs(wildcards):
     spec = config["pairsets"][wildcards.pairset]
     if uses_world(pairset=spec):
         return dict(WORLD_INPUTS)
-    if spec["kind"] in ("subsample", "corrupted"):
+    if spec["kind"] in DERIVED_KINDS:
         return derived_pair_inputs(spec)
     if spec["kind"] == "rlhfv":  # images come inside the parquet
         return {"snapshot": f"resources/datasets/{spec['download']}"}

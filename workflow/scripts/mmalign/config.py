@@ -8,6 +8,7 @@ from pathlib import Path
 import yaml
 
 from mmalign import registry
+from mmalign.pairs.build import DERIVED_KINDS
 from mmalign.train import methods
 
 
@@ -136,7 +137,6 @@ def _variant_problems(config: dict) -> list[str]:
     return problems
 
 
-DERIVED_KINDS = ("subsample", "corrupted")  # pair sets made from another pair set
 DOWNLOAD_KINDS = {"povid": ("download", "images"), "vlfeedback": ("download", "images"), "rlhfv": ("download",)}
 
 

@@ -87,10 +87,65 @@ def test_offline_missing_commit_is_an_error(offline, tmp_path):
         fetch_snapshot("org/name", "f" * 40, tmp_path / "out", cache_dir=offline)
 
 
-@pytest.mark.parametrize("revision", ["main", "v1.0", "0123abc", SHA.upper(), SHA + "0", ""])
+@pytest.mark.parametrize("revision", ["main", "v1.0", "0123abc", SHA.upper(), SHA + "0", "", None])
 def test_unpinned_revisions_rejected(revision, tmp_path):
     with pytest.raises(ValueError, match="40-hex commit sha"):
-        fetch_snapshot("org/name", revision, tmp_path / "out", mirror=str(tmp_path))
+        fetch_snapshot("org/name", revision, tmp_path / "out")
+
+
+@pytest.mark.parametrize("revision", [None, "PLACEHOLDER-pin-me", SHA])
+def test_a_mirror_needs_no_pin(revision, tmp_path):
+    mirror = tmp_path / "mirror"
+    (mirror / "data").mkdir(parents=True)
+    (mirror / "data" / "test-0.parquet").write_bytes(b"rows")
+    out = fetch_snapshot("org/name", revision, tmp_path / "out", repo_type="dataset", mirror=str(mirror))
+    assert (out / "data" / "test-0.parquet").read_bytes() == b"rows"
+
+
+def test_a_mirror_missing_a_pattern_names_download_pattern_and_directory(tmp_path):
+    mirror = tmp_path / "mirror"
+    (mirror / "data").mkdir(parents=True)
+    (mirror / "data" / "test-0.parquet").write_bytes(b"rows")
+    with pytest.raises(FileNotFoundError) as err:
+        fetch_snapshot(
+            "lmms-lab/GQA",
+            None,
+            tmp_path / "out",
+            repo_type="dataset",
+            allow_patterns=["data/*", "testdev_balanced_images/*"],
+            mirror=str(mirror),
+            name="gqa",
+        )
+    message = str(err.value)
+    assert "'gqa'" in message and "'testdev_balanced_images/*'" in message and str(mirror) in message
+    assert not (tmp_path / "out").exists()  # refused before anything was copied
+
+
+def test_fetch_download_writes_a_manifest_with_hashes_and_processor_settings(tmp_path):
+    import hashlib
+
+    from mmalign.hub import fetch_download
+
+    mirror = tmp_path / "mirror"
+    mirror.mkdir()
+    (mirror / "config.json").write_text("{}")
+    (mirror / "processor_config.json").write_text(json.dumps({"image_token": "<image>"}))
+    download = {"repo_type": "model", "repo_id": "llava-hf/llava-v1.6-vicuna-7b-hf", "mirror": str(mirror)}
+    settings = {"patch_size": 14, "num_additional_image_tokens": 1}
+    manifest = fetch_download("llava", download, tmp_path / "out", tmp_path / "out.manifest.json", processor=settings)
+    on_disk = json.loads((tmp_path / "out.manifest.json").read_text())
+    assert on_disk == manifest and manifest["source"] == f"mirror {mirror}" and not manifest["revision_verified"]
+    processor = json.loads((tmp_path / "out" / "processor_config.json").read_text())
+    assert processor == {"image_token": "<image>", **settings}
+    # the mirror's own file is untouched although the copy was a hard link
+    assert json.loads((mirror / "processor_config.json").read_text()) == {"image_token": "<image>"}
+    files = {f["path"]: f for f in manifest["files"]}
+    assert set(files) == {"config.json", "processor_config.json"}
+    assert files["config.json"]["sha256"] == hashlib.sha256(b"{}").hexdigest()
+    assert (
+        files["processor_config.json"]["sha256"]
+        == hashlib.sha256((tmp_path / "out" / "processor_config.json").read_bytes()).hexdigest()
+    )
 
 
 def test_mirror_copies_files_and_skips_hf_metadata(tmp_path):
@@ -116,8 +171,11 @@ def test_nothing_matched_is_an_error(tmp_path):
     mirror = tmp_path / "mirror"
     mirror.mkdir()
     (mirror / "config.json").write_text("{}")
-    with pytest.raises(RuntimeError, match="no files fetched"):
+    with pytest.raises(FileNotFoundError, match="no file in mirror directory .* matches allow_patterns entry"):
         fetch_snapshot("org/name", SHA, tmp_path / "out", allow_patterns=["*.safetensors"], mirror=str(mirror))
+    (mirror / "config.json").unlink()  # an empty mirror with no patterns: nothing fetched at all
+    with pytest.raises(RuntimeError, match="no files fetched"):
+        fetch_snapshot("org/name", SHA, tmp_path / "out", mirror=str(mirror))
 
 
 def test_token_never_logged(offline, tmp_path, monkeypatch, caplog):

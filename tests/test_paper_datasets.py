@@ -37,6 +37,8 @@ def test_vlfeedback_and_rlhfv_rules_on_mirrors(tmp_path):
         for i, name in enumerate(GOOD_IMAGES):
             zf.writestr(f"merged_images/{name}.jpg", jpeg(i))
     write_rlhfv(mirrors / "rlhfv" / "RLHF-V-Dataset.parquet", RLHFV_ROWS)
+    for name in ("vlfeedback", "rlhfv"):
+        (mirrors / name / "README.md").write_text(f"{name}\n")  # paper.yaml's allow_patterns name it
     config = yaml.safe_load((REPO / "config" / "paper.yaml").read_text())
     for name in ("vlfeedback", "rlhfv"):
         config["downloads"][name]["mirror"] = str(mirrors / name)

@@ -25,10 +25,12 @@ def mirrored_paper_config(tmp_path, tiny_model):
     shutil.copytree(tiny_model[0], mirrors / "llava")  # stands in for the LLaVA-1.6 snapshot
     (mirrors / "povid").mkdir(parents=True)
     shutil.copy(FIXTURE, mirrors / "povid" / FIXTURE.name)
+    (mirrors / "povid" / "README.md").write_text("POVID\n")
     (mirrors / "coco").mkdir()
     for name in IMAGES:
         Image.new("RGB", (8, 6), (10, 100, 200)).save(mirrors / "coco" / name, "JPEG")
     write_parquet(mirrors / "pope" / "data" / "test-00000-of-00001.parquet", ROWS)
+    (mirrors / "pope" / "README.md").write_text("POPE\n")  # paper.yaml's allow_patterns name it
     config = yaml.safe_load((REPO / "config" / "paper.yaml").read_text())
     for name, where in {
         "llava-v1.6-vicuna-7b": "llava",

@@ -142,15 +142,30 @@ def built_models():
     return [MODEL] if "build" in config["base_model"] else []
 
 
+def embedder_downloads():
+    """The downloads entries named as BDHS embedders (pair sets' and online variants' `embedder`)."""
+    named = [spec.get("embedder") for spec in config["pairsets"].values()]
+    named += [(v.get("online") or {}).get("embedder") for v in config["variants"].values()]
+    return sorted({n for n in named if n in DOWNLOADS})
+
+
 def downloaded_models():
     name = config["base_model"].get("download")
-    return ([MODEL] if name else []) + judge_downloads()
+    return ([MODEL] if name else []) + judge_downloads() + embedder_downloads()
+
+
+def model_download_name(wildcards):
+    """The downloads entry of a model directory: the base model's own entry, else the directory's name."""
+    return config["base_model"]["download"] if wildcards.model == MODEL else wildcards.model
 
 
 def model_download(wildcards):
-    if wildcards.model != MODEL:  # a local judge's model
-        return dict(DOWNLOADS[wildcards.model])
-    return dict(DOWNLOADS[config["base_model"]["download"]])
+    return dict(DOWNLOADS[model_download_name(wildcards)])
+
+
+def embedder_input(name):
+    """A BDHS embedder that names a downloads entry is read from its download directory (else: {})."""
+    return {"embedder": f"resources/models/{name}"} if name in DOWNLOADS else {}
 
 
 def dataset_download(wildcards):
@@ -202,8 +217,14 @@ def derived_pair_inputs(spec):
     return inputs
 
 
-def bdhs_source(wildcards):
-    return f"results/pairs/{config['pairsets'][wildcards.pairset]['source']}/pairs.parquet"
+def bdhs_inputs(wildcards):
+    """An offline BDHS set reads its source pairs, the base model and (if a downloads entry) the embedder."""
+    spec = config["pairsets"][wildcards.pairset]
+    return {
+        "source": f"results/pairs/{spec['source']}/pairs.parquet",
+        "model": base_model_dir(),
+        **embedder_input(spec.get("embedder")),
+    }
 
 
 # ------------------------------------------------------------------------------------ training
@@ -216,6 +237,9 @@ def variant_spec(wildcards):
     spec.setdefault("seed", config["seed"])
     spec["variant"] = wildcards.trained
     spec["base_model"] = MODEL
+    online = spec.get("online") or {}
+    if online.get("embedder") in DOWNLOADS:  # the embedder's download directory (an input of the train job)
+        spec["online"] = {**online, "embedder": embedder_input(online["embedder"])["embedder"]}
     return spec
 
 
@@ -239,6 +263,7 @@ def train_inputs(wildcards):
     }
     if uses_world(judge=annotator_spec(wildcards)):
         inputs["scenes"] = WORLD_INPUTS["scenes"]
+    inputs.update(embedder_input((config["variants"][wildcards.trained].get("online") or {}).get("embedder")))
     return inputs
 
 

@@ -49,9 +49,11 @@ rule build_base_model:
 
 
 rule download_model:
-    """Download the base model from the Hugging Face Hub at a pinned revision (token from HF_TOKEN)."""
+    """Download a model (the base model, the BDHS embedder, a local judge) from the Hugging Face Hub at a pinned
+    revision (token from HF_TOKEN), or copy its mirror; the manifest lists every file with its sha256."""
     output:
         dir=directory("resources/models/{model}"),
+        manifest="resources/models/{model}.manifest.json",
     log:
         "logs/download_model/{model}.log",
     wildcard_constraints:
@@ -62,15 +64,21 @@ rule download_model:
     threads: 1
     params:
         code=code_of("download_model"),
+        name=lambda wildcards: model_download_name(wildcards),
         download=model_download,
+        processor=lambda wildcards: (
+            config["base_model"].get("processor") if wildcards.model == MODEL else None
+        ),
     script:
         "../scripts/download_hf.py"
 
 
 rule download_dataset:
-    """Download one dataset snapshot from the Hugging Face Hub at a pinned revision (token from HF_TOKEN)."""
+    """Download one dataset snapshot from the Hugging Face Hub at a pinned revision (token from HF_TOKEN), or
+    copy its mirror; the manifest lists every file with its sha256."""
     output:
         dir=directory("resources/datasets/{dataset}"),
+        manifest="resources/datasets/{dataset}.manifest.json",
     log:
         "logs/download_dataset/{dataset}.log",
     wildcard_constraints:
@@ -81,6 +89,24 @@ rule download_dataset:
     threads: 1
     params:
         code=code_of("download_dataset"),
+        name=lambda wildcards: wildcards.dataset,
         download=dataset_download,
+        processor=None,
     script:
         "../scripts/download_hf.py"
+
+
+rule verify_pins:
+    """Check every downloads entry against the Hugging Face Hub (revision exists, allow_patterns match files);
+    says plainly when the Hub cannot be reached. Run on demand: `snakemake verify_pins`. No output, never cached.
+    """
+    log:
+        "logs/verify_pins.log",
+    localrule: True
+    conda:
+        "../../envs/download.yaml"
+    params:
+        code=code_of("verify_pins"),
+        downloads=DOWNLOADS,
+    script:
+        "../scripts/verify_pins.py"

@@ -28,8 +28,7 @@ rule build_pairs:
 rule build_bdhs_pairs:
     """Offline BDHS: sample a policy-derived rejected answer for every pair of a source set with the base model."""
     input:
-        source=bdhs_source,
-        model=base_model_dir(),
+        unpack(bdhs_inputs),
     output:
         pairs="results/pairs/{pairset}/pairs.parquet",
         manifest="results/pairs/{pairset}/manifest.json",

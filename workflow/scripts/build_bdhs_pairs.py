@@ -10,10 +10,14 @@ require_requested_gpus(dict(snakemake.resources.items()))  # a GPU request witho
 
 from mmalign.pairs.bdhs import build_bdhs_pairset
 
+spec = dict(snakemake.params.spec)
+if snakemake.input.get("embedder"):  # a downloads entry: read from its download directory
+    spec["embedder"] = snakemake.input.embedder
+
 build_bdhs_pairset(
     source_pairs=snakemake.input.source,
     model_dir=snakemake.input.model,
-    spec=snakemake.params.spec,
+    spec=spec,
     pairs_path=snakemake.output.pairs,
     manifest_path=snakemake.output.manifest,
     stats_path=snakemake.output.stats,

@@ -103,6 +103,7 @@ class CodeVersions:
 FIXED_ENTRIES = {  # rule -> its entry modules, whatever the job
     "download_model": ["mmalign.hub"],
     "download_dataset": ["mmalign.hub"],
+    "verify_pins": ["mmalign.pins"],
     "build_bdhs_pairs": ["mmalign.pairs.bdhs", "mmalign.gpus"],
     "variant_spec": ["mmalign.train.settings"],
     "aggregate_metrics": ["mmalign.report.metrics"],

@@ -11,11 +11,15 @@ Three ways to get the files, tried in this order:
 3. Online: ``snapshot_download(..., local_dir=out_dir)`` downloads straight into ``out_dir``.
 
 The revision must be a 40-hex commit sha unless ``allow_unpinned=True``: a branch name would make the workflow's
-inputs drift silently. The token comes from ``HF_TOKEN`` and is never logged.
+inputs drift silently. A mirror needs no pin (its files are what they are; the manifest records their hashes), but
+each of the entry's ``allow_patterns`` must match a file there. The token comes from ``HF_TOKEN`` and is never
+logged. ``fetch_download`` is the whole ``downloads`` entry as the download rules run it, manifest included.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import os
 import re
@@ -80,7 +84,7 @@ def _materialise(src: Path, dst: Path, allow_patterns: list[str] | None) -> None
 
 def fetch_snapshot(
     repo_id: str,
-    revision: str,
+    revision: str | None,
     out_dir: str | Path,
     repo_type: str = DEFAULT_REPO_TYPE,
     allow_patterns: list[str] | None = None,
@@ -88,19 +92,27 @@ def fetch_snapshot(
     *,
     allow_unpinned: bool = False,
     cache_dir: str | Path | None = None,
+    name: str | None = None,
 ) -> Path:
     """Put a complete copy of ``repo_id`` at ``revision`` into ``out_dir`` and return ``out_dir``.
 
-    Raises ValueError for an unpinned revision (unless ``allow_unpinned``), FileNotFoundError for a missing
-    mirror directory, and RuntimeError when nothing was fetched (e.g. ``allow_patterns`` matched no file).
+    Raises ValueError for an unpinned revision (unless ``allow_unpinned``, or a mirror is given),
+    FileNotFoundError for a missing mirror directory or a pattern no mirror file matches, and RuntimeError when
+    nothing was fetched (e.g. ``allow_patterns`` matched no file). ``name`` (the downloads entry) is in messages.
     """
-    if not _COMMIT_SHA.fullmatch(revision or ""):
+    what = f"download {name!r} ({repo_type} {repo_id})" if name else f"{repo_type} {repo_id}"
+    if mirror:
+        mirror_dir = Path(mirror)
+        if not mirror_dir.is_dir():
+            raise FileNotFoundError(f"{what}: mirror directory {str(mirror_dir)!r} does not exist")
+        check_patterns(what, _repo_files(mirror_dir), allow_patterns, f"mirror directory {mirror_dir}")
+    elif not _COMMIT_SHA.fullmatch(revision or ""):
         if not allow_unpinned:
             raise ValueError(
-                f"{repo_type} {repo_id}: revision {revision!r} is not a 40-hex commit sha; pin the commit "
-                "(or pass allow_unpinned=True for exploratory runs)"
+                f"{what}: revision {revision!r} is not a 40-hex commit sha; pin the commit, or give a local "
+                "`mirror:` (or pass allow_unpinned=True for exploratory runs)"
             )
-        log.warning("%s %s: using unpinned revision %r; results may not be reproducible", repo_type, repo_id, revision)
+        log.warning("%s: using unpinned revision %r; results may not be reproducible", what, revision)
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -109,16 +121,7 @@ def fetch_snapshot(
     cache = cache_dir or os.environ.get("HF_HUB_CACHE") or None
 
     if mirror:
-        mirror_dir = Path(mirror)
-        if not mirror_dir.is_dir():
-            raise FileNotFoundError(f"{repo_type} {repo_id}: mirror directory {str(mirror_dir)!r} does not exist")
-        log.info(
-            "%s %s: copying from local mirror %s; revision %s is not verified there",
-            repo_type,
-            repo_id,
-            mirror_dir,
-            revision,
-        )
+        log.info("%s: copying from local mirror %s; revision %s is not verified there", what, mirror_dir, revision)
         _materialise(mirror_dir, out, allow_patterns)
         how = f"mirror {mirror_dir}"
     elif _offline():
@@ -147,14 +150,79 @@ def fetch_snapshot(
 
     files = _repo_files(out)
     if not files:
-        raise RuntimeError(
-            f"{repo_type} {repo_id}@{revision}: no files fetched into {out} (allow_patterns={allow_patterns!r})"
-        )
+        raise RuntimeError(f"{what}@{revision}: no files fetched into {out} (allow_patterns={allow_patterns!r})")
     total = sum((out / f).stat().st_size for f in files)
     log.info(
         "fetched %s %s@%s via %s -> %s: %d files, %d bytes", repo_type, repo_id, revision, how, out, len(files), total
     )
     return out
+
+
+def check_patterns(what: str, files: list[str], allow_patterns: list[str] | None, where: str) -> None:
+    """Each pattern must select at least one file: a mirror that lacks what the config names is incomplete."""
+    for pattern in allow_patterns or []:
+        if not list(filter_repo_objects(files, allow_patterns=[pattern])):
+            raise FileNotFoundError(f"{what}: no file in {where} matches allow_patterns entry {pattern!r}")
+
+
+def file_manifest(root: str | Path) -> list[dict]:
+    """Path, size and sha256 of every file of a fetched snapshot: what a job read, checkable later."""
+    root = Path(root)
+    entries = []
+    for rel in _repo_files(root):
+        with open(root / rel, "rb") as fh:
+            digest = hashlib.file_digest(fh, "sha256").hexdigest()
+        entries.append({"path": rel, "bytes": (root / rel).stat().st_size, "sha256": digest})
+    return entries
+
+
+def write_processor_settings(model_dir: str | Path, settings: dict) -> None:
+    """Merge settings into the model's processor_config.json. The file may be a hard link into a mirror or the
+    Hugging Face cache (see _materialise), so it is replaced, never edited in place."""
+    path = Path(model_dir) / "processor_config.json"
+    current = json.loads(path.read_text()) if path.is_file() else {}
+    merged = {**current, **settings}
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(merged, indent=2, sort_keys=True) + "\n")
+    os.replace(tmp, path)
+    log.info("%s: processor settings %s written into processor_config.json", model_dir, sorted(settings))
+
+
+def fetch_download(
+    name: str, download: dict, out_dir: str | Path, manifest_path: str | Path, processor: dict | None = None
+) -> dict:
+    """Run one ``downloads`` entry: fetch (Hub, offline cache or mirror), unzip its ``extract`` archives, apply
+    ``processor`` settings (base model only), and write a manifest of where the files came from and their
+    hashes. A local-only entry (``mirror`` without ``repo_id``) has nothing on the Hub to pin."""
+    mirror = download.get("mirror")
+    repo_id = download.get("repo_id")
+    fetch_snapshot(
+        repo_id=repo_id or f"local:{mirror}",
+        revision=download.get("revision"),
+        out_dir=out_dir,
+        repo_type=repo_type_of(download),
+        allow_patterns=download.get("allow_patterns"),
+        mirror=mirror,
+        name=name,
+    )
+    extract_archives(out_dir, download.get("extract") or [])
+    if processor:
+        write_processor_settings(out_dir, processor)
+    manifest = {
+        "download": name,
+        "repo_id": repo_id,
+        "repo_type": repo_type_of(download),
+        "revision": download.get("revision"),
+        # a mirror is read as it is: the revision (if any) is the one it is said to hold, not one that was checked
+        "source": f"mirror {mirror}" if mirror else "hub",
+        "revision_verified": not mirror,
+        "allow_patterns": download.get("allow_patterns"),
+        "processor_settings": processor or None,
+        "files": file_manifest(out_dir),
+    }
+    Path(manifest_path).write_text(json.dumps(manifest, indent=1) + "\n")
+    log.info("%s: %d files, manifest %s", name, len(manifest["files"]), manifest_path)
+    return manifest
 
 
 def extract_archives(out_dir: str | Path, names: list[str]) -> list[Path]:

@@ -626,3 +626,43 @@ def test_config_names_a_missing_or_misspelled_judge_by_its_key():
     typo["judges"]["exact"]["eror_rate"] = 0.1
     with pytest.raises(ConfigError, match="'judges.exact.eror_rate': unknown key"):
         validate_config(typo, schema)
+
+
+def test_an_unset_judge_endpoint_fails_before_any_generation(tmp_path, monkeypatch):
+    """The model directory does not exist: had the job loaded the policy or generated, the error would be another."""
+    from chat_server import openai_spec
+    from mmalign.evaluate.run import evaluate
+
+    for name in ("TEST_JUDGE_MODEL", "TEST_JUDGE_URL", "TEST_JUDGE_KEY"):
+        monkeypatch.delenv(name, raising=False)
+    png = tmp_path / "x.png"
+    png.write_bytes(png_bytes())
+    items = tmp_path / "items.jsonl"
+    items.write_text(
+        json.dumps({"id": "0", "subset": "all", "image": str(png), "question": "Q?", "answer": "A"}) + "\n"
+    )
+    outs = [tmp_path / name for name in ("predictions.jsonl", "judgments.jsonl", "metrics.json")]
+    with pytest.raises(ValueError, match="environment variable TEST_JUDGE_MODEL, which is not set"):
+        evaluate(
+            "base",
+            "mmvet",
+            {"kind": "mmvet", "source": "download"},
+            tmp_path / "no-model",
+            None,
+            items,
+            *outs,
+            judge_spec=openai_spec(),
+        )
+    monkeypatch.setenv("TEST_JUDGE_MODEL", "gpt-4")  # no base URL: OpenAI's own API, which needs its key
+    with pytest.raises(ValueError, match="environment variable TEST_JUDGE_KEY, which is not set"):
+        evaluate(
+            "base",
+            "mmvet",
+            {"kind": "mmvet", "source": "download"},
+            tmp_path / "no-model",
+            None,
+            items,
+            *outs,
+            judge_spec=openai_spec(),
+        )
+    assert not any(path.exists() for path in outs)

@@ -32,13 +32,14 @@ def openai_client(
 ):
     """``(client, model name)`` for the endpoint the three environment variables name.
 
-    ``key_required``: a hosted API needs a key; local servers ignore it, and the SDK then gets a placeholder.
+    ``key_required``: a hosted API needs a key; local servers ignore it, and the SDK then gets a placeholder. With
+    no base URL the endpoint is OpenAI's own API, so the key is required then too.
     """
     from openai import OpenAI
 
     env = os.environ if environ is None else environ
     model = from_environment(env, model_env, "model name", who)
     base_url = from_environment(env, base_url_env, "base URL", who, required=False)
-    api_key = from_environment(env, api_key_env, "API key", who, required=key_required)
+    api_key = from_environment(env, api_key_env, "API key", who, required=key_required or base_url is None)
     client = OpenAI(api_key=api_key or "unused", base_url=base_url, timeout=timeout_s, max_retries=0)
     return client, model

@@ -91,6 +91,11 @@ def evaluate(
         raise ValueError(f"{benchmark}: no usable items in {items_path} ({skipped})")
     if module.JUDGED and not judge_spec:
         raise ValueError(f"benchmark {benchmark!r} (kind {spec['kind']}) is scored by a judge: set its 'judge'")
+    # A judge behind an endpoint is made now, so that an unset environment variable stops the job before any
+    # generation is paid for; a local judge model loads only after the policy is freed.
+    judge = None
+    if module.JUDGED and not judge_model_dir:
+        judge = make_judge(judge_spec, judge_cache)
     model, processor = policy or load_policy(model_dir, adapter_dir)
     prompts = [module.prompt(item, decoding["prompt_suffix"]) for item in items]
     images = [Image.open(item["image"]).convert("RGB") for item in items]
@@ -113,7 +118,8 @@ def evaluate(
             )
     del model  # our reference only: a policy loaded here is freed before a local judge model loads
     judge_start = time.time()
-    judge = make_judge(judge_spec, judge_cache, model_dir=judge_model_dir) if module.JUDGED else None
+    if module.JUDGED and judge is None:
+        judge = make_judge(judge_spec, judge_cache, model_dir=judge_model_dir)
     rows, judgments = score(spec["kind"], items, answers, judge, source)
     judge_seconds = time.time() - judge_start
     rows += [{"subset": "all", "metric": reason, "value": float(count)} for reason, count in skipped.items()]

@@ -85,7 +85,6 @@ class LLMCorrupter:
             settings.api_key_env,
             timeout_s=settings.timeout_s,
             who="LLM corrupter",
-            key_required=True,
             environ=environ,
         )
         self.calls = self.failed_tries = 0

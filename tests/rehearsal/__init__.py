@@ -1,1 +1,1 @@
-"""Helpers of the CPU rehearsal of the paper study (config/paper.yaml on small local mirrors)."""
+"""The CPU rehearsal of the paper study (config/paper.yaml on local mirrors, a tiny LLaVA-NeXT and a served judge)."""

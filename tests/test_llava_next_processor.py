@@ -291,3 +291,66 @@ def test_tiny_model_dpo_forward_scores_chosen_and_rejected(tiny):
     assert (target != -100).sum(1).min() > 0  # every row scores some answer tokens
     assert model.model.multi_modal_projector.linear_1.weight.grad is not None
     assert model.model.image_newline.grad is not None
+
+
+# --------------------------------------------------------------- 4. training sequences framed as at inference
+
+
+def test_dpo_sequences_start_with_bos_and_answers_end_with_eos(tiny):
+    """TRL's collator tokenizes the rendered template without special tokens; the vicuna template writes neither
+    BOS nor EOS. After frame_for_training, every sequence starts with BOS (as inference tokenizes) and every
+    answer's last trained token is EOS (as LLaVA was trained); generation gets one BOS, not two."""
+    from trl.trainer.dpo_trainer import DataCollatorForVisionPreference
+
+    from mmalign.models import generate
+    from mmalign.train.chat_format import end_answers, frame_for_training
+
+    model, _, out = tiny
+    from transformers import AutoProcessor
+
+    processor = AutoProcessor.from_pretrained(out)
+    tok = processor.tokenizer
+    row = lambda: {  # noqa: E731
+        "image": noise_image(640, 480, 0),
+        "prompt": [{"role": "user", "content": "Is there a dog?"}],
+        "chosen": [{"role": "assistant", "content": "No, there is no dog."}],
+        "rejected": [{"role": "assistant", "content": "Yes."}],
+    }
+    collate = DataCollatorForVisionPreference(processor=processor, max_length=None)
+    before = collate([row()])
+    assert before["input_ids"][0, 0] != tok.bos_token_id  # the bug: no BOS, and EOS never trained
+    assert tok.eos_token_id not in before["input_ids"][before["completion_mask"].bool()]
+
+    suffix = frame_for_training(processor)
+    assert suffix == tok.eos_token and frame_for_training(processor) == suffix  # idempotent
+    batch = collate(end_answers([row()], suffix))
+    assert (batch["input_ids"][:, 0] == tok.bos_token_id).all()
+    for r in range(2):  # chosen, rejected
+        completion = batch["input_ids"][r][batch["completion_mask"][r].bool()].tolist()
+        assert tok.eos_token_id in completion[-2:]  # EOS, then at most the template's trailing space
+
+    seen = []
+    real_generate = model.generate
+
+    def spy(**kwargs):
+        seen.append(kwargs["input_ids"])
+        return real_generate(**kwargs)
+
+    model.generate = spy
+    try:
+        generate(model, processor, [noise_image(64, 48, 2)], ["Is there a dog?"], max_new_tokens=2)
+    finally:
+        model.generate = real_generate
+    ids = seen[0][0].tolist()
+    assert ids[0] == tok.bos_token_id and ids[1] != tok.bos_token_id
+
+
+def test_a_template_that_frames_answers_itself_is_left_alone(tiny_model):
+    """The default study's tiny LLaVA writes EOS after answers and its tokenizer adds no BOS: nothing changes."""
+    from transformers import AutoProcessor
+
+    from mmalign.train.chat_format import frame_for_training
+
+    processor = AutoProcessor.from_pretrained(tiny_model[0])
+    template = processor.chat_template
+    assert frame_for_training(processor) == "" and processor.chat_template == template

@@ -18,8 +18,7 @@ API:
   captions, references, rationales), one per line, deduplicated in first-seen order, for training a tokenizer.
 * ``all_texts(root) -> list[str]``: the lines of ``root/corpus.txt``.
 * ``mirrored_downloads(downloads, mirrors) -> dict``: a copy of paper.yaml's ``downloads`` with ``mirror`` set for
-  every mirrored entry; a Hub entry whose revision is not a 40-hex sha (the benchmarks' PLACEHOLDER revisions) gets
-  ``STAND_IN_REVISION``, since ``fetch_snapshot`` refuses an unpinned revision even when copying a mirror.
+  every mirrored entry (a mirror needs no pin: its revision is left as it is).
 
 Content: every image (JPEG or PNG, several sizes and aspect ratios: ``SIZES``) is a plain background with one to
 three simple coloured objects drawn as shapes (a ball, a kite, a clock, a book, a stop sign, a cup, an umbrella, a
@@ -62,7 +61,6 @@ DOWNLOADS = (
     "object-halbench",
     "coco-annotations-2014",
 )
-STAND_IN_REVISION = "0123456789abcdef0123456789abcdef01234567"  # a mirror is not verified against its revision
 SIZES = ((64, 48), (48, 64), (96, 32), (56, 56), (80, 60), (40, 72))
 MAX_WORDS = 40
 
@@ -1272,13 +1270,9 @@ def all_texts(root: Path) -> list[str]:
 
 
 def mirrored_downloads(downloads: dict, mirrors: dict[str, Path]) -> dict:
-    """A copy of a config's ``downloads`` with ``mirror`` set for every mirrored entry, and a stand-in commit for a
-    Hub entry whose revision is not pinned (paper.yaml's benchmark PLACEHOLDERs): the download rule refuses an
-    unpinned revision even when it copies a mirror. Entries that are not mirrored are left as they are."""
+    """A copy of a config's ``downloads`` with ``mirror`` set for every mirrored entry; the others are left as
+    they are."""
     out = copy.deepcopy(downloads)
     for name, path in mirrors.items():
-        entry = out[name]
-        entry["mirror"] = str(path)
-        if "repo_id" in entry and not re.fullmatch(r"[0-9a-f]{40}", str(entry.get("revision", ""))):
-            entry["revision"] = STAND_IN_REVISION
+        out[name]["mirror"] = str(path)
     return out

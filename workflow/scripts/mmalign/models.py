@@ -76,6 +76,9 @@ def generate(
     ]
     if assistant_prefixes is not None:
         texts = [f"{t} {prefix}".rstrip() for t, prefix in zip(texts, assistant_prefixes)]
+    # a template that writes BOS itself (as mmalign.train.chat_format makes it for training) must not get a second
+    bos = processor.tokenizer.bos_token
+    add_special_tokens = not (bos and texts and texts[0].startswith(bos))
     outputs: list[str] = []
     starts = range(0, len(texts), batch_size)
     for start in tqdm(starts, desc=progress or "generate", disable=progress is None, mininterval=5):
@@ -86,6 +89,7 @@ def generate(
             padding=True,
             padding_side="left",
             return_tensors="pt",
+            add_special_tokens=add_special_tokens,
         )
         if transform is not None:
             batch = transform(batch, rows)

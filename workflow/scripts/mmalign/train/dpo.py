@@ -35,6 +35,7 @@ import torch
 
 from mmalign.schema import read_pairs
 
+from .chat_format import end_answers, frame_for_training
 from .methods import get
 from .ranks import per_process_batch, save_adapter, world_size
 from .settings import DPOSettings
@@ -189,11 +190,14 @@ def train_dpo(
     ).hexdigest()
     resume = latest_checkpoint(out_dir / "checkpoints", fingerprint)
     processor = AutoProcessor.from_pretrained(model_dir)
+    answer_end = frame_for_training(processor)
     model = AutoModelForImageTextToText.from_pretrained(model_dir, dtype=torch.float32)
     model = attach_lora(model, settings)
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     method = method_module(settings)
     dataset = method.build_dataset(pairs_path, settings)
+    if answer_end:
+        dataset = dataset.map(lambda row: end_answers([row], answer_end)[0])
     log.info(
         "%s on %d pairs, %d trainable parameters, loss %s%s",
         settings.method,

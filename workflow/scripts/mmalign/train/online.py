@@ -35,6 +35,7 @@ from mmalign.models import generate
 from mmalign.schema import read_pairs
 from mmalign.seeding import stable_seed
 
+from .chat_format import end_answers, frame_for_training
 from .methods import METHODS, get
 
 log = logging.getLogger(__name__)
@@ -238,6 +239,7 @@ def online_trainer_class():
             super().__init__(*args, data_collator=raw_collator, **kwargs)
             self.pair_maker = pair_maker
             self.vision_collator = DataCollatorForVisionPreference(processor=self.processing_class, max_length=None)
+            self.answer_end = frame_for_training(self.processing_class)  # as train_dpo frames offline rows
 
         def training_step(self, model, inputs, num_items_in_batch=None):
             rows = self.pair_maker.make_rows(
@@ -246,6 +248,7 @@ def online_trainer_class():
             if not rows:  # every pair of this step was dropped: no gradient, counted
                 self.pair_maker.counts["skipped_steps"] += 1
                 return torch.zeros((), device=self.args.device)
+            rows = end_answers(rows, self.answer_end)
             return super().training_step(model, self.vision_collator(rows), num_items_in_batch)
 
         def log(self, logs: dict, start_time: float | None = None) -> None:

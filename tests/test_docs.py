@@ -29,7 +29,7 @@ TOP_LEVEL = (
 # Short module paths such as `mmalign/train/dpo.py` name files of the library.
 ALIASES = {"mmalign/": "workflow/scripts/mmalign/"}
 EXTENSIONS = (".py", ".smk", ".yaml", ".md", ".csv", ".json", ".rst", ".toml", ".txt")
-PLACEHOLDER = re.compile(r"[<{*\[]")
+TEMPLATED_PATH = re.compile(r"[<{*\[]")
 FENCED = re.compile(r"^```.*?^```", re.DOTALL | re.MULTILINE)
 LINK = re.compile(r"\[[^\]]*\]\(([^)\s]+)\)")
 SPAN = re.compile(r"`([^`\n]+)`")
@@ -52,7 +52,7 @@ def repo_paths(markdown: str) -> list[str]:
 
 def fixed_part(path: str) -> str:
     """The part of a path that must exist: all of it, or the directory before its first placeholder."""
-    match = PLACEHOLDER.search(path)
+    match = TEMPLATED_PATH.search(path)
     return path if match is None else path[: match.start()].rpartition("/")[0] + "/"
 
 

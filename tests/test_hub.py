@@ -93,7 +93,7 @@ def test_unpinned_revisions_rejected(revision, tmp_path):
         fetch_snapshot("org/name", revision, tmp_path / "out")
 
 
-@pytest.mark.parametrize("revision", [None, "PLACEHOLDER-pin-me", SHA])
+@pytest.mark.parametrize("revision", [None, "not-a-pin", SHA])
 def test_a_mirror_needs_no_pin(revision, tmp_path):
     mirror = tmp_path / "mirror"
     (mirror / "data").mkdir(parents=True)
@@ -210,3 +210,14 @@ def test_extract_archives_unzips_once_and_refuses_escapes(tmp_path):
         extract_archives(tmp_path, ["evil.zip"])
     with pytest.raises(FileNotFoundError, match="allow_patterns"):
         extract_archives(tmp_path, ["missing.zip"])
+
+
+def test_no_placeholder_pins_anywhere():
+    """Every Hub pin in the configs is a commit; the word for an unfilled pin appears in no tracked file."""
+    import subprocess
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[1]
+    word = "PLACE" + "HOLDER"  # spelled apart so that this file does not match itself
+    found = subprocess.run(["git", "grep", "-l", word], cwd=repo, capture_output=True, text=True).stdout.split()
+    assert found == []

@@ -354,3 +354,26 @@ def test_a_template_that_frames_answers_itself_is_left_alone(tiny_model):
     processor = AutoProcessor.from_pretrained(tiny_model[0])
     template = processor.chat_template
     assert frame_for_training(processor) == "" and processor.chat_template == template
+
+
+def test_bdhs_masking_covers_every_image_feature_position_newlines_included(tiny):
+    """BDHS hides image tokens from attention: on LLaVA-NeXT every packed feature (base tile, AnyRes tiles and
+    the image-newline features) has an <image> token, so rho_th = 1 hides exactly as many positions as the
+    model produces image features, per row of a left-padded batch of two aspect ratios."""
+    from mmalign.bdhs import BDHSSettings, image_token_id, restrict
+
+    model, processor, _ = tiny
+    text = processor.apply_chat_template(user_turn(), add_generation_prompt=True, tokenize=False)
+    images = [noise_image(640, 480, 0), noise_image(300, 1000, 1)]
+    batch = processor(images=images, text=[text, text], padding=True, padding_side="left", return_tensors="pt")
+    with torch.no_grad():
+        features = model.get_image_features(pixel_values=batch["pixel_values"], image_sizes=batch["image_sizes"])
+    features = features.pooler_output
+    before = batch["attention_mask"].clone()
+    masked = restrict(dict(batch), [0, 1], [("a", 0), ("b", 0)], BDHSSettings(rho_th=1.0), image_token_id(model))[
+        "attention_mask"
+    ]
+    hidden = (before.bool() & ~masked.bool()).sum(1).tolist()
+    assert hidden == [len(f) for f in features]
+    assert hidden[0] != hidden[1]
+    assert (masked.bool() == (before.bool() & (batch["input_ids"] != image_token_id(model)))).all()

@@ -13,6 +13,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
 import urllib.request
 from pathlib import Path
@@ -35,7 +36,9 @@ class TransformersServer:
         self.url = f"http://127.0.0.1:{self.port}/v1"
 
     def start(self) -> TransformersServer:
-        executable = shutil.which("transformers")
+        # the CLI installed beside this interpreter (a venv's bin/ need not be on PATH), else the one on PATH
+        beside = Path(sys.executable).parent / "transformers"
+        executable = str(beside) if beside.is_file() else shutil.which("transformers")
         if executable is None:
             raise RuntimeError("`transformers` CLI not found: pip install 'transformers[serving]==5.23.0'")
         cache = self.log_path.parent / "hf_cache"  # GET /v1/models scans the HF cache: it must exist

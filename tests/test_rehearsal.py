@@ -1,5 +1,5 @@
 """The CPU rehearsal of config/paper.yaml (tests/rehearsal/run.py): every rule of the paper DAG runs on local
-mirrors, a tiny LLaVA-NeXT and a real `transformers serve`. Slow: about 9 minutes on 2 cores."""
+mirrors, a tiny LLaVA-NeXT and a real `transformers serve`. Slow: about 8 minutes on 2 cores."""
 
 from __future__ import annotations
 

@@ -4,17 +4,25 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
+NOT_JSON = object()  # reply: HTTP 200 whose body is not JSON (a proxy's error page)
+HANG = object()  # reply: no answer for HANG_S seconds (past the client's timeout)
+RESET = object()  # reply: the connection is closed without an answer
+HANG_S = 3.0
+
 
 class FakeChatServer:
     """An OpenAI-compatible /v1/chat/completions on loopback. ``replies`` is a list consumed in order; each is
-    a string (answered as the completion) or an int (answered as that HTTP error status); the last repeats."""
+    a string (answered as the completion), an int (answered as that HTTP error status) or one of the faults
+    NOT_JSON, HANG, RESET; the last repeats. ``requests`` holds every request body received."""
 
     def __init__(self, replies):
         self.replies, self.requests, self.headers = list(replies), [], []
+        self.lock = threading.Lock()
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -22,9 +30,25 @@ class FakeChatServer:
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 server.requests.append(body)
                 server.headers.append({k.lower(): v for k, v in self.headers.items()})
-                reply = server.replies.pop(0) if len(server.replies) > 1 else server.replies[0]
+                with server.lock:
+                    reply = server.replies.pop(0) if len(server.replies) > 1 else server.replies[0]
                 if self.path != "/v1/chat/completions":
                     reply = 404
+                if reply is RESET:
+                    self.close_connection = True
+                    self.connection.shutdown(2)
+                    return
+                if reply is HANG:
+                    time.sleep(HANG_S)
+                    return
+                if reply is NOT_JSON:
+                    data = b"<html><body>502 Bad Gateway</body></html>"
+                    self.send_response(200)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(data)))
+                    self.end_headers()
+                    self.wfile.write(data)
+                    return
                 if isinstance(reply, int):
                     payload, status = {"error": {"message": "injected failure", "type": "server_error"}}, reply
                 else:

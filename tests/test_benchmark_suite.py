@@ -210,7 +210,9 @@ def test_judge_failures_and_unparsed_grades_are_counted_not_scored(chat_server):
         }
         for k, t in enumerate(["attribute", "attribute", "counting", "counting"])
     ]
-    rows, judgments = mmhal.score(items, ["a cat.", "a dog.", "a cat.", ""], make_judge(openai_spec(max_retries=1)))
+    # distinct answers: one judge call per distinct prompt (a repeated prompt gets the same verdict)
+    answers = ["a cat.", "a dog.", "a cat, really.", ""]
+    rows, judgments = mmhal.score(items, answers, make_judge(openai_spec(max_retries=1, concurrency=1)))
     m = metrics(rows)
     assert m["score"] == pytest.approx(3.5)  # (6 + 1) / 2: only the two judged items
     assert m["hallucination_rate"] == 0.5 and m["judged"] == 2

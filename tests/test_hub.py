@@ -221,3 +221,15 @@ def test_no_placeholder_pins_anywhere():
     word = "PLACE" + "HOLDER"  # spelled apart so that this file does not match itself
     found = subprocess.run(["git", "grep", "-l", word], cwd=repo, capture_output=True, text=True).stdout.split()
     assert found == []
+
+
+def test_an_archive_that_would_unpack_far_beyond_its_size_is_refused(tmp_path):
+    import zipfile
+
+    from mmalign.hub import extract_archives
+
+    with zipfile.ZipFile(tmp_path / "bomb.zip", "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("merged_images/zeros.jpg", b"\0" * 2_000_000)  # 2 MB of zeros compress to ~2 KB
+    with pytest.raises(ValueError, match=r"would unpack to 2,000,000 bytes, more than 20 times"):
+        extract_archives(tmp_path, ["bomb.zip"])
+    assert not (tmp_path / "merged_images").exists()

@@ -143,6 +143,14 @@ def test_a_killed_run_resumes_from_its_checkpoint_and_ends_like_an_uninterrupted
     for key in a:
         torch.testing.assert_close(a[key], b[key], rtol=1e-5, atol=1e-6)
     assert not (resumed / "checkpoints").exists()  # cleaned up after success
+    # bookkeeping equal to the uninterrupted run's: the loss over every step, a rate over the steps run here
+    after, before = (
+        json.loads((resumed / "metrics.json").read_text()),
+        json.loads((straight / "metrics.json").read_text()),
+    )
+    assert after["train_loss"] == pytest.approx(before["train_loss"], rel=1e-5)
+    assert after["steps"] == before["steps"] and after["epochs_run"] == before["epochs_run"]
+    assert after["pairs_per_second"] < 2 * before["pairs_per_second"]  # was 3x too high: all steps / fewer seconds
 
 
 def scene_table(scenes_path) -> dict[str, dict]:
@@ -188,10 +196,10 @@ def test_online_step_samples_judges_and_changes_the_weights(small_world, tiny_mo
     assert stored == made + counts.get("pairs/dropped_tie", 0)
 
 
-def test_a_judge_that_cannot_judge_drops_the_pair_and_counts_it(small_world, tiny_model, pairs, tmp_path):
-    """The exact judge cannot judge a pair without its scene: every online pair is dropped and counted, and
-    the steps that lost all pairs are skipped rather than trained on a guessed verdict."""
-    from mmalign.judges import make_judge
+def test_a_judge_that_cannot_judge_fails_the_run_and_publishes_no_adapter(small_world, tiny_model, pairs, tmp_path):
+    """The exact judge cannot judge a pair without its scene: every online pair is dropped, no step trains on a
+    guessed verdict, and the run fails over its annotator's budget, naming the counts, with no adapter."""
+    from mmalign.judges import JudgeBudgetError, make_judge
 
     model_dir, _ = tiny_model
     settings = DPOSettings(
@@ -203,11 +211,29 @@ def test_a_judge_that_cannot_judge_drops_the_pair_and_counts_it(small_world, tin
         logging_steps=1,
         online={"max_new_tokens": 16},
     )
-    metrics = train_dpo(model_dir, pairs, tmp_path, settings, judge=make_judge({"backend": "exact"}), scenes={})
-    counts = metrics["online"]
-    assert counts.get("pairs/online_pairs", 0) == 0
-    assert counts["pairs/dropped_judge_failed"] + counts.get("pairs/dropped_identical_samples", 0) == 16
-    assert counts["pairs/skipped_steps"] == 2
+    judge = make_judge({"backend": "exact"})
+    judge.name = "annotator_exact"
+    with pytest.raises(JudgeBudgetError, match=r"judge 'annotator_exact' \(online run .*\): \d+ of \d+ calls failed"):
+        train_dpo(model_dir, pairs, tmp_path / "run", settings, judge=judge, scenes={})
+    assert not (tmp_path / "run" / "adapter").exists()
+
+
+def test_online_budgets_fail_a_run_that_skipped_steps_or_missed_its_online_share():
+    from collections import Counter
+
+    from mmalign.train.online import OnlineBudgetError, OnlineSettings, PairMaker, check_online_budget
+
+    maker = PairMaker(None, OnlineSettings(mode="online_bdhs"))
+    maker.counts = Counter(online_pairs=30, skipped_steps=1)
+    assert check_online_budget(maker, 10, "run")["online_share"] == 1.0  # 1 of 10 steps skipped: within 10%
+    maker.counts["skipped_steps"] = 2
+    with pytest.raises(OnlineBudgetError, match=r"run: 2 of 10 steps had no pair \(budget 10%\)"):
+        check_online_budget(maker, 10, "run")
+    mixed = PairMaker(None, OnlineSettings(mode="online_bdhs", offline_prob=0.5))
+    mixed.settings = OnlineSettings(mode="mixed", offline_prob=0.5)
+    mixed.counts = Counter(online_pairs=2, offline_pairs=14, dropped_judge_failed=6)
+    with pytest.raises(OnlineBudgetError, match=r"online pairs are 12% of the 16 trained on \(at least 25% needed"):
+        check_online_budget(mixed, 4, "run")
 
 
 def test_image_distortion_rejects_the_noisy_image_top_tokens_and_trains(tiny_model, pairs, tmp_path):
@@ -256,3 +282,17 @@ def test_image_distortion_rejects_the_noisy_image_top_tokens_and_trains(tiny_mod
     metrics = train_dpo(model_dir, pairs, tmp_path, settings)
     assert metrics["pairs"] == 16 and metrics["steps"] == 4
     assert lora_b_trained(tmp_path)
+
+
+def test_an_adapter_that_never_changed_is_not_published(tiny_model):
+    """LoRA's B matrices start at zero: an adapter still all zero after training is the base model."""
+    from transformers import AutoModelForImageTextToText
+
+    from mmalign.train.dpo import UnchangedAdapterError, attach_lora, check_adapter_changed
+
+    settings = DPOSettings(lora_r=4, lora_alpha=8)
+    model = attach_lora(AutoModelForImageTextToText.from_pretrained(tiny_model[0]), settings)
+    with pytest.raises(UnchangedAdapterError, match=r"variant 'online_dpo_povid' \(dpo\): every LoRA weight"):
+        check_adapter_changed(model, settings, Path("results/runs/online_dpo_povid"))
+    next(p for n, p in model.named_parameters() if "lora_B" in n).data += 0.01
+    check_adapter_changed(model, settings, Path("results/runs/online_dpo_povid"))

@@ -13,6 +13,7 @@ from mmalign.config import (
     ConfigError,
     apply_defaults,
     check_references,
+    check_yaml_file,
     expand_sweeps,
     validate_config,
 )  # noqa: E402
@@ -26,6 +27,8 @@ from mmalign import registry  # noqa: E402
 # defaults, so Snakemake's own validate() would add nothing to it: defaults live once, in the library.
 SCHEMA = Path(workflow.basedir) / "workflow" / "schemas" / "config.schema.yaml"
 try:
+    for path in workflow.configfiles:  # Snakemake's own YAML reading keeps the last of two equal keys
+        check_yaml_file(path)
     expand_sweeps(config)  # sweeps add variants; then variant_defaults / pairset_defaults fill every entry
     apply_defaults(config)
     validate_config(config, SCHEMA)

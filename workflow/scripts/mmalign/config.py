@@ -16,6 +16,37 @@ class ConfigError(ValueError):
     pass
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """YAML's safe loader, except that a key given twice in one mapping is an error (YAML keeps the last)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                line = key_node.start_mark.line + 1
+                raise ConfigError(
+                    f"{self.name}:{line}: duplicate key {key!r} (first at line {seen[key]}); YAML would keep the last"
+                )
+            seen[key] = key_node.start_mark.line + 1
+        return super().construct_mapping(node, deep)
+
+
+def check_yaml_file(path: str | Path) -> dict:
+    """A config file read strictly: a syntax error or a duplicate key fails naming the file and line."""
+    text = Path(path).read_text()
+    loader = _UniqueKeyLoader(text)
+    loader.name = str(path)
+    try:
+        return loader.get_single_data() or {}
+    except yaml.MarkedYAMLError as err:
+        mark = err.problem_mark or err.context_mark
+        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
+        raise ConfigError(f"{where}: {err.problem or err.context}") from None
+    finally:
+        loader.dispose()
+
+
 def expand_sweeps(config: dict) -> None:
     """Add one variant per point of each ``sweeps.<name>`` grid, in place: the point's values over a copy of
     the sweep's ``variant``, named ``<name>_<key><value>...`` (e.g. ``dpo_povid_beta0.05``). The paper reports
@@ -92,6 +123,7 @@ def check_references(config: dict) -> None:
         *_pairset_problems(config),
         *_benchmark_problems(config),
         *_judge_problems(config),
+        *_report_problems(config),
     ]
     downloads = config.get("downloads", {})
     base = config["base_model"]
@@ -110,7 +142,15 @@ def _variant_problems(config: dict) -> list[str]:
     """A variant's pair set exists; its method gets the annotator and the rejected answer it needs."""
     problems = []
     pairsets, judges = config["pairsets"], config.get("judges", {})
+    if not config["variants"]:
+        problems.append("config key 'variants': no variant to train (a study of the base model alone is not one)")
     for name, variant in config["variants"].items():
+        weights, losses = variant.get("loss_weights"), variant.get("loss_type") or ["sigmoid"]
+        if weights is not None and len(weights) != len(losses):
+            problems.append(
+                f"config key 'variants.{name}.loss_weights': {len(weights)} weights for {len(losses)} loss types "
+                f"{losses}: give one weight per loss"
+            )
         if variant["pairset"] not in pairsets:
             problems.append(f"config key 'variants.{name}.pairset': no pair set named {variant['pairset']!r}")
         method = methods.get(variant["method"])
@@ -199,8 +239,9 @@ def _benchmark_problems(config: dict) -> list[str]:
 
 def _judge_problems(config: dict) -> list[str]:
     """Judged benchmarks name an existing judge; a local judge model names an existing download; the world's
-    judge backends need a world."""
+    judge backends need a world; every setting belongs to the judge's backend."""
     from mmalign.evaluate.benchmarks import JUDGED_KINDS
+    from mmalign.judges import settings as judge_settings
 
     problems = []
     judges, downloads = config.get("judges", {}), config.get("downloads", {})
@@ -213,6 +254,25 @@ def _judge_problems(config: dict) -> list[str]:
     for name, spec in judges.items():
         if spec.get("download") and spec["download"] not in downloads:
             problems.append(f"config key 'judges.{name}.download': no downloads entry named {spec['download']!r}")
+        try:  # a setting of another backend (e.g. max_new_tokens on an openai judge) is a mistake, not a default
+            judge_settings(spec)
+        except ValueError as err:
+            problems.append(f"config key 'judges.{name}': {err}")
+    return problems
+
+
+def _report_problems(config: dict) -> list[str]:
+    """Every table row names a variant of this study, 'base', or one listed in report.not_run (variants a table
+    shows as 'not run' on purpose): a misspelt name would otherwise read 'not run' too."""
+    problems = []
+    known = set(config["variants"]) | {"base"} | set(config["report"].get("not_run") or [])
+    for table, spec in (config["report"].get("tables") or {}).items():
+        for label, variant in spec["rows"].items():
+            if variant not in known:
+                problems.append(
+                    f"config key 'report.tables.{table}.rows': row {label!r} names {variant!r}, which is neither a "
+                    "variant of this study nor listed in report.not_run"
+                )
     return problems
 
 
@@ -224,3 +284,26 @@ def _has_cycle(start: str, pairsets: dict) -> bool:
         seen.add(name)
         name = pairsets[name].get("source")
     return False
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m mmalign.config FILE...``: read config files strictly. Snakemake reports a YAML syntax error in a
+    --configfile without its file or line, before the workflow's own checks run; this names both."""
+    import argparse
+    import sys
+
+    parser = argparse.ArgumentParser(description=main.__doc__.splitlines()[0])
+    parser.add_argument("files", nargs="+")
+    status = 0
+    for path in parser.parse_args(argv).files:
+        try:
+            check_yaml_file(path)
+            print(f"{path}: ok")
+        except (ConfigError, OSError) as err:
+            print(err, file=sys.stderr)
+            status = 1
+    return status
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -225,7 +225,12 @@ def fetch_download(
     return manifest
 
 
-def extract_archives(out_dir: str | Path, names: list[str]) -> list[Path]:
+# An archive whose members would take more than this many times its own size is refused (a zip bomb, or a
+# corrupt directory): VLFeedback's merged_images.zip holds JPEGs, which hardly compress at all.
+MAX_EXPANSION = 20
+
+
+def extract_archives(out_dir: str | Path, names: list[str], max_expansion: float = MAX_EXPANSION) -> list[Path]:
     """Unzip each named archive of a fetched snapshot next to it (VLFeedback ships its images as
     ``merged_images.zip``). Members that would land outside ``out_dir`` are refused; an archive already extracted
     (every member present with its size) is left alone, so a rerun does not rewrite gigabytes."""
@@ -239,6 +244,12 @@ def extract_archives(out_dir: str | Path, names: list[str]) -> list[Path]:
             raise FileNotFoundError(f"{archive}: archive to extract is not in the snapshot (check allow_patterns)")
         with zipfile.ZipFile(archive) as zf:
             members = [m for m in zf.infolist() if not m.is_dir()]
+            unpacked = sum(m.file_size for m in members)
+            if unpacked > max_expansion * max(1, archive.stat().st_size):
+                raise ValueError(
+                    f"{archive}: would unpack to {unpacked:,} bytes, more than {max_expansion:g} times its own "
+                    f"{archive.stat().st_size:,} bytes; refused (a corrupt or malicious archive?)"
+                )
             for member in members:
                 target = (out / member.filename).resolve()
                 if out not in target.parents:

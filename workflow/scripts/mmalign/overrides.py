@@ -3,7 +3,8 @@
 An override is a YAML mapping applied to the base config:
 
 * ``keep: {<section>: [names]}`` keeps only the named entries of a section (``variants``, ``sweeps``, ...); an
-  entry it names must exist, so a renamed variant in the base config fails loudly instead of being dropped;
+  entry it names must exist, so a renamed variant in the base config fails loudly instead of being dropped. The
+  variants left out are added to ``report.not_run``: the tables show them as "not run", on purpose;
 * every other key is merged into the base: mappings key by key, anything else (lists, scalars) replaced, and
   ``null`` removes the key.
 
@@ -48,6 +49,10 @@ def keep_only(config: dict, keep: dict) -> dict:
         if unknown:
             raise OverrideError(f"override key 'keep.{section}' names entries the config does not have: {unknown}")
         kept[section] = {name: spec for name, spec in entries.items() if name in set(names)}
+        if section == "variants":
+            left_out = [name for name in entries if name not in set(names)]
+            report = kept.setdefault("report", {})
+            report["not_run"] = list(dict.fromkeys([*(report.get("not_run") or []), *left_out]))
     return kept
 
 

@@ -117,3 +117,56 @@ def read_jsonl(path: str | Path) -> list[dict]:
 def write_json(obj, path: str | Path) -> None:
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     Path(path).write_text(json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
+
+
+# ------------------------------------------------------------------------- checks where pair data is used
+
+
+def image_problem(path: str | Path) -> str | None:
+    """None if the file exists and decodes in full, else the reason ('missing_image', 'bad_image')."""
+    from PIL import Image
+
+    if not Path(path).is_file():
+        return "missing_image"
+    try:
+        with Image.open(path) as image:
+            image.load()  # every pixel: ``verify()`` alone keeps a truncated JPEG
+    except Exception:  # PIL raises many types for a corrupt file
+        return "bad_image"
+    return None
+
+
+def empty_text_reason(prompt, chosen, rejected) -> str | None:
+    """The drop reason of a pair with an empty (or whitespace-only) prompt, chosen or rejected answer."""
+    for name, text in (("prompt", prompt), ("chosen", chosen), ("rejected", rejected)):
+        if not isinstance(text, str) or not text.strip():
+            return f"empty_{name}"
+    return None
+
+
+class PairTableError(ValueError):
+    """A pair table that cannot be trained on as it is."""
+
+
+def validate_pair_table(path: str | Path, rejected_columns: list[str] = ("rejected",), show: int = 5) -> int:
+    """Check every row a training job will read, before its first step: the image decodes, the prompt and the
+    chosen answer are not empty, and neither is any ``rejected_columns`` answer the run trains on. Raises
+    PairTableError naming the table, the count and the first bad rows; returns the number of rows checked."""
+    frame = read_pairs(path)
+    bad: list[tuple[str, str]] = []
+    images: dict[str, str | None] = {}
+    for row in frame.itertuples():
+        texts = [getattr(row, column) for column in rejected_columns] or ["(made during training)"]
+        reason = next((r for text in texts if (r := empty_text_reason(row.prompt, row.chosen, text))), None)
+        if reason == "empty_rejected" and len(rejected_columns) == 2 and not row.rejected_policy:
+            reason = "empty_rejected_policy"
+        if reason is None:
+            if row.image not in images:
+                images[row.image] = image_problem(row.image)
+            reason = images[row.image]
+        if reason:
+            bad.append((row.id, reason))
+    if bad:
+        first = ", ".join(f"{pair_id} ({reason})" for pair_id, reason in bad[:show])
+        raise PairTableError(f"{path}: {len(bad)} of {len(frame)} pairs cannot be trained on; first: {first}")
+    return len(frame)

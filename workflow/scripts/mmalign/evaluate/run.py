@@ -14,7 +14,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from mmalign.judges import make_judge
+from mmalign.judges import check_budget, make_judge
 from mmalign.models import generate, load_policy
 from mmalign.schema import read_jsonl, write_json
 
@@ -122,6 +122,8 @@ def evaluate(
         judge = make_judge(judge_spec, judge_cache, model_dir=judge_model_dir)
     rows, judgments = score(spec["kind"], items, answers, judge, source)
     judge_seconds = time.time() - judge_start
+    if module.JUDGED:  # over budget: the job fails here and publishes nothing; the cache keeps every answer
+        check_budget(spec.get("judge") or judge.judge_id, judge_spec, judgments, f"{variant} on {benchmark}")
     rows += [{"subset": "all", "metric": reason, "value": float(count)} for reason, count in skipped.items()]
     with open(out_judgments, "w") as fh:
         for j in judgments:

@@ -256,22 +256,41 @@ def gqa_items(snapshot_dir: Path, writer: ItemWriter) -> None:
         )
 
 
-def coco_truth(annotations_dir: Path) -> dict[int, set[str]]:
-    """COCO image id -> CHAIR's ground-truth categories (instance annotations + categories named in captions)."""
+OBJHAL_FILE = "obj_halbench_300_with_image.jsonl"
 
-    def load(name: str) -> dict:
-        path = next(iter(sorted(Path(annotations_dir).rglob(name))), None)
-        if path is None:
-            raise FileNotFoundError(f"Object HalBench: no {name} under {str(annotations_dir)!r}")
+
+def _load_json(path: Path) -> dict:
+    try:
         return json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{path}: not valid JSON (line {err.lineno}, column {err.colno}): {err.msg}") from None
 
-    instances, captions = load("instances_val2014.json"), load("captions_val2014.json")
-    names = {c["id"]: c["name"] for c in instances["categories"]}
+
+def coco_truth(annotations_dir: Path) -> dict[int, set[str]]:
+    """COCO image id -> CHAIR's ground-truth categories (instance annotations + categories named in captions).
+
+    As the reference CHAIR code, from COCO 2014 train and val: the val files are required (Object HalBench's images
+    are val2014 images); the train files are read when the directory has them (they annotate other images, so
+    they change no Object HalBench item, but a directory holding both gives the reference's full truth)."""
+    annotations_dir = Path(annotations_dir)
     truth: dict[int, set[str]] = {}
-    for ann in instances["annotations"]:
-        truth.setdefault(ann["image_id"], set()).add(names[ann["category_id"]])
-    for ann in captions["annotations"]:
-        truth.setdefault(ann["image_id"], set()).update(mentioned_objects(ann["caption"]))
+    for split in ("val2014", "train2014"):
+        paths = {kind: next(iter(sorted(annotations_dir.rglob(f"{kind}_{split}.json"))), None)
+                 for kind in ("instances", "captions")}  # fmt: skip
+        if None in paths.values():
+            if split == "val2014":
+                present = sorted(p.name for p in annotations_dir.rglob("*.json"))
+                missing = [f"{kind}_{split}.json" for kind, path in paths.items() if path is None]
+                raise FileNotFoundError(
+                    f"Object HalBench: no {missing} under {str(annotations_dir)!r} (JSON files there: {present})"
+                )
+            continue
+        instances, captions = _load_json(paths["instances"]), _load_json(paths["captions"])
+        names = {c["id"]: c["name"] for c in instances["categories"]}
+        for ann in instances["annotations"]:
+            truth.setdefault(ann["image_id"], set()).add(names[ann["category_id"]])
+        for ann in captions["annotations"]:
+            truth.setdefault(ann["image_id"], set()).update(mentioned_objects(ann["caption"]))
     return truth
 
 
@@ -283,27 +302,35 @@ def _coco_id(value) -> int | None:
 def objhal_items(snapshot_dir: Path, writer: ItemWriter, annotations_dir: Path) -> None:
     truth = coco_truth(annotations_dir)
     files = {p.name: p for p in Path(snapshot_dir).rglob("*") if p.is_file()}
-    for path in sorted(Path(snapshot_dir).rglob("*.jsonl")):
-        for i, line in enumerate(path.read_text().splitlines()):
-            if not line.strip():
-                continue
+    path = next(iter(sorted(Path(snapshot_dir).rglob(OBJHAL_FILE))), None)
+    if path is None:  # only the benchmark's own file: another jsonl in the folder is not Object HalBench
+        present = sorted(p.name for p in Path(snapshot_dir).rglob("*.jsonl"))
+        raise FileNotFoundError(
+            f"Object HalBench: no {OBJHAL_FILE} under {str(snapshot_dir)!r} (jsonl there: {present})"
+        )
+    for i, line in enumerate(path.read_text().splitlines()):
+        if not line.strip():
+            continue
+        try:
             record = json.loads(line)
-            image_id = _coco_id(record.get("image_id"))
-            raw = str(record.get("image") or "")
-            try:
-                data = files[raw].read_bytes() if raw in files else base64.b64decode(raw, validate=True) or None
-            except (binascii.Error, ValueError):
-                data = None
-            objects = sorted(truth.get(image_id, ())) if image_id is not None else []
-            writer.add(
-                f"objhal-{image_id if image_id is not None else i}",
-                data,
-                f"coco-{image_id}",
-                record.get("question") or "Please describe this image in detail.",
-                " ".join(objects),
-                "all",
-                {"objects": objects, "image_id": image_id, "vocabulary": "coco"},
-            )
+        except json.JSONDecodeError as err:
+            raise ValueError(f"{path}, line {i + 1}: not a JSON record ({err.msg})") from None
+        image_id = _coco_id(record.get("image_id"))
+        raw = str(record.get("image") or "")
+        try:
+            data = files[raw].read_bytes() if raw in files else base64.b64decode(raw, validate=True) or None
+        except (binascii.Error, ValueError):
+            data = None
+        objects = sorted(truth.get(image_id, ())) if image_id is not None else []
+        writer.add(
+            f"objhal-{image_id if image_id is not None else i}",
+            data,
+            f"coco-{image_id}",
+            record.get("question") or "Please describe this image in detail.",
+            " ".join(objects),
+            "all",
+            {"objects": objects, "image_id": image_id, "vocabulary": "coco"},
+        )
 
 
 LOADERS = {

@@ -60,14 +60,19 @@ DEFAULTS = {
 }
 
 
+# Settings every backend takes: how often an unparsed answer is asked again on later runs, and the failure budget
+# of one judged benchmark job or online training run (a larger share of failed calls or unparsed answers fails
+# the job, naming the judge and the first errors, and publishes nothing).
+COMMON = {"max_asks": 3, "max_failed_share": 0.05, "max_unparsed_share": 0.2}
+
 BACKENDS = (*DEFAULTS, *registry.JUDGE_BACKENDS)
 
 
 def backend_defaults(backend: str) -> dict:
     if backend in DEFAULTS:
-        return DEFAULTS[backend]
+        return {**COMMON, **DEFAULTS[backend]}
     if backend in registry.JUDGE_BACKENDS:
-        return registry.load(registry.JUDGE_BACKENDS[backend]).SETTINGS
+        return {**COMMON, **registry.load(registry.JUDGE_BACKENDS[backend]).SETTINGS}
     raise ValueError(f"judge backend {backend!r} unknown; known: {list(BACKENDS)}")
 
 
@@ -84,8 +89,12 @@ def settings(spec: dict) -> dict:
 def make_judge(spec: dict, cache_path: str | Path | None = None, model_dir: str | Path | None = None) -> Judge:
     """A judge from a config entry. ``model_dir`` (hf backend) overrides ``spec['model']``: the directory the
     download rule made for ``spec['download']``."""
-    s = settings(spec)
-    cache = JudgmentCache(cache_path) if cache_path else None
+    judge = _make(settings(spec), JudgmentCache(cache_path) if cache_path else None, model_dir)
+    judge.settings = settings(spec)  # its failure budget, read by check_budget's callers
+    return judge
+
+
+def _make(s: dict, cache, model_dir) -> Judge:
     if s["backend"] in registry.JUDGE_BACKENDS:
         return registry.load(registry.JUDGE_BACKENDS[s["backend"]]).make_judge(s, cache)
     if s["backend"] == "openai":
@@ -103,17 +112,47 @@ def make_judge(spec: dict, cache_path: str | Path | None = None, model_dir: str 
             max_tokens=s["max_tokens"],
             temperature=s["temperature"],
             concurrency=s["concurrency"],
+            max_asks=s["max_asks"],
         )
     from .hf import HFJudge
 
     model = model_dir or s["model"]
     if not model:
         raise ValueError("judge backend 'hf' needs 'model' (a directory or Hub id)")
-    return HFJudge(model, cache=cache, max_new_tokens=s["max_new_tokens"], batch_size=s["batch_size"])
+    return HFJudge(
+        model, cache=cache, max_new_tokens=s["max_new_tokens"], batch_size=s["batch_size"], max_asks=s["max_asks"]
+    )
+
+
+class JudgeBudgetError(RuntimeError):
+    """More of a job's judge calls failed, or more answers were unparsed, than the judge's budget allows."""
+
+
+def check_budget(name: str, spec: dict, records: list[dict], what: str) -> None:
+    """Fail when the share of failed calls or unparsed answers among ``records`` (judgment records with
+    ``status`` and ``reason``) exceeds the judge's ``max_failed_share`` / ``max_unparsed_share``."""
+    s = settings(spec)
+    n = len(records)
+    failed = [r for r in records if r["status"] == FAILED]
+    unparsed = [r for r in records if r["status"] == UNPARSED]
+    over = []
+    if n and len(failed) / n > s["max_failed_share"]:
+        over.append(f"{len(failed)} of {n} calls failed (budget {s['max_failed_share']:.0%})")
+    if n and len(unparsed) / n > s["max_unparsed_share"]:
+        over.append(f"{len(unparsed)} of {n} answers unparsed (budget {s['max_unparsed_share']:.0%})")
+    if over:
+        first = sorted({r["reason"] for r in failed + unparsed})[:3]
+        raise JudgeBudgetError(
+            f"judge {name!r} ({what}): {'; '.join(over)}; nothing is published, a rerun asks again only what "
+            f"failed. First errors: {first}"
+        )
 
 
 __all__ = [
     "BACKENDS",
+    "COMMON",
+    "JudgeBudgetError",
+    "check_budget",
     "DEFAULTS",
     "backend_defaults",
     "FAILED",

@@ -15,12 +15,13 @@ from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from .cache import JudgmentCache
+from .cache import CachedAnswer, JudgmentCache
 
 log = logging.getLogger(__name__)
 
 # status values of a judgment
 OK, TIE, UNPARSED, FAILED = "ok", "tie", "unparsed", "failed"
+DEFAULT_MAX_ASKS = 3  # an unparsed answer is asked again on later runs until the judge was asked this often
 
 
 @dataclass(frozen=True)
@@ -114,13 +115,28 @@ class JudgeCallError(Exception):
     """A judge call that produced no text (network, server, timeout, prompt too long)."""
 
 
+def report_each(results: list, on_answer) -> list:
+    """For backends that answer a whole batch at once (local models): report each answer afterwards."""
+    if on_answer is not None:
+        for i, out in enumerate(results):
+            on_answer(i, out)
+    return results
+
+
 class Judge:
     """Base class of every backend. Subclasses set ``judge_id`` and implement the four hooks."""
 
     judge_id: str = "judge"
 
-    def __init__(self, cache: JudgmentCache | None = None):
+    def __init__(self, cache: JudgmentCache | None = None, max_asks: int = DEFAULT_MAX_ASKS):
         self.cache = cache
+        self.max_asks = max_asks
+
+    @property
+    def cache_key(self) -> str:
+        """What the cache files verdicts under: the judge id, plus whatever else changes its answers (a backend
+        behind an endpoint adds the endpoint and decoding settings)."""
+        return self.judge_id
 
     # --- hooks --------------------------------------------------------------------------------------------
     def render_pair(self, request: PairRequest) -> Rendered:
@@ -129,8 +145,9 @@ class Judge:
     def render_rating(self, request: RateRequest) -> Rendered:
         raise NotImplementedError
 
-    def complete(self, prompts: list[Rendered]) -> list[str | JudgeCallError]:
-        """Raw judge text per prompt, or the error that prevented it (never raised for one bad item)."""
+    def complete(self, prompts: list[Rendered], on_answer=None) -> list[str | JudgeCallError]:
+        """Raw judge text per prompt, or the error that prevented it (never raised for one bad item).
+        ``on_answer(index, text_or_error)`` is called as each answer arrives (the cache stores it then)."""
         raise NotImplementedError
 
     def parse_pair(self, raw: str, request: PairRequest, phash: str) -> tuple[int | None, str, str]:
@@ -151,6 +168,7 @@ class Judge:
                 continue
             preferred, status, reason = self.parse_pair(raw, request, phash)
             verdicts.append(Verdict(request.id, status, reason, raw, self.judge_id, phash, cached, preferred))
+        self._record_statuses(verdicts)
         return verdicts
 
     def rate(self, requests: list[RateRequest]) -> list[Rating]:
@@ -162,36 +180,59 @@ class Judge:
                 continue
             score, details, status, reason = self.parse_rating(raw, request)
             ratings.append(Rating(request.id, status, reason, raw, self.judge_id, phash, cached, score, details))
+        self._record_statuses(ratings)
         return ratings
+
+    def _record_statuses(self, judgments: list[Judgment]) -> None:
+        if self.cache is not None:
+            answered = {j.prompt_hash: j.status for j in judgments if j.status != FAILED}
+            self.cache.set_status(self.cache_key, sorted(answered.items()))
+
+    def _reusable(self, cached: CachedAnswer | None) -> bool:
+        """A cached answer is used unless it did not parse and the judge may still be asked again."""
+        return cached is not None and (cached.status != UNPARSED or cached.asks >= self.max_asks)
 
     def _raw_judgments(self, rendered: list[Rendered]) -> list[tuple[str, str | None, str | None, bool]]:
         """(prompt hash, raw text, error, cached) per prompt: cache hits first, one backend call for the rest.
-        Raw text is cached whether or not it parses (the judge said it; asking again would pay again);
-        errors are not cached, so a rerun retries them."""
+        Each answer is cached as it arrives, whether or not it parses; an unparsed one is asked again on a later
+        run until the judge was asked ``max_asks`` times. Errors are not cached, so a rerun retries them."""
         hashes = [prompt_hash(r) for r in rendered]
-        found = self.cache.get_many(self.judge_id, hashes) if self.cache is not None else {}
-        todo = [i for i, h in enumerate(hashes) if h not in found]
-        fresh = self.complete([rendered[i] for i in todo]) if todo else []
-        results: dict[int, tuple[str | None, str | None]] = {}
-        to_store = []
-        for i, out in zip(todo, fresh):
+        stored = self.cache.get_many(self.cache_key, hashes) if self.cache is not None else {}
+        found = {h: c.raw for h, c in stored.items() if self._reusable(c)}
+        todo, seen = [], set()
+        for i, h in enumerate(hashes):  # one call per distinct prompt
+            if h not in found and h not in seen:
+                todo.append(i)
+                seen.add(h)
+        results: dict[str, tuple[str | None, str | None]] = {}
+
+        def on_answer(j: int, out) -> None:
+            i = todo[j]
             if isinstance(out, JudgeCallError):
-                results[i] = (None, str(out) or type(out).__name__)
-            else:
-                results[i] = (out, None)
-                to_store.append((hashes[i], out, rendered[i].text))
-        if self.cache is not None and to_store:
-            self.cache.put_many(self.judge_id, to_store)
+                results[hashes[i]] = (None, str(out) or type(out).__name__)
+                return
+            results[hashes[i]] = (out, None)
+            if self.cache is not None:
+                asks = stored[hashes[i]].asks + 1 if hashes[i] in stored else 1
+                self.cache.put(self.cache_key, hashes[i], out, rendered[i].text, asks)
+
+        if todo:
+            self.complete([rendered[i] for i in todo], on_answer=on_answer)
         out = []
-        for i, h in enumerate(hashes):
+        for h in hashes:
             if h in found:
                 out.append((h, found[h], None, True))
             else:
-                raw, error = results[i]
+                raw, error = results.get(h, (None, "no answer (the backend returned none for this prompt)"))
                 out.append((h, raw, error, False))
         n_failed = sum(1 for _, _, e, _ in out if e is not None)
         log.info(
-            "%s: %d judgments (%d cached, %d new, %d failed)", self.judge_id, len(out), len(found), len(todo), n_failed
+            "%s: %d judgments (%d cached, %d asked, %d failed)",
+            self.judge_id,
+            len(out),
+            len(found),
+            len(todo),
+            n_failed,
         )
         return out
 

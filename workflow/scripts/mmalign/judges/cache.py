@@ -1,9 +1,14 @@
-"""A persistent judgment cache: raw judge text keyed on (judge id, prompt hash), in one SQLite file.
+"""A persistent judgment cache: raw judge text keyed on (judge cache key, prompt hash), in one SQLite file.
 
 SQLite because several Snakemake jobs may judge at once: writes are short transactions, readers never block
 (WAL journal), and a busy database is waited for rather than failed. Keep the file on a local disk (SQLite
 locking over NFS is unreliable); on a cluster, give each node its own cache or run judging on one node.
 The prompt text is stored beside the raw answer so that any cached verdict can be audited later.
+
+Answers are written one by one as they arrive (a killed job loses only the calls in flight). Each row carries the
+parse status of its answer and how many times the judge was asked: an unparsed answer is asked again on a later
+run, up to the judge's ``max_asks``; the key is the judge's ``cache_key`` (endpoint, model and decoding settings;
+never a secret), so a changed endpoint or temperature never reuses another judge's verdicts.
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ from __future__ import annotations
 import sqlite3
 import time
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 SCHEMA = """
@@ -20,9 +26,24 @@ create table if not exists judgments (
     raw text not null,
     prompt text not null,
     created real not null,
+    status text not null default 'answered',
+    asks integer not null default 1,
     primary key (judge_id, prompt_hash)
 )
 """
+# columns added after the first release of the cache: an older file gets them (its rows count as one ask each)
+ADDED_COLUMNS = {
+    "status": "alter table judgments add column status text not null default 'answered'",
+    "asks": "alter table judgments add column asks integer not null default 1",
+}
+ANSWERED = "answered"  # stored, not yet parsed (a job killed between answer and parse)
+
+
+@dataclass(frozen=True)
+class CachedAnswer:
+    raw: str
+    status: str  # answered | ok | tie | unparsed
+    asks: int
 
 
 class JudgmentCache:
@@ -33,6 +54,10 @@ class JudgmentCache:
         with self._connect() as db:
             db.execute("pragma journal_mode=wal")
             db.execute(SCHEMA)
+            present = {row[1] for row in db.execute("pragma table_info(judgments)")}
+            for column, statement in ADDED_COLUMNS.items():
+                if column not in present:
+                    db.execute(statement)
 
     @contextmanager
     def _connect(self):
@@ -44,27 +69,36 @@ class JudgmentCache:
         finally:
             db.close()
 
-    def get_many(self, judge_id: str, hashes: list[str]) -> dict[str, str]:
-        found: dict[str, str] = {}
+    def get_many(self, judge_id: str, hashes: list[str]) -> dict[str, CachedAnswer]:
+        found: dict[str, CachedAnswer] = {}
         unique = sorted(set(hashes))
         with self._connect() as db:
             for start in range(0, len(unique), 500):  # SQLite's bound-parameter limit
                 chunk = unique[start : start + 500]
                 marks = ",".join("?" * len(chunk))
                 rows = db.execute(
-                    f"select prompt_hash, raw from judgments where judge_id = ? and prompt_hash in ({marks})",
+                    "select prompt_hash, raw, status, asks from judgments "
+                    f"where judge_id = ? and prompt_hash in ({marks})",
                     [judge_id, *chunk],
                 )
-                found.update(rows)
+                found.update((h, CachedAnswer(raw, status, asks)) for h, raw, status, asks in rows)
         return found
 
-    def put_many(self, judge_id: str, entries: list[tuple[str, str, str]]) -> None:
-        """Store (prompt hash, raw, prompt) entries; an existing entry is kept (first answer wins)."""
-        now = time.time()
+    def put(self, judge_id: str, prompt_hash: str, raw: str, prompt: str, asks: int = 1) -> None:
+        """Store one answer as it arrives; a re-asked prompt's new answer replaces the old one."""
+        with self._connect() as db:
+            db.execute(
+                "insert or replace into judgments (judge_id, prompt_hash, raw, prompt, created, status, asks) "
+                "values (?, ?, ?, ?, ?, ?, ?)",
+                (judge_id, prompt_hash, raw, prompt, time.time(), ANSWERED, asks),
+            )
+
+    def set_status(self, judge_id: str, statuses: list[tuple[str, str]]) -> None:
+        """Record how each (prompt hash, status) answer parsed."""
         with self._connect() as db:
             db.executemany(
-                "insert or ignore into judgments (judge_id, prompt_hash, raw, prompt, created) values (?, ?, ?, ?, ?)",
-                [(judge_id, h, raw, prompt, now) for h, raw, prompt in entries],
+                "update judgments set status = ? where judge_id = ? and prompt_hash = ?",
+                [(status, judge_id, h) for h, status in statuses],
             )
 
     def __len__(self) -> int:

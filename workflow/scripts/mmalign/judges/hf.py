@@ -17,7 +17,7 @@ from PIL import Image
 
 from mmalign.models import generate, load_policy
 
-from .base import JudgeCallError, Rendered
+from .base import JudgeCallError, Rendered, report_each
 from .llm import LLMJudge
 
 log = logging.getLogger(__name__)
@@ -43,9 +43,9 @@ def model_fingerprint(model: str | Path) -> str:
 
 
 class HFJudge(LLMJudge):
-    def __init__(self, model: str | Path, *, cache, max_new_tokens: int, batch_size: int):
+    def __init__(self, model: str | Path, *, cache, max_new_tokens: int, batch_size: int, max_asks: int = 3):
         """Settings: ``mmalign.judges.DEFAULTS["hf"]`` (``make_judge`` fills them in)."""
-        super().__init__(cache)
+        super().__init__(cache, max_asks)
         self.model, self.processor = load_policy(model)
         self.judge_id = f"hf:{model_fingerprint(model)}"
         self.max_new_tokens, self.batch_size = max_new_tokens, batch_size
@@ -66,7 +66,7 @@ class HFJudge(LLMJudge):
         batch = self.processor(images=[image] if image is not None else None, text=[text], return_tensors="pt")
         return int(batch["input_ids"].shape[1])
 
-    def complete(self, prompts: list[Rendered]) -> list[str | JudgeCallError]:
+    def complete(self, prompts: list[Rendered], on_answer=None) -> list[str | JudgeCallError]:
         results: list[str | JudgeCallError | None] = [None] * len(prompts)
         with_image, text_only = [], []
         for i, rendered in enumerate(prompts):
@@ -93,7 +93,7 @@ class HFJudge(LLMJudge):
             rows = [i for i, _ in text_only[start : start + self.batch_size]]
             for i, answer in zip(rows, self._generate_text_only([prompts[i] for i in rows])):
                 results[i] = answer
-        return results
+        return report_each(results, on_answer)
 
     @torch.no_grad()
     def _generate_text_only(self, prompts: list[Rendered]) -> list[str]:

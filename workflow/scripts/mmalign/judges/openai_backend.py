@@ -8,10 +8,12 @@ becomes a counted failure, never a verdict.
 from __future__ import annotations
 
 import base64
+import hashlib
+import json
 import logging
 import mimetypes
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 
 from mmalign.openai_client import openai_client
@@ -57,9 +59,10 @@ class OpenAIJudge(LLMJudge):
         concurrency: int,
         seed: int | None = 0,
         environ=None,
+        max_asks: int = 3,
     ):
         """Settings: ``mmalign.judges.DEFAULTS["openai"]`` (``make_judge`` fills them in)."""
-        super().__init__(cache)
+        super().__init__(cache, max_asks)
         self.client, self.model = openai_client(
             model_env, base_url_env, api_key_env, timeout_s=timeout_s, who="OpenAI-compatible judge", environ=environ
         )
@@ -68,9 +71,26 @@ class OpenAIJudge(LLMJudge):
         self.max_tokens, self.temperature, self.concurrency, self.seed = max_tokens, temperature, concurrency, seed
         self.calls = self.retries = 0
 
-    def complete(self, prompts: list[Rendered]) -> list[str | JudgeCallError]:
+    @property
+    def cache_key(self) -> str:
+        """The model, the endpoint and the decoding settings (never the key): another endpoint serving a model
+        of the same name, or another temperature, does not reuse these verdicts."""
+        settings = json.dumps(
+            [str(self.client.base_url), self.max_tokens, self.temperature, self.seed], separators=(",", ":")
+        )
+        return f"{self.judge_id}@{hashlib.sha256(settings.encode()).hexdigest()[:16]}"
+
+    def complete(self, prompts: list[Rendered], on_answer=None) -> list[str | JudgeCallError]:
+        """Answers in prompt order; each is reported to ``on_answer`` as soon as it arrives."""
+        results: list[str | JudgeCallError | None] = [None] * len(prompts)
         with ThreadPoolExecutor(max_workers=max(1, self.concurrency)) as pool:
-            return list(pool.map(self._complete_one, prompts))
+            futures = {pool.submit(self._complete_one, rendered): i for i, rendered in enumerate(prompts)}
+            for future in as_completed(futures):
+                i = futures[future]
+                results[i] = future.result()  # _complete_one never raises
+                if on_answer is not None:
+                    on_answer(i, results[i])
+        return results
 
     def _complete_one(self, rendered: Rendered) -> str | JudgeCallError:
         import openai
@@ -108,6 +128,11 @@ class OpenAIJudge(LLMJudge):
                 time.sleep(wait)
             except openai.APIStatusError as err:  # 4xx: asking again will not help
                 return JudgeCallError(f"{type(err).__name__} (HTTP {err.status_code}): {err}")
-            except (IndexError, AttributeError) as err:  # a 200 without a usable choice
-                return JudgeCallError(f"malformed completion: {err}")
+            except (IndexError, AttributeError, TypeError) as err:  # a 200 without a usable choice
+                return JudgeCallError(f"malformed completion: {type(err).__name__}: {err}")
+            except Exception as err:  # anything else of one call (a body that is not JSON, ...) is one failure
+                if attempt == self.max_retries:
+                    return JudgeCallError(f"{type(err).__name__} after {attempt + 1} attempts: {err}")
+                self.retries += 1
+                time.sleep(min(self.max_backoff_s, self.backoff_s * 2**attempt))
         raise AssertionError("unreachable")

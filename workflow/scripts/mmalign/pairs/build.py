@@ -26,6 +26,18 @@ RULES = {
 }
 
 
+def records_file(inputs: dict, spec: dict, name: str) -> Path:
+    """The snapshot's records file the config names; a missing one fails listing the files that are there."""
+    snapshot = Path(inputs["snapshot"])
+    path = snapshot / spec["records_file"]
+    if not path.is_file():
+        present = sorted(p.relative_to(snapshot).as_posix() for p in snapshot.rglob("*.json*") if p.is_file())
+        raise FileNotFoundError(
+            f"pair set {name!r}: records_file {spec['records_file']!r} is not in {snapshot} (there: {present[:10]})"
+        )
+    return path
+
+
 def build_pairset(
     spec: dict,
     inputs: dict,
@@ -42,15 +54,13 @@ def build_pairset(
         from .sources.povid import povid_to_pairs
 
         images = Path(inputs["images"]) / spec.get("images_subdir", "")
-        return povid_to_pairs(
-            Path(inputs["snapshot"]) / spec["records_file"], images, Path(pairs_path), Path(manifest_path), bound
-        )
+        return povid_to_pairs(records_file(inputs, spec, name), images, Path(pairs_path), Path(manifest_path), bound)
     if kind == "vlfeedback":
         from .sources.vlfeedback import vlfeedback_to_pairs
 
         images = Path(inputs["images"]) / spec.get("images_subdir", "")
         return vlfeedback_to_pairs(
-            Path(inputs["snapshot"]) / spec["records_file"], images, Path(pairs_path), Path(manifest_path), bound
+            records_file(inputs, spec, name), images, Path(pairs_path), Path(manifest_path), bound
         )
     if kind == "rlhfv":
         from .sources.rlhfv import rlhfv_to_pairs

@@ -27,6 +27,13 @@ def candidate_pairs(frame, spec: dict, seed: int, prompt_pairs=None):
     for key, allowed in (spec.get("where") or {}).items():
         allowed = set(allowed)
         passing = [k and meta.get(key) in allowed for k, meta in zip(keep, metas)]
+        if sum(keep) and not any(passing):  # a value spelt unlike the data's would otherwise blame what follows
+            present = sorted({str(meta.get(key)) for k, meta in zip(keep, metas) if k})
+            shown = present[:12] + ([f"... {len(present) - 12} more"] if len(present) > 12 else [])
+            raise ValueError(
+                f"pair set {spec['source']!r}: filter 'where.{key}' {sorted(allowed)} matches none of its "
+                f"{sum(keep)} pairs; values of {key} there: {shown}"
+            )
         filtered[f"where_{key}"] = sum(keep) - sum(passing)
         keep = passing
     if prompt_pairs is not None:

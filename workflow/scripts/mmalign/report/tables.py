@@ -8,7 +8,9 @@ column, value; row = the variant name our table uses for that paper row) are mat
 
 What a missing number means is kept apart, never written as zero:
 * ``not run``: the variant is not part of this study (no metrics.csv row at all);
-* ``n/a``: the variant ran but this benchmark / metric was not evaluated in this study.
+* ``n/a``: the variant ran but this benchmark / metric was not evaluated in this study;
+* ``judge failed (k of n)``: the benchmark was evaluated, but its judge gave no usable verdict for any of the n
+  items (failed calls and unparsed answers); a number whose judge missed some items carries ``[k of n unjudged]``.
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ import pandas as pd
 
 NOT_RUN = "not run"
 NOT_EVALUATED = "n/a"
+JUDGE_FAILED = "judge failed"
+UNJUDGED_METRICS = ("judge_failed", "judge_unparsed")
 PUBLISHED_COLUMNS = ["table", "row", "column", "value"]
 
 
@@ -46,11 +50,24 @@ class Metrics:
         raw = self._values.get(key, math.nan)
         return raw * column.get("scale", 1.0)
 
+    def unjudged(self, variant: str, column: dict) -> tuple[int, int]:
+        """(items the judge gave no verdict for, items judged or not) of the column's benchmark; (0, 0) for a
+        benchmark scored without a judge."""
+
+        def count(metric: str) -> int:
+            return int(self._values.get((variant, column["benchmark"], "all", metric), 0))
+
+        missed = sum(count(m) for m in UNJUDGED_METRICS)
+        return missed, missed + count("judged")
+
     def status(self, variant: str, column: dict) -> str | None:
-        """None when there is a number; otherwise why not (NOT_RUN or NOT_EVALUATED)."""
+        """None when there is a number; otherwise why not (NOT_RUN, JUDGE_FAILED or NOT_EVALUATED)."""
         if not self.ran(variant):
             return NOT_RUN
-        return NOT_EVALUATED if math.isnan(self.value(variant, column)) else None
+        if not math.isnan(self.value(variant, column)):
+            return None
+        missed, n = self.unjudged(variant, column)
+        return f"{JUDGE_FAILED} ({missed} of {n})" if n and missed == n else NOT_EVALUATED
 
 
 def read_published(path: str | Path) -> pd.DataFrame:
@@ -109,6 +126,9 @@ def markdown_table(
         for column_label, column in columns.items():
             missing = metrics.status(row["variant"], column)
             cell = missing if missing else _fmt(row[column_label])
+            missed, n = metrics.unjudged(row["variant"], column)
+            if not missing and missed:
+                cell += f" [{missed} of {n} unjudged]"
             if with_paper:
                 theirs = row[f"{column_label} (paper)"]
                 if math.isnan(theirs):

@@ -33,7 +33,17 @@ from __future__ import annotations
 import json
 import random
 
-from mmalign.judges.base import OK, TIE, UNPARSED, Judge, JudgeCallError, PairRequest, RateRequest, Rendered
+from mmalign.judges.base import (
+    OK,
+    TIE,
+    UNPARSED,
+    Judge,
+    JudgeCallError,
+    PairRequest,
+    RateRequest,
+    Rendered,
+    report_each,
+)
 from mmalign.judges.prompts import RUBRICS
 from mmalign.seeding import stable_seed
 
@@ -162,8 +172,8 @@ class ExactWorldJudge(Judge):
         }
         return Rendered(json.dumps(shown, sort_keys=True))
 
-    def complete(self, prompts: list[Rendered]) -> list[str | JudgeCallError]:
-        return [self._judge(json.loads(p.text)) for p in prompts]
+    def complete(self, prompts: list[Rendered], on_answer=None) -> list[str | JudgeCallError]:
+        return report_each([self._judge(json.loads(p.text)) for p in prompts], on_answer)
 
     def _judge(self, shown: dict) -> str | JudgeCallError:
         if shown["task"] == "pairwise":
@@ -255,4 +265,6 @@ class ExactWorldJudge(Judge):
 
 def make_judge(settings: dict, cache=None) -> ExactWorldJudge:
     """``settings``: a ``judges`` entry with SETTINGS filled in (``mmalign.judges.make_judge``)."""
-    return ExactWorldJudge(cache, error_rate=settings["error_rate"], seed=settings["seed"])
+    judge = ExactWorldJudge(cache, error_rate=settings["error_rate"], seed=settings["seed"])
+    judge.max_asks = settings.get("max_asks", judge.max_asks)
+    return judge

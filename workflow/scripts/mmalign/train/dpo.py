@@ -33,10 +33,10 @@ from pathlib import Path
 
 import torch
 
-from mmalign.schema import read_pairs
+from mmalign.schema import read_pairs, validate_pair_table
 
 from .chat_format import end_answers, frame_for_training
-from .methods import get
+from .methods import get, table_rejected_columns
 from .ranks import per_process_batch, save_adapter, world_size
 from .settings import DPOSettings
 
@@ -109,6 +109,21 @@ def build_dataset(pairs_path: str | Path, settings: DPOSettings):
     return preference_dataset(pairs_path, settings.max_pairs, settings.seed, settings.rejected)
 
 
+class UnchangedAdapterError(RuntimeError):
+    """Training ended with every LoRA update still zero: the adapter is the base model."""
+
+
+def check_adapter_changed(model, settings: DPOSettings, out_dir) -> None:
+    """LoRA's B matrices start at zero, so an adapter whose B matrices are all still zero never changed the
+    model: publishing it would make its table row the base model's, silently."""
+    lora_b = [p for name, p in model.named_parameters() if "lora_B" in name]
+    if lora_b and all(not bool(p.detach().abs().sum()) for p in lora_b):
+        raise UnchangedAdapterError(
+            f"variant {Path(out_dir).name!r} ({settings.method}): every LoRA weight is still zero after training; "
+            "no step trained (see the log's skipped steps and dropped pairs), so no adapter is published"
+        )
+
+
 def build_trainer(common: dict, settings: DPOSettings, judge=None, scenes=None):
     from trl import DPOTrainer
 
@@ -144,6 +159,16 @@ def optimizer_groups(model, settings: DPOSettings) -> torch.optim.Optimizer:
     return torch.optim.AdamW(
         [{"params": lora, "lr": settings.learning_rate}, {"params": projector, "lr": settings.projector_learning_rate}]
     )
+
+
+def logged_mean_loss(log_history: list[dict], fallback: float) -> float:
+    """Mean training loss over the logged steps, each logged value weighted by the steps it averages."""
+    total, steps, previous = 0.0, 0, 0
+    for entry in log_history:
+        if "loss" in entry and "step" in entry:
+            span = entry["step"] - previous
+            total, steps, previous = total + entry["loss"] * span, steps + span, entry["step"]
+    return total / steps if steps else fallback
 
 
 def latest_checkpoint(checkpoint_dir: Path, fingerprint: str) -> str | None:
@@ -189,6 +214,9 @@ def train_dpo(
         json.dumps(asdict(settings), sort_keys=True).encode() + Path(pairs_path).read_bytes()
     ).hexdigest()
     resume = latest_checkpoint(out_dir / "checkpoints", fingerprint)
+    # every row the run reads, checked before the model loads: a bad image fails now, not hours in
+    checked = validate_pair_table(pairs_path, table_rejected_columns(settings.method, settings.rejected))
+    log.info("%s: %d pairs checked (images decode, no empty prompt or answer)", pairs_path, checked)
     processor = AutoProcessor.from_pretrained(model_dir)
     answer_end = frame_for_training(processor)
     model = AutoModelForImageTextToText.from_pretrained(model_dir, dtype=torch.float32)
@@ -245,6 +273,8 @@ def train_dpo(
     start = time.time()
     result = trainer.train(resume_from_checkpoint=resume)
     seconds = time.time() - start
+    method_metrics = method.run_metrics(trainer, seconds)  # an online run checks its budgets here
+    check_adapter_changed(model, settings, out_dir)  # nothing is published for a run that trained nothing
     save_adapter(trainer, model, out_dir / "adapter")
     if trainer.is_world_process_zero():
         with open(out_dir / "train_log.jsonl", "w") as fh:
@@ -254,16 +284,21 @@ def train_dpo(
     if trainer.is_world_process_zero():
         shutil.rmtree(out_dir / "checkpoints", ignore_errors=True)
     epochs_run = result.global_step / natural * settings.epochs
+    # what this process ran (a resumed run starts at its checkpoint's step): the rate, not the whole run's steps
+    resumed_step = int(Path(resume).name.rsplit("-", 1)[-1]) if resume else 0
+    epochs_here = (result.global_step - resumed_step) / natural * settings.epochs
     return {
         "pairs": len(dataset),
         "steps": result.global_step,
-        "train_loss": result.training_loss,
+        # the step-weighted mean of the logged losses: the same for a resumed run (the log history is in the
+        # checkpoint), where the trainer's own training_loss covers only the steps after the resume
+        "train_loss": logged_mean_loss(trainer.state.log_history, result.training_loss),
         "train_seconds": round(seconds, 2),
         "epochs_run": round(epochs_run, 3),
-        "pairs_per_second": round(len(dataset) * epochs_run / seconds, 3),
+        "pairs_per_second": round(len(dataset) * epochs_here / seconds, 3),
         "trainable_parameters": trainable,
         "resumed_from": Path(resume).name if resume else None,
         "last_logged": last,
         "settings": asdict(settings),
-        **method.run_metrics(trainer, seconds),
+        **method_metrics,
     }

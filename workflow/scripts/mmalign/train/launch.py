@@ -103,6 +103,7 @@ def run_worker(
     annotator, scenes = None, None
     if judge:
         annotator = make_judge(judge, cache_path=judge_cache)
+        annotator.name = spec.get("annotator") or annotator.judge_id  # named in budget errors
     if scenes_path:
         with open(scenes_path) as fh:
             scenes = {s["id"]: s for s in map(json.loads, fh)}

@@ -45,6 +45,20 @@ def get(name: str) -> Method:
         raise ValueError(f"method must be one of {sorted(METHODS)}, got {name!r}") from None
 
 
+def table_rejected_columns(name: str, rejected: str) -> list[str]:
+    """The pair-table columns whose rejected answers a run trains on (the rest it makes itself while training):
+    checked before the first step."""
+    method = get(name)
+    if method.online == "online":  # both answers are policy samples
+        return []
+    if method.online == "mixed":  # the offline pairs
+        return ["rejected"]
+    external = ["rejected"] if rejected in ("external", "both") else []
+    if method.policy_rejected:  # the policy-derived rejected answer is made during training
+        return external
+    return external + (["rejected_policy"] if rejected in ("policy", "both") else [])
+
+
 def modules(name: str) -> list[str]:
     """The modules a method runs besides the trainer core (for code hashes)."""
     module = get(name).module

@@ -27,9 +27,11 @@ import time
 from collections import Counter
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import torch
 
+from mmalign.judges import check_budget
 from mmalign.judges.base import PairRequest
 from mmalign.models import generate
 from mmalign.schema import read_pairs
@@ -55,6 +57,10 @@ class OnlineSettings:
     refresh_every: int = 1  # samples come from the policy as of the last refresh, every k steps (1: current)
     bdhs: dict = field(default_factory=dict)  # BDHSSettings for online_bdhs (rho_th, noise_steps, n_bdhs, ...)
     embedder: str | None = None  # online_bdhs: the similarity embedder (None: mmalign.bdhs.DEFAULT_EMBEDDER)
+    # Budgets: a run above them fails and publishes no adapter (a row of the tables would silently be the base
+    # model, or Mixed-DPO plain offline DPO). The annotator's own budget is its judge's max_failed_share / ...
+    max_skipped_step_share: float = 0.1  # steps with no pair at all (every pair dropped)
+    min_online_share: float | None = None  # of the pairs trained on; None: half of what the method asks for
 
     def __post_init__(self):
         if self.mode not in MODES:
@@ -63,6 +69,9 @@ class OnlineSettings:
             raise ValueError("online offline_prob must lie in [0, 1]")
         if self.refresh_every < 1:
             raise ValueError("online refresh_every must be at least 1")
+
+    def expected_online_share(self) -> float:
+        return 1.0 - self.offline_prob if self.mode == "mixed" else 1.0
 
 
 def uses_offline_pair(settings: OnlineSettings, seed: int, step: int, example_id: str) -> bool:
@@ -95,6 +104,7 @@ class PairMaker:
         self.processor, self.settings, self.judge, self.rejected, self.seed = processor, settings, judge, rejected, seed
         self.scenes = scenes or {}
         self.counts: Counter = Counter()
+        self.verdicts: list[dict] = []  # every annotator verdict's status and reason (its failure budget)
         self.generation_seconds = 0.0
         self._snapshot: dict[str, torch.Tensor] | None = None
 
@@ -172,6 +182,7 @@ class PairMaker:
         verdicts = self.judge.compare([self._request(ex, pair) for ex, pair in distinct])
         rows = []
         for (ex, pair), verdict in zip(distinct, verdicts):
+            self.verdicts.append({"status": verdict.status, "reason": verdict.reason})
             if verdict.preferred is None:  # a tie carries no preference; a failure is never guessed
                 self.counts["dropped_tie" if verdict.status == "tie" else "dropped_judge_failed"] += 1
                 continue
@@ -278,8 +289,42 @@ def build_trainer(common: dict, settings, judge=None, scenes=None, pair_maker_cl
     return online_trainer_class()(**common, pair_maker=maker)
 
 
+class OnlineBudgetError(RuntimeError):
+    """An online run that trained on too few online pairs to be what its method says."""
+
+
+def check_online_budget(maker: PairMaker, steps: int, what: str) -> dict:
+    """The run's realized shares; raises OnlineBudgetError (or JudgeBudgetError) above a budget."""
+    settings, counts = maker.settings, maker.counts
+    if maker.judge is not None and maker.verdicts:
+        check_budget(getattr(maker.judge, "name", maker.judge.judge_id), maker.judge.settings, maker.verdicts, what)
+    trained = counts["online_pairs"] + counts["offline_pairs"]
+    skipped_share = counts["skipped_steps"] / max(1, steps)
+    online_share = counts["online_pairs"] / trained if trained else 0.0
+    floor = settings.min_online_share
+    if floor is None:
+        floor = settings.expected_online_share() / 2
+    problems = []
+    if skipped_share > settings.max_skipped_step_share:
+        problems.append(
+            f"{counts['skipped_steps']} of {steps} steps had no pair (budget {settings.max_skipped_step_share:.0%})"
+        )
+    if online_share < floor:
+        problems.append(
+            f"online pairs are {online_share:.0%} of the {trained} trained on (at least {floor:.0%} needed; the "
+            f"method asks for {settings.expected_online_share():.0%})"
+        )
+    if problems:
+        dropped = {k: v for k, v in sorted(counts.items()) if k.startswith("dropped")}
+        raise OnlineBudgetError(f"{what}: {'; '.join(problems)}; dropped pairs by reason: {dropped}")
+    return {"online_share": round(online_share, 4), "skipped_step_share": round(skipped_share, 4)}
+
+
 def run_metrics(trainer, seconds: float) -> dict:
+    shares = check_online_budget(
+        trainer.pair_maker, trainer.state.global_step, f"online run {Path(trainer.args.output_dir).parent.name}"
+    )
     return {
-        "online": trainer.pair_maker.log_fields(),
+        "online": {**trainer.pair_maker.log_fields(), **shares},
         "generation_share": round(trainer.pair_maker.generation_seconds / seconds, 4),
     }

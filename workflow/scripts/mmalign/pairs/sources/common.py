@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from mmalign.schema import Manifest, write_pairs
+from mmalign.schema import Manifest, image_problem, write_pairs
 
 log = logging.getLogger(__name__)
 
@@ -48,18 +48,17 @@ def finish(
     return manifest
 
 
-def image_ok(path: Path) -> str | None:
-    """None if the file is a readable image, else the drop reason."""
-    from PIL import Image
+def image_ok(path: Path, images_dir: Path | None = None) -> str | None:
+    """None if the file is an image that decodes in full, inside ``images_dir`` when given (a record's path must
+    not leave its source's image folder), else the drop reason."""
+    if images_dir is not None and not confined(path, images_dir):
+        return "image_outside_folder"
+    return image_problem(path)
 
-    if not path.is_file():
-        return "missing_image"
-    try:
-        with Image.open(path) as image:
-            image.verify()
-    except Exception:  # PIL raises many types for a corrupt file
-        return "bad_image"
-    return None
+
+def confined(path: Path, folder: Path) -> bool:
+    """Whether ``path`` (symlinks resolved) lies inside ``folder``: '../x' and absolute paths do not."""
+    return Path(folder).resolve() in Path(path).resolve().parents
 
 
 def drop_duplicate(row: dict | None, reason: str | None, seen: set) -> tuple[dict | None, str | None]:

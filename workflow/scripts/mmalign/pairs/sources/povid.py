@@ -20,7 +20,7 @@ from pathlib import Path
 
 from mmalign.schema import Manifest
 
-from .common import drop_duplicate, finish, number_ids
+from .common import drop_duplicate, finish, image_ok, number_ids
 
 SOURCE = "povid"
 IMAGE_TOKEN = "<image>"
@@ -48,13 +48,21 @@ def _single_turn(conv) -> tuple[str, str] | None:
     return prompt, gpt["value"].strip()
 
 
-def _resolve_image(name: str, images_dir: Path) -> Path | None:
-    """The file under images_dir: the recorded relative path, else its base name (the README's example uses
-    ``./data/coco/COCO_train2014_....jpg`` while the image folder holds the bare COCO file names)."""
+def _resolve_image(name: str, images_dir: Path) -> tuple[Path | None, str | None]:
+    """(the file under images_dir, None) or (None, drop reason). The recorded relative path is tried, then its base
+    name (the README's example uses ``./data/coco/COCO_train2014_....jpg`` while the image folder holds the bare
+    COCO file names); a path that leaves the folder (``../x``, an absolute path) is refused, and the file must
+    decode in full."""
+    if Path(name).is_absolute() or ".." in Path(name).parts:
+        return None, "image_outside_folder"
+    reason = "missing_image"
     for candidate in (images_dir / name, images_dir / Path(name).name):
-        if candidate.is_file():
-            return candidate
-    return None
+        reason = image_ok(candidate, images_dir)
+        if reason is None:
+            return candidate, None
+        if reason != "missing_image":
+            return None, reason
+    return None, reason
 
 
 def _convert(rec, images_dir: Path) -> tuple[dict | None, str | None]:
@@ -77,9 +85,9 @@ def _convert(rec, images_dir: Path) -> tuple[dict | None, str | None]:
         return None, "empty_response"
     if chosen == rejected:
         return None, "chosen_equals_rejected"
-    image = _resolve_image(str(rec["image"]), images_dir)
+    image, reason = _resolve_image(str(rec["image"]), images_dir)
     if image is None:
-        return None, "missing_image"
+        return None, reason
     row = {
         "image": str(image),
         "prompt": prompt,

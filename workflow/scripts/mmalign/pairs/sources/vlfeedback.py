@@ -26,7 +26,7 @@ import json
 from collections import Counter
 from pathlib import Path
 
-from mmalign.schema import Manifest
+from mmalign.schema import Manifest, empty_text_reason
 
 from .common import drop_duplicate, finish, image_ok, number_ids
 
@@ -78,11 +78,14 @@ def _convert(rec, images_dir: Path, not_ranked: Counter) -> tuple[dict | None, s
     worst = min(ranked, key=lambda r: (r[0], r[1]))
     if best[0] == worst[0]:
         return None, "tied_scores"
-    chosen, rejected = best[2]["response"].strip(), worst[2]["response"].strip()
+    chosen, rejected = str(best[2]["response"] or "").strip(), str(worst[2]["response"] or "").strip()
+    reason = empty_text_reason(prompt.replace("<image>", ""), chosen, rejected)
+    if reason:
+        return None, reason
     if chosen == rejected:
         return None, "chosen_equals_rejected"
     image = Path(images_dir) / f"{rec['id']}.jpg"
-    reason = image_ok(image)
+    reason = image_ok(image, Path(images_dir))
     if reason:
         return None, reason
     return {

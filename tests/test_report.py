@@ -83,6 +83,27 @@ def test_a_row_not_run_is_missing_never_zero(tmp_path):
     assert math.isnan(csv.loc["SLiC, POVID", "POPE"])
 
 
+def test_a_judge_that_failed_reads_apart_from_not_run_and_not_evaluated(tmp_path):
+    """MMHAL judged 9 of 12 items (3 unjudged); MMHAL-V's judge gave no usable verdict at all."""
+    rows = [
+        *HAND_MADE,
+        ("dpo_povid", "mmhal", "all", "score", 3.1),
+        ("dpo_povid", "mmhal", "all", "judged", 9.0),
+        ("dpo_povid", "mmhal", "all", "judge_failed", 1.0),
+        ("dpo_povid", "mmhal", "all", "judge_unparsed", 2.0),
+        ("dpo_povid", "mmhalv", "all", "judged", 0.0),
+        ("dpo_povid", "mmhalv", "all", "judge_failed", 12.0),
+        ("dpo_povid", "mmhalv", "all", "judge_unparsed", 0.0),
+    ]
+    metrics = Metrics(metrics_frame(rows))
+    assert metrics.status("dpo_povid", COLUMNS["MMHALv"]) == "judge failed (12 of 12)"
+    assert metrics.status("dpo_povid", COLUMNS["MMHAL"]) is None
+    assert metrics.status("ipo_povid", COLUMNS["MMHALv"]) == NOT_EVALUATED
+    write_table(write_metrics(tmp_path, rows), "table12", TABLE12, COLUMNS, tmp_path / "t.csv", tmp_path / "t.md")
+    dpo = next(line for line in (tmp_path / "t.md").read_text().splitlines() if line.startswith("| DPO, POVID"))
+    assert "3.10 [3 of 12 unjudged]" in dpo and "judge failed (12 of 12)" in dpo
+
+
 def test_table_with_the_papers_numbers_shows_them_beside_ours_with_the_difference(tmp_path):
     write_table(
         write_metrics(tmp_path, HAND_MADE),

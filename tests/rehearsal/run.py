@@ -125,13 +125,17 @@ def paper_rules() -> dict[str, int]:
 
 
 def judge_cache_counts(workdir: Path) -> dict[str, int]:
-    """Verdicts held in the judgment cache, per served model (the judge id names the model directory)."""
+    """Verdicts held in the judgment cache, per served model (the cache key is the judge id, which names the
+    model directory, then '@' and a hash of the endpoint and decoding settings)."""
     path = workdir / "results" / "judgments" / "cache.sqlite"
     if not path.is_file():
         return {}
     with sqlite3.connect(path) as db:
         rows = db.execute("select judge_id, count(*) from judgments group by judge_id").fetchall()
-    return {judge.replace(str(workdir / "served") + "/", "served/"): count for judge, count in rows}
+    counts: dict[str, int] = collections.Counter()
+    for key, count in rows:
+        counts[key.split("@")[0].replace(str(workdir / "served") + "/", "served/")] += count
+    return dict(counts)
 
 
 def judged_counts(workdir: Path) -> dict[str, dict[str, float]]:

@@ -644,27 +644,14 @@ def test_an_unset_judge_endpoint_fails_before_any_generation(tmp_path, monkeypat
         json.dumps({"id": "0", "subset": "all", "image": str(png), "question": "Q?", "answer": "A"}) + "\n"
     )
     outs = [tmp_path / name for name in ("predictions.jsonl", "judgments.jsonl", "metrics.json")]
+    spec = {"kind": "mmvet", "source": "download"}
+
+    def run():
+        evaluate("base", "mmvet", spec, tmp_path / "no-model", None, items, *outs, judge_spec=openai_spec())
+
     with pytest.raises(ValueError, match="environment variable TEST_JUDGE_MODEL, which is not set"):
-        evaluate(
-            "base",
-            "mmvet",
-            {"kind": "mmvet", "source": "download"},
-            tmp_path / "no-model",
-            None,
-            items,
-            *outs,
-            judge_spec=openai_spec(),
-        )
+        run()
     monkeypatch.setenv("TEST_JUDGE_MODEL", "gpt-4")  # no base URL: OpenAI's own API, which needs its key
     with pytest.raises(ValueError, match="environment variable TEST_JUDGE_KEY, which is not set"):
-        evaluate(
-            "base",
-            "mmvet",
-            {"kind": "mmvet", "source": "download"},
-            tmp_path / "no-model",
-            None,
-            items,
-            *outs,
-            judge_spec=openai_spec(),
-        )
+        run()
     assert not any(path.exists() for path in outs)

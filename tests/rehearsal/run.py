@@ -1,7 +1,7 @@
 """The paper study rehearsed on a CPU: every rule of config/paper.yaml's DAG, on local mirrors and a tiny LLaVA-NeXT,
 with every judge, annotator and the LLM corrupter served by a real ``transformers serve`` on loopback.
 
-    python perf/rehearsal.py --workdir /tmp/rehearsal      (prints the wall times)
+    python perf/rehearsal.py --workdir ../rehearsal      (prints the wall times)
 
 Steps: ``prepare`` writes the mirrors (rehearsal.mirrors), the tiny base model, the embedder mirror and the two
 served models, and derives the config (config/paper.yaml + config/rehearsal.yaml, mmalign.overrides); ``rehearse``
@@ -20,6 +20,7 @@ import shutil
 import sqlite3
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -115,9 +116,9 @@ def rehearse(workdir: Path, cores: int = 2) -> dict:
 def paper_rules() -> dict[str, int]:
     """Jobs per rule that `snakemake -n` plans for config/paper.yaml as written (no network needed)."""
     cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-n", "--quiet", "rules"]
-    cmd += ["--configfile", str(PAPER), "--directory", str(REPO / ".snakemake-paper-dryrun")]
-    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
-    shutil.rmtree(REPO / ".snakemake-paper-dryrun", ignore_errors=True)
+    with tempfile.TemporaryDirectory() as scratch:  # a dry run's bookkeeping, kept out of the checkout
+        cmd += ["--configfile", str(PAPER), "--directory", scratch]
+        out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
     table = out.split("Job stats:")[1].split("Reasons:")[0] if "Job stats:" in out else out
     planned = {m.group(1): int(m.group(2)) for line in table.splitlines() if (m := PLANNED.match(line.strip()))}
     planned.pop("total", None)

@@ -37,6 +37,11 @@ _HF_META_DIR = ".cache"
 DEFAULT_REPO_TYPE = "model"  # config downloads.<name>.repo_type
 
 
+def is_pinned(revision: str | None) -> bool:
+    """Whether a revision is a full 40-hex commit sha (a branch or tag would let the inputs drift)."""
+    return bool(_COMMIT_SHA.fullmatch(revision or ""))
+
+
 def repo_type_of(download: dict) -> str:
     """A ``downloads`` entry's repository type: ``model`` unless it says ``dataset``."""
     return download.get("repo_type", DEFAULT_REPO_TYPE)
@@ -106,7 +111,7 @@ def fetch_snapshot(
         if not mirror_dir.is_dir():
             raise FileNotFoundError(f"{what}: mirror directory {str(mirror_dir)!r} does not exist")
         check_patterns(what, _repo_files(mirror_dir), allow_patterns, f"mirror directory {mirror_dir}")
-    elif not _COMMIT_SHA.fullmatch(revision or ""):
+    elif not is_pinned(revision):
         if not allow_unpinned:
             raise ValueError(
                 f"{what}: revision {revision!r} is not a 40-hex commit sha; pin the commit, or give a local "

@@ -26,15 +26,14 @@ class OverrideError(ValueError):
     pass
 
 
-def merge(base: dict, override: dict, where: str = "") -> dict:
+def merge(base: dict, override: dict) -> dict:
     """``base`` with ``override`` merged in (both unchanged)."""
     merged = copy.deepcopy(base)
     for key, value in override.items():
-        path = f"{where}.{key}" if where else str(key)
         if value is None:
             merged.pop(key, None)
         elif isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = merge(merged[key], value, path)
+            merged[key] = merge(merged[key], value)
         else:
             merged[key] = copy.deepcopy(value)
     return merged

@@ -13,7 +13,7 @@ import os
 import sys
 from dataclasses import dataclass
 
-from mmalign.hub import _COMMIT_SHA, repo_type_of
+from mmalign.hub import is_pinned, repo_type_of
 
 
 @dataclass
@@ -41,7 +41,7 @@ def check_download(name: str, download: dict, api=None) -> PinCheck:
     if "repo_id" not in download:
         return PinCheck(name, "local", f"local directory {download.get('mirror')}")
     repo, revision = download["repo_id"], download.get("revision")
-    if not _COMMIT_SHA.fullmatch(revision or ""):
+    if not is_pinned(revision):
         return PinCheck(name, "unpinned", f"{repo}: revision {revision!r} is not a 40-hex commit sha")
     api = api or HfApi(token=os.environ.get("HF_TOKEN") or None)
     try:

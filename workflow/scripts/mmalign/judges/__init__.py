@@ -89,8 +89,10 @@ def settings(spec: dict) -> dict:
 def make_judge(spec: dict, cache_path: str | Path | None = None, model_dir: str | Path | None = None) -> Judge:
     """A judge from a config entry. ``model_dir`` (hf backend) overrides ``spec['model']``: the directory the
     download rule made for ``spec['download']``."""
-    judge = _make(settings(spec), JudgmentCache(cache_path) if cache_path else None, model_dir)
-    judge.settings = settings(spec)  # its failure budget, read by check_budget's callers
+    s = settings(spec)
+    judge = _make(s, JudgmentCache(cache_path) if cache_path else None, model_dir)
+    judge.settings = s  # its failure budget, read by check_budget's callers
+    judge.max_asks = s["max_asks"]  # a setting of every backend, applied here once
     return judge
 
 
@@ -112,16 +114,13 @@ def _make(s: dict, cache, model_dir) -> Judge:
             max_tokens=s["max_tokens"],
             temperature=s["temperature"],
             concurrency=s["concurrency"],
-            max_asks=s["max_asks"],
         )
     from .hf import HFJudge
 
     model = model_dir or s["model"]
     if not model:
         raise ValueError("judge backend 'hf' needs 'model' (a directory or Hub id)")
-    return HFJudge(
-        model, cache=cache, max_new_tokens=s["max_new_tokens"], batch_size=s["batch_size"], max_asks=s["max_asks"]
-    )
+    return HFJudge(model, cache=cache, max_new_tokens=s["max_new_tokens"], batch_size=s["batch_size"])
 
 
 class JudgeBudgetError(RuntimeError):

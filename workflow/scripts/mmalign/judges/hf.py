@@ -43,9 +43,9 @@ def model_fingerprint(model: str | Path) -> str:
 
 
 class HFJudge(LLMJudge):
-    def __init__(self, model: str | Path, *, cache, max_new_tokens: int, batch_size: int, max_asks: int = 3):
+    def __init__(self, model: str | Path, *, cache, max_new_tokens: int, batch_size: int):
         """Settings: ``mmalign.judges.DEFAULTS["hf"]`` (``make_judge`` fills them in)."""
-        super().__init__(cache, max_asks)
+        super().__init__(cache)
         self.model, self.processor = load_policy(model)
         self.judge_id = f"hf:{model_fingerprint(model)}"
         self.max_new_tokens, self.batch_size = max_new_tokens, batch_size

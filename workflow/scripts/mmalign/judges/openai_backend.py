@@ -59,10 +59,9 @@ class OpenAIJudge(LLMJudge):
         concurrency: int,
         seed: int | None = 0,
         environ=None,
-        max_asks: int = 3,
     ):
         """Settings: ``mmalign.judges.DEFAULTS["openai"]`` (``make_judge`` fills them in)."""
-        super().__init__(cache, max_asks)
+        super().__init__(cache)
         self.client, self.model = openai_client(
             model_env, base_url_env, api_key_env, timeout_s=timeout_s, who="OpenAI-compatible judge", environ=environ
         )

@@ -265,6 +265,4 @@ class ExactWorldJudge(Judge):
 
 def make_judge(settings: dict, cache=None) -> ExactWorldJudge:
     """``settings``: a ``judges`` entry with SETTINGS filled in (``mmalign.judges.make_judge``)."""
-    judge = ExactWorldJudge(cache, error_rate=settings["error_rate"], seed=settings["seed"])
-    judge.max_asks = settings.get("max_asks", judge.max_asks)
-    return judge
+    return ExactWorldJudge(cache, error_rate=settings["error_rate"], seed=settings["seed"])

@@ -38,6 +38,19 @@ def test_pope_parse_rule(text, parsed):
     assert pope.parse_answer(text) == parsed
 
 
+@pytest.mark.parametrize(
+    "answer", ["yes", "no, there is not", "Yes.", "  no no", "yesterday it was", "maybe", "", "3 circles", "no"]
+)
+def test_pope_generation_stops_only_once_the_parse_is_decided(answer):
+    """Generation ends at the first prefix answer_complete accepts: the parse of that prefix is the parse of
+    the whole answer, whatever follows."""
+    for end in range(len(answer) + 1):
+        if pope.answer_complete(answer[:end]):
+            assert pope.parse_answer(answer[:end]) == pope.parse_answer(answer)
+            assert pope.parse_answer(answer[:end]) == pope.parse_answer(answer[:end] + "s and more")
+            break
+
+
 def test_pope_metrics_on_known_predictions():
     truths = ["yes", "yes", "yes", "no", "no", "no", "no", "yes"]
     preds = ["yes", "yes", "no", "yes", "no", "no", "maybe", "i think so"]

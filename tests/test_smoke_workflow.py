@@ -98,6 +98,47 @@ def test_smoke_study_produces_every_artifact(smoke_run):
 
 
 @pytest.mark.slow
+def test_the_precomputed_reference_logps_of_the_smoke_study_equal_the_recomputed_ones(smoke_run, tmp_path, monkeypatch):
+    """Every pair of every set is scored once by the reference (rule reference_logps); TRL's inline forward in
+    shuffled training-size batches gives the same numbers to 1e-5 (relative beyond 1 nat: float32 rounding of
+    a sum of token log-probs), and the DPO runs read them."""
+    from mmalign.train.reference import recompute_reference_logps
+
+    monkeypatch.chdir(smoke_run)  # the pair tables name their images relative to the study's directory
+    model = smoke_run / "resources/models/tinyllava-smoke"
+    for pairset in ("povid", "bdhs"):
+        path = smoke_run / f"results/reference_logps/{pairset}/logps.parquet"
+        table = pd.read_parquet(path).set_index("key")
+        found = recompute_reference_logps(model, smoke_run / f"results/pairs/{pairset}/pairs.parquet", tmp_path)
+        assert set(found) == set(table.index) and len(found) >= 12
+        for key, (chosen, rejected) in found.items():
+            assert table.loc[key, "ref_chosen_logps"] == pytest.approx(chosen, rel=1e-5, abs=1e-5)
+            assert table.loc[key, "ref_rejected_logps"] == pytest.approx(rejected, rel=1e-5, abs=1e-5)
+    for variant, reference in [("dpo_povid", "precomputed"), ("dpo_bdhs_povid", "precomputed"),
+                               ("mixed_dpo_povid", "inline")]:  # fmt: skip
+        train = json.loads((smoke_run / f"results/runs/{variant}/train_metrics.json").read_text())
+        assert train["reference_logps"] == reference, variant
+    assert train["arithmetic"]["flops"] is None  # an online run's steps are not counted (they generate)
+
+
+@pytest.mark.slow
+def test_another_base_model_rebuilds_the_reference_logps(smoke_run, tmp_path):
+    """The reference log-probs are the base model's: a change to its build replans them for every pair set
+    (and everything after), never reusing the ones made with the old model."""
+    config = yaml.safe_load(SMOKE.read_text())
+    config["base_model"]["build"]["sft_scenes"] += 8
+    edited = tmp_path / "model.yaml"
+    edited.write_text(yaml.safe_dump(config, sort_keys=False))
+    out = snakemake(smoke_run, "-n", "--configfile", str(edited))
+    text = out.stdout + out.stderr
+    assert out.returncode == 0, text
+    jobs = planned_jobs(text)
+    assert any(rule == "build_base_model" for rule, _ in jobs)
+    assert {j for j in jobs if j[0] == "reference_logps"} == {("reference_logps", "pairset=povid"),
+                                                            ("reference_logps", "pairset=bdhs")}
+
+
+@pytest.mark.slow
 def test_rerun_is_a_no_op_and_the_report_builds(smoke_run):
     out = snakemake(smoke_run, "-n", "--quiet", "rules")
     assert out.returncode == 0
@@ -133,6 +174,7 @@ def test_editing_library_code_reruns_only_the_rules_that_use_it(smoke_run):
         assert planned == {
             "build_pairs",
             "build_bdhs_pairs",
+            "reference_logps",
             "train",
             "evaluate",
             "aggregate_metrics",
@@ -203,7 +245,8 @@ def test_editing_the_bdhs_library_replans_the_bdhs_rules_and_nothing_unrelated(s
         text = out.stdout + out.stderr
         assert out.returncode == 0, text
         assert sorted(planned_jobs(text)) == sorted([
-            ("build_bdhs_pairs", "pairset=bdhs"), ("train", "trained=dpo_bdhs_povid"),
+            ("build_bdhs_pairs", "pairset=bdhs"), ("reference_logps", "pairset=bdhs"),
+            ("train", "trained=dpo_bdhs_povid"),
             *[("evaluate", f"variant=dpo_bdhs_povid, benchmark={b}") for b in ("pope", "objhal", "mmhalv")],
             ("figure_bdhs_iterations", ""), ("beta_schedule", ""), ("figure_beta_schedule", ""),  # Fig. 9 is bdhs.py's
             *REPORT_JOBS,

@@ -1,10 +1,15 @@
 # Helpers only (no rules): config validation, wildcard constraints, input functions.
 
+import os
 import re
 import sys
 from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
+
+# OpenMP threads that wait for work sleep instead of spinning: with the default (active) policy a 2-thread torch
+# job slows 6-10x as soon as another job wants a core (docs/performance.md). Jobs inherit this environment.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 LIBRARY_ROOT = Path(workflow.basedir) / "workflow" / "scripts"
 sys.path.insert(0, str(LIBRARY_ROOT))
@@ -198,10 +203,10 @@ def uses_world(pairset=None, benchmark=None, judge=None):
 def pair_inputs(wildcards):
     """What a pair set is built from: the world (synthetic analogs) or downloaded snapshots."""
     spec = config["pairsets"][wildcards.pairset]
+    if spec["kind"] in DERIVED_KINDS:  # first: a corrupted set with the world's prior corrupter reads both
+        return derived_pair_inputs(spec)
     if uses_world(pairset=spec):
         return dict(WORLD_INPUTS)
-    if spec["kind"] in DERIVED_KINDS:
-        return derived_pair_inputs(spec)
     if spec["kind"] == "rlhfv":  # images come inside the parquet
         return {"snapshot": f"resources/datasets/{spec['download']}"}
     return {
@@ -256,14 +261,30 @@ def annotator_spec(wildcards):
     return dict(config["judges"][variant["annotator"]]) if methods.get(variant["method"]).annotator else {}
 
 
+# The reference policy's log-probs of a pair set, computed once (rule reference_logps) for the variants whose
+# method trains on fixed pairs; training.reference_logps: inline recomputes them at every step instead.
+PRECOMPUTED_REFERENCE = config.get("training", {}).get("reference_logps", "precomputed") == "precomputed"
+
+
+def reads_precomputed_reference(variant):
+    return PRECOMPUTED_REFERENCE and methods.get(config["variants"][variant]["method"]).precomputed_reference
+
+
+def reference_pairsets():
+    return sorted({config["variants"][v]["pairset"] for v in config["variants"] if reads_precomputed_reference(v)})
+
+
 def train_inputs(wildcards):
-    """A run's spec, the base model and its pair set; an online run whose annotator checks samples against the
-    world's ground truth also reads the world's scenes."""
+    """A run's spec, the base model and its pair set (and the set's reference log-probs); an online run whose
+    annotator checks samples against the world's ground truth also reads the world's scenes."""
     inputs = {
         "spec": f"results/runs/{wildcards.trained}/spec.json",
         "model": base_model_dir(),
         "pairs": variant_pairs(wildcards),
     }
+    if reads_precomputed_reference(wildcards.trained):
+        pairset = config["variants"][wildcards.trained]["pairset"]
+        inputs["reference_logps"] = f"results/reference_logps/{pairset}/logps.parquet"
     if uses_world(judge=annotator_spec(wildcards)):
         inputs["scenes"] = WORLD_INPUTS["scenes"]
     inputs.update(embedder_input((config["variants"][wildcards.trained].get("online") or {}).get("embedder")))

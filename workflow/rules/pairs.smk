@@ -41,7 +41,7 @@ rule build_bdhs_pairs:
         pairset=_alternatives(pairsets_of("build_bdhs_pairs")),
     conda:
         "../../envs/train.yaml"
-    threads: 2
+    threads: 1
     resources:
         mem_mb=4000,
     params:
@@ -69,7 +69,7 @@ rule build_analog_pairs:
         pairset=_alternatives(pairsets_of("build_analog_pairs")),
     conda:
         "../../envs/train.yaml"
-    threads: 2
+    threads: 1
     resources:
         mem_mb=4000,
     params:

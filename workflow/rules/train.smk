@@ -19,6 +19,32 @@ rule variant_spec:
         "../scripts/variant_spec.py"
 
 
+rule reference_logps:
+    """The reference policy's log-probs of every pair of a pair set (the base model with its LoRA adapter
+    disabled, as in a PEFT run), computed once and read by every variant that trains on the set's fixed pairs
+    (mmalign.train.reference). The fingerprint beside it names the base model, pair table and code it is for."""
+    input:
+        pairs="results/pairs/{pairset}/pairs.parquet",
+        model=base_model_dir(),
+    output:
+        logps="results/reference_logps/{pairset}/logps.parquet",
+        fingerprint="results/reference_logps/{pairset}/logps.parquet.json",
+    log:
+        "logs/reference_logps/{pairset}.log",
+    wildcard_constraints:
+        pairset=_alternatives(reference_pairsets()),
+    cache: True
+    conda:
+        "../../envs/train.yaml"
+    threads: 1
+    resources:
+        mem_mb=4000,
+    params:
+        code=code_of("reference_logps"),
+    script:
+        "../scripts/reference_logps.py"
+
+
 rule train:
     """Train one variant with TRL's DPOTrainer and a LoRA adapter. The method (mmalign.train.methods) says where
     the pairs come from: the pair set (dpo, image_distortion; loss_type picks DPO / IPO / SLiC) or the policy
@@ -36,7 +62,7 @@ rule train:
         "results/timing/train/{trained}.tsv"
     conda:
         "../../envs/train.yaml"
-    threads: 2
+    threads: 1
     resources:
         mem_mb=4000,
     params:

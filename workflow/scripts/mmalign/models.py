@@ -44,6 +44,20 @@ def stop_token_ids(tokenizer, stop_strings: list[str]) -> list[int]:
     return [tokenizer.eos_token_id, *sorted(ids)]
 
 
+def answer_complete_criteria(tokenizer, prompt_length: int, answer_complete):
+    """A stopping criterion that ends each row once ``answer_complete(decoded answer so far)`` is true: what a
+    benchmark's parse rule reads is then fixed (POPE: its first word), and the tokens after it are never used.
+    A finished row is padded while the others go on, as at EOS, so their arithmetic is unchanged."""
+    from transformers import StoppingCriteria
+
+    class AnswerComplete(StoppingCriteria):
+        def __call__(self, input_ids, scores, **kwargs):
+            texts = tokenizer.batch_decode(input_ids[:, prompt_length:], skip_special_tokens=True)
+            return torch.tensor([bool(answer_complete(t)) for t in texts], device=input_ids.device)
+
+    return AnswerComplete()
+
+
 @torch.no_grad()
 def generate(
     model,
@@ -60,12 +74,14 @@ def generate(
     progress: str | None = None,
     transform=None,
     stop_strings: list[str] | None = None,
+    answer_complete=None,
 ) -> list[str]:
     """Answers to (image, prompt) pairs, generated in left-padded batches; returns decoded new text only.
 
     ``assistant_prefixes`` start each answer with given text (reference-guided generation);
     ``transform(batch, rows)`` may edit a processed batch before generation (BDHS masks and noise), where
-    ``rows`` are the indices of the batch's examples in the input lists; ``stop_strings`` end an answer early.
+    ``rows`` are the indices of the batch's examples in the input lists; ``stop_strings`` end an answer early;
+    ``answer_complete(text)`` ends an answer once what its benchmark reads of it is decided.
     """
     from tqdm import tqdm
     from transformers import set_seed
@@ -98,6 +114,10 @@ def generate(
             kwargs["temperature"] = temperature
         if stop_strings:
             kwargs["eos_token_id"] = stop_token_ids(processor.tokenizer, stop_strings)
+        if answer_complete is not None:
+            kwargs["stopping_criteria"] = [
+                answer_complete_criteria(processor.tokenizer, batch["input_ids"].shape[1], answer_complete)
+            ]
         out = model.generate(**batch, **kwargs)
         new_tokens = out[:, batch["input_ids"].shape[1] :]
         outputs.extend(processor.batch_decode(new_tokens, skip_special_tokens=True))

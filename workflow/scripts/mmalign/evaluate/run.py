@@ -109,6 +109,7 @@ def evaluate(
         batch_size=decoding["batch_size"],
         seed=seed,
         progress=f"{variant}/{benchmark}",
+        answer_complete=getattr(module, "answer_complete", None),  # POPE: stop once the first word is read
     )
     seconds = time.time() - start
     with open(out_predictions, "w") as fh:
@@ -134,7 +135,7 @@ def evaluate(
         "benchmark": benchmark,
         "kind": spec["kind"],
         "metrics": rows,
-        "decoding": decoding,
+        "decoding": {**decoding, "stops_when_parsed": hasattr(module, "answer_complete")},
         "judge": {"id": judge.judge_id, **judge_spec} if judge else None,  # env var names, never their values
         "items": len(items),
         "skipped": skipped,

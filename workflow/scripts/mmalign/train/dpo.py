@@ -35,9 +35,11 @@ import torch
 
 from mmalign.schema import read_pairs, validate_pair_table
 
+from .arithmetic import StepArithmetic
 from .chat_format import end_answers, frame_for_training
 from .methods import get, table_rejected_columns
 from .ranks import per_process_batch, save_adapter, world_size
+from .reference import attach_reference_logps, precomputed_reference_trainer_class
 from .settings import DPOSettings
 
 log = logging.getLogger(__name__)
@@ -201,10 +203,13 @@ def train_dpo(
     use_cpu: bool = True,
     judge=None,
     scenes: dict | None = None,
+    reference_logps: str | Path | None = None,
 ) -> dict:
     """Train one variant; writes ``adapter/``, ``train_log.jsonl`` and returns the metrics.
     ``judge`` ranks online samples (online_dpo, mixed_dpo); ``scenes`` (id -> ground-truth record) is what a
-    judge that checks answers against the truth reads (the synthetic world's exact judge)."""
+    judge that checks answers against the truth reads (the synthetic world's exact judge);
+    ``reference_logps``: the pair table's precomputed reference log-probs (mmalign.train.reference), read by the
+    methods whose registry entry says so."""
     from transformers import AutoModelForImageTextToText, AutoProcessor, set_seed
     from trl import DPOConfig
 
@@ -226,6 +231,11 @@ def train_dpo(
     dataset = method.build_dataset(pairs_path, settings)
     if answer_end:
         dataset = dataset.map(lambda row: end_answers([row], answer_end)[0])
+    reference = "inline"
+    if reference_logps and get(settings.method).precomputed_reference:
+        with_reference = attach_reference_logps(dataset, reference_logps, model_dir, pairs_path)
+        if with_reference is not None:
+            dataset, reference = with_reference, "precomputed"
     log.info(
         "%s on %d pairs, %d trainable parameters, loss %s%s",
         settings.method,
@@ -269,13 +279,18 @@ def train_dpo(
         processing_class=processor,
         optimizers=(optimizer_groups(model, settings), None),
     )
-    trainer = method.build_trainer(common, settings, judge=judge, scenes=scenes)
+    if reference == "precomputed":  # plain DPO's trainer, reading the reference from the batch
+        trainer = precomputed_reference_trainer_class()(**common)
+    else:
+        trainer = method.build_trainer(common, settings, judge=judge, scenes=scenes)
+    arithmetic = StepArithmetic(trainer)
     start = time.time()
     result = trainer.train(resume_from_checkpoint=resume)
     seconds = time.time() - start
     method_metrics = method.run_metrics(trainer, seconds)  # an online run checks its budgets here
     check_adapter_changed(model, settings, out_dir)  # nothing is published for a run that trained nothing
     save_adapter(trainer, model, out_dir / "adapter")
+    arithmetic.count(trainer)  # after the adapter is saved: counting leaves gradients behind
     if trainer.is_world_process_zero():
         with open(out_dir / "train_log.jsonl", "w") as fh:
             for entry in trainer.state.log_history:
@@ -297,6 +312,8 @@ def train_dpo(
         "epochs_run": round(epochs_run, 3),
         "pairs_per_second": round(len(dataset) * epochs_here / seconds, 3),
         "trainable_parameters": trainable,
+        "reference_logps": reference,
+        "arithmetic": arithmetic.summary(),
         "resumed_from": Path(resume).name if resume else None,
         "last_logged": last,
         "settings": asdict(settings),

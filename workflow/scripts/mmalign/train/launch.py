@@ -96,6 +96,7 @@ def run_worker(
     judge: dict | None = None,
     judge_cache: str | None = None,
     scenes_path: str | None = None,
+    reference_logps: str | None = None,
 ) -> dict:
     """Train one variant in this process (one rank of several, or alone); rank 0 writes the metrics.
     Online variants also get their annotator (a ``judges`` entry) and the world's scenes for the exact judge."""
@@ -108,7 +109,14 @@ def run_worker(
         with open(scenes_path) as fh:
             scenes = {s["id"]: s for s in map(json.loads, fh)}
     metrics = train_dpo(
-        model_dir, pairs_path, out_dir, DPOSettings.from_spec(spec), use_cpu=use_cpu, judge=annotator, scenes=scenes
+        model_dir,
+        pairs_path,
+        out_dir,
+        DPOSettings.from_spec(spec),
+        use_cpu=use_cpu,
+        judge=annotator,
+        scenes=scenes,
+        reference_logps=reference_logps,
     )
     metrics = {"variant": spec["variant"], **metrics, "processes": world_size()}
     if is_rank_zero():
@@ -128,13 +136,14 @@ def train_variant(
     judge: dict | None = None,
     judge_cache: str | None = None,
     scenes_path: str | None = None,
+    reference_logps: str | None = None,
 ) -> LaunchPlan:
     """Train one variant on the hardware its job was given: in this process, or through ``accelerate launch``."""
     import torch
 
     plan = plan_launch(resources, threads, torch.cuda.is_available(), torch.cuda.device_count())
     args = [str(spec_path), str(model_dir), str(pairs_path), str(out_dir), str(metrics_path)]
-    online = dict(judge=judge, judge_cache=judge_cache, scenes_path=scenes_path)
+    online = dict(judge=judge, judge_cache=judge_cache, scenes_path=scenes_path, reference_logps=reference_logps)
     if plan.processes == 1:
         run_worker(*args, use_cpu=plan.use_cpu, **online)
         return plan
@@ -144,6 +153,8 @@ def train_variant(
         args += ["--judge", json.dumps(judge), "--judge-cache", str(judge_cache)]
     if scenes_path:
         args += ["--scenes", str(scenes_path)]
+    if reference_logps:
+        args += ["--reference-logps", str(reference_logps)]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(LIBRARY_ROOT), os.environ.get("PYTHONPATH")]))}
     with open(log_path or os.devnull, "a") as log:
         subprocess.run(accelerate_command(plan, args, free_port()), env=env, stdout=log, stderr=log, check=True)
@@ -162,6 +173,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--scenes", default=None, help="the world's scenes (the exact judge checks samples against them)"
     )
+    parser.add_argument("--reference-logps", default=None, help="the pair table's precomputed reference log-probs")
     args = parser.parse_args(argv)
     import logging
 
@@ -178,6 +190,7 @@ def main(argv: list[str] | None = None) -> None:
         judge=args.judge,
         judge_cache=args.judge_cache,
         scenes_path=args.scenes,
+        reference_logps=args.reference_logps,
     )
 
 

@@ -23,10 +23,13 @@ class Method:
     online: str | None = None  # pairs made during training (mmalign.train.online mode); None: fixed beforehand
     annotator: bool = False  # ranks samples with a judge: needs variants.<name>.annotator
     policy_rejected: bool = False  # trains on a policy-derived rejected answer: rejected must be policy or both
+    # its rows are fixed before training, each scored by the reference as it is: the reference log-probs are
+    # computed once per pair table (rule reference_logps, mmalign.train.reference)
+    precomputed_reference: bool = False
 
 
 METHODS = {m.name: m for m in (
-    Method("dpo", "pairs from the pair set"),
+    Method("dpo", "pairs from the pair set", precomputed_reference=True),
     Method("image_distortion", "POVID-style baseline: rejected tokens predicted under a noisy image",
            module="mmalign.train.distortion", policy_rejected=True),
     Method("online_dpo", "two policy samples per prompt ranked by the annotator, every step",

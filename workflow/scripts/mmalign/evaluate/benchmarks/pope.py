@@ -31,6 +31,12 @@ def parse_answer(text: str) -> str | None:
     return word if word in ("yes", "no") else None
 
 
+def answer_complete(text: str) -> bool:
+    """Whether ``parse_answer`` of any continuation of ``text`` is already decided: the first word has ended (a
+    non-letter follows it). Generation stops there (mmalign.models.generate): the later tokens are never read."""
+    return re.match(r"\W*[a-z]+[^a-z]", text.lower()) is not None
+
+
 def split_metrics(truths: list[str], preds: list[str | None]) -> dict[str, float]:
     n = len(truths)
     tp = sum(t == "yes" and p == "yes" for t, p in zip(truths, preds))

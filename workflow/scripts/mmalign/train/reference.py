@@ -1,0 +1,254 @@
+"""Reference log-probabilities computed once per unique pair: a pre-pass with its own cached artifact.
+
+DPO compares the policy's log-probability of each answer with the reference policy's. The reference never
+changes during a run, yet TRL recomputes it at every step of every epoch (its own ``precompute_ref_log_probs``
+refuses vision datasets), and variants that share a pair set and a base model (DPO / IPO / SLiC on one set)
+recompute the same rows again. ``compute_reference_logps`` (rule ``reference_logps``) runs the reference forward
+once per row of a pair table, with TRL's own collator and ``DPOTrainer.compute_ref_log_probs`` on the base model
+with a fresh LoRA adapter disabled: exactly the reference a PEFT run uses. A training run then reads the values
+(``attach_reference_logps``) and ``PrecomputedReferenceDPOTrainer`` takes them from the batch instead of running
+the reference forward.
+
+A row is keyed by its image path and its prompt, chosen and rejected text as the trainer sees them (after the
+chat framing of ``mmalign.train.chat_format``). The artifact records a fingerprint of what its numbers depend
+on: the base model's files, the pair table's bytes and the code that computes them (this module's import
+closure and the versions of torch, transformers, TRL and PEFT). A run whose fingerprint differs never reads it:
+it logs why and computes its reference log-probs inline, as TRL does.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import tempfile
+from functools import cache
+from pathlib import Path
+
+import torch
+
+log = logging.getLogger(__name__)
+
+COLUMNS = ("ref_chosen_logps", "ref_rejected_logps")
+BATCH_SIZE = 32  # pairs per reference forward (no gradient: larger than a training batch)
+
+
+def row_key(image: str, prompt: str, chosen: str, rejected: str) -> str:
+    return hashlib.sha256(json.dumps([str(image), prompt, chosen, rejected]).encode()).hexdigest()
+
+
+def dataset_keys(dataset) -> list[str]:
+    """The key of every row of a TRL vision preference dataset (image paths read without decoding)."""
+    from datasets import Image as ImageFeature
+
+    plain = dataset.cast_column("image", ImageFeature(decode=False))
+    return [
+        row_key(row["image"]["path"], row["prompt"][0]["content"], row["chosen"][0]["content"],
+                row["rejected"][0]["content"])
+        for row in plain.select_columns(["image", "prompt", "chosen", "rejected"])
+    ]  # fmt: skip
+
+
+def _file_digest(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 24), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+@cache
+def model_fingerprint(model_dir: str) -> str:
+    """The base model's files. A downloaded model has a manifest of its files' sha256 (mmalign.hub): that is
+    read instead of hashing gigabytes again."""
+    model_dir = Path(model_dir)
+    manifest = model_dir.with_name(model_dir.name + ".manifest.json")
+    if manifest.is_file():
+        return hashlib.sha256(manifest.read_bytes()).hexdigest()
+    digest = hashlib.sha256()
+    for path in sorted(p for p in model_dir.rglob("*") if p.is_file()):
+        digest.update(f"{path.relative_to(model_dir).as_posix()}\0{_file_digest(path)}\n".encode())
+    return digest.hexdigest()
+
+
+def code_fingerprint() -> str:
+    """This module's import closure in the library, and the versions of the packages that compute the numbers."""
+    import peft
+    import transformers
+    import trl
+
+    from mmalign.codehash import CodeVersions
+
+    code = CodeVersions(Path(__file__).resolve().parents[2]).version([__name__])
+    return f"{code} torch {torch.__version__} transformers {transformers.__version__} trl {trl.__version__} peft {peft.__version__}"
+
+
+def fingerprint(model_dir, pairs_path) -> dict:
+    return {
+        "base_model": model_fingerprint(str(model_dir)),
+        "pairs": _file_digest(Path(pairs_path)),
+        "code": code_fingerprint(),
+    }
+
+
+def reference_trainer(model_dir, processor, dataset, out_dir: str, batch_size: int):
+    """A DPOTrainer on the base model with a fresh LoRA adapter (disabled for the reference forward), set up as
+    a training run sets it up, so its collator and ``compute_ref_log_probs`` are the ones training uses."""
+    from transformers import AutoModelForImageTextToText
+    from trl import DPOConfig, DPOTrainer
+
+    from .dpo import attach_lora
+    from .settings import DPOSettings
+
+    model = AutoModelForImageTextToText.from_pretrained(model_dir, dtype=torch.float32)
+    model = attach_lora(model, DPOSettings())  # its B matrices are zero, and it is disabled for the reference
+    args = DPOConfig(
+        output_dir=out_dir, per_device_train_batch_size=batch_size, report_to="none", use_cpu=True, bf16=False,
+        gradient_checkpointing=False, max_length=None, dataloader_num_workers=0,
+    )  # fmt: skip
+    return DPOTrainer(model=model, ref_model=None, args=args, train_dataset=dataset, processing_class=processor)
+
+
+def rejected_mode(pairs_path) -> str:
+    """Which rejected answers the artifact covers: the external one, and the policy-derived one where every
+    pair has it (BDHS sets), so that every variant of the pair table finds its rows."""
+    from mmalign.schema import read_pairs
+
+    frame = read_pairs(pairs_path)
+    has_policy = "rejected_policy" in frame and frame["rejected_policy"].fillna("").astype(bool).all()
+    return "both" if has_policy else "external"
+
+
+def unique_rows(keys: list[str]) -> list[int]:
+    """The index of the first row of each key."""
+    first: dict[str, int] = {}
+    for index, key in enumerate(keys):
+        first.setdefault(key, index)
+    return list(first.values())
+
+
+def compute_reference_logps(model_dir, pairs_path, out_path, batch_size: int = BATCH_SIZE) -> dict:
+    """Write ``out_path`` (parquet: key, ref_chosen_logps, ref_rejected_logps) and its fingerprint beside it
+    (``<out_path>.json``); returns the fingerprint record."""
+    import pandas as pd
+    from tqdm import tqdm
+    from transformers import AutoProcessor
+
+    from .chat_format import end_answers, frame_for_training
+    from .dpo import preference_dataset
+
+    mode = rejected_mode(pairs_path)
+    processor = AutoProcessor.from_pretrained(model_dir)
+    answer_end = frame_for_training(processor)
+    dataset = preference_dataset(pairs_path, None, 0, rejected=mode)
+    if answer_end:
+        dataset = dataset.map(lambda row: end_answers([row], answer_end)[0])
+    keys = dataset_keys(dataset)
+    unique = unique_rows(keys)
+    rows = dataset.select(unique)
+    chosen, rejected = [], []
+    with tempfile.TemporaryDirectory() as tmp:
+        trainer = reference_trainer(model_dir, processor, rows, tmp, batch_size)
+        model = trainer.model.eval()
+        loader = torch.utils.data.DataLoader(rows, batch_size=batch_size, collate_fn=trainer.data_collator)
+        for batch in tqdm(loader, desc="reference log-probs", mininterval=5):
+            c, r = trainer.compute_ref_log_probs(model, batch)
+            chosen.append(c.float().cpu())
+            rejected.append(r.float().cpu())
+    table = pd.DataFrame(
+        {"key": [keys[i] for i in unique], COLUMNS[0]: torch.cat(chosen).numpy(), COLUMNS[1]: torch.cat(rejected).numpy()}
+    )
+    out_path = Path(out_path)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    table.to_parquet(out_path, index=False)
+    record = {**fingerprint(model_dir, pairs_path), "rows": len(table), "rejected": mode, "batch_size": batch_size}
+    Path(f"{out_path}.json").write_text(json.dumps(record, indent=2) + "\n")
+    log.info("%s: reference log-probs of %d rows (%s rejected answers)", pairs_path, len(table), mode)
+    return record
+
+
+def recompute_reference_logps(model_dir, pairs_path, out_dir, batch_size: int = 8, seed: int = 1) -> dict:
+    """TRL's reference forward over a pair table as a training run does it inline: shuffled batches of
+    ``batch_size`` (another composition than the pre-pass's). {row key: (chosen, rejected)}; a check of an
+    artifact (tests, and anyone doubting one)."""
+    from transformers import AutoProcessor
+
+    from .chat_format import end_answers, frame_for_training
+    from .dpo import preference_dataset
+
+    processor = AutoProcessor.from_pretrained(model_dir)
+    answer_end = frame_for_training(processor)
+    dataset = preference_dataset(pairs_path, None, 0, rejected=rejected_mode(pairs_path))
+    if answer_end:
+        dataset = dataset.map(lambda row: end_answers([row], answer_end)[0])
+    keys = dataset_keys(dataset)
+    trainer = reference_trainer(model_dir, processor, dataset, str(out_dir), batch_size)
+    order = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(seed)).tolist()
+    found = {}
+    for start in range(0, len(order), batch_size):
+        rows = order[start : start + batch_size]
+        chosen, rejected = trainer.compute_ref_log_probs(trainer.model, trainer.data_collator([dataset[i] for i in rows]))
+        found.update({keys[i]: (c, r) for i, c, r in zip(rows, chosen.tolist(), rejected.tolist())})
+    return found
+
+
+class StaleReferenceError(RuntimeError):
+    """A reference log-prob artifact that does not cover the rows of the run it was made for."""
+
+
+def attach_reference_logps(dataset, reference_path, model_dir, pairs_path):
+    """The dataset with its rows' reference log-probs from the artifact, or None when the artifact was made for
+    another base model, pair table or code version (logged: the run then computes them inline)."""
+    import pandas as pd
+
+    reference_path = Path(reference_path)
+    record_path = Path(f"{reference_path}.json")
+    made_for = json.loads(record_path.read_text()) if record_path.is_file() else {}
+    wanted = fingerprint(model_dir, pairs_path)
+    stale = [k for k, v in wanted.items() if made_for.get(k) != v]
+    if stale:
+        log.warning(
+            "%s was made for another %s: not used; the reference log-probs are computed inline",
+            reference_path,
+            " and ".join(stale),
+        )
+        return None
+    table = pd.read_parquet(reference_path).set_index("key")
+    keys = dataset_keys(dataset)
+    missing = sum(k not in table.index for k in keys)
+    if missing:
+        raise StaleReferenceError(
+            f"{reference_path}: {missing} of the run's {len(keys)} rows have no reference log-probs although its "
+            "fingerprint matches; delete it and rerun the rule reference_logps"
+        )
+    values = table.loc[keys]
+    for column in COLUMNS:
+        dataset = dataset.add_column(column, values[column].tolist())
+    return dataset
+
+
+def precomputed_reference_trainer_class():
+    """A DPOTrainer that reads the reference log-probs from each batch (built lazily: importing this module
+    does not import TRL). TRL's own precomputed path is switched on after its vision-dataset refusal; the
+    collator passes the two columns through, as TRL's text collator does."""
+    from trl import DPOTrainer
+
+    class PrecomputedReferenceDPOTrainer(DPOTrainer):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            self.precompute_ref_logps = True  # _compute_loss reads inputs["ref_*_logps"]
+            self.data_collator = with_reference_columns(self.data_collator)
+
+        def _set_signature_columns_if_needed(self):
+            super()._set_signature_columns_if_needed()
+            self._signature_columns = [*self._signature_columns, *COLUMNS]
+
+    return PrecomputedReferenceDPOTrainer
+
+
+def with_reference_columns(collator):
+    def collate(examples):
+        values = {c: torch.tensor([e.pop(c) for e in examples], dtype=torch.float32) for c in COLUMNS}
+        return {**collator(examples), **values}
+
+    return collate

@@ -29,13 +29,26 @@ def test_dry_run_plans_every_rule_of_the_default_study():
     rules = planned_rules(out.stdout + out.stderr)
     assert rules == {
         "build_world", "build_base_model", "build_pairs", "build_bdhs_pairs", "build_analog_pairs", "variant_spec",
-        "train",
+        "reference_logps", "train",
         "benchmark_items", "evaluate_variant", "aggregate_metrics", "figure_pope", "figure_bdhs_iterations", "all",
         "paper_table", "claims_scorecard", "figure_size_series", "beta_schedule", "figure_beta_schedule",
     }  # fmt: skip
     # evaluation.jobs: per_variant: one job per evaluated model (the base model and every variant)
     variants = yaml.safe_load((REPO / "config" / "config.yaml").read_text())["variants"]
     assert re.search(rf"^evaluate_variant\s+{len(variants) + 1}$", out.stdout + out.stderr, re.M)
+
+
+def test_a_derived_pair_set_reads_its_source_pair_set():
+    """A corrupted set built with the world's prior corrupter reads the world and its source set: planned after
+    it (a dry run that lost the source would let the job start before its input exists)."""
+    out = run_snakemake(
+        "-n", "--forceall", "--directory", str(REPO), "results/pairs/vlfeedback_corrupted/pairs.parquet"
+    )
+    text = out.stdout + out.stderr
+    assert out.returncode == 0, text
+    block = re.search(r"rule build_pairs:\n(?:    .*\n)*?    input: (.*)\n(?:    .*\n)*?    wildcards: pairset=vlfeedback_corrupted", text)
+    assert block and "results/pairs/vlfeedback/pairs.parquet" in block.group(1), text
+    assert "results/world/scenes.jsonl" in block.group(1)
 
 
 def test_dry_run_plans_the_paper_study_without_network():

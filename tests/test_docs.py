@@ -19,7 +19,7 @@ TOP_LEVEL = (
     "envs/",
     "profiles/",
     "tests/",
-    "perf/",
+    "benchmarks/",
     "docs/",
     "README.md",
     "NOTES.md",

@@ -59,25 +59,31 @@ def test_precomputed_reference_logps_equal_the_inline_ones(tiny_model, pairs, ar
 def test_a_dpo_run_reading_them_trains_as_one_recomputing_them(tiny_model, pairs, artifact, tmp_path):
     model_dir, _ = tiny_model
     path, _ = artifact
-    settings = DPOSettings(**SETTINGS)
-    precomputed = train_dpo(model_dir, pairs, tmp_path / "pre", settings, reference_logps=path)
-    inline = train_dpo(model_dir, pairs, tmp_path / "inline", settings)
-    assert precomputed["reference_logps"] == "precomputed" and inline["reference_logps"] == "inline"
-    assert precomputed["steps"] == inline["steps"] == 2
-    assert precomputed["train_loss"] == pytest.approx(inline["train_loss"], abs=1e-5)
-    # the reference forward is not run: the counted arithmetic of a step is smaller
-    assert precomputed["arithmetic"]["flops_per_step"] < 0.8 * inline["arithmetic"]["flops_per_step"]
     from safetensors.torch import load_file
 
-    a = load_file(tmp_path / "pre" / "adapter" / "adapter_model.safetensors")
-    b = load_file(tmp_path / "inline" / "adapter" / "adapter_model.safetensors")
-    assert a.keys() == b.keys() and all(torch.allclose(a[k], b[k], atol=1e-5) for k in a)
+    runs = {
+        "artifact": train_dpo(model_dir, pairs, tmp_path / "artifact", DPOSettings(**SETTINGS), reference_logps=path),
+        "this run": train_dpo(model_dir, pairs, tmp_path / "this run", DPOSettings(**SETTINGS)),
+        "inline": train_dpo(model_dir, pairs, tmp_path / "inline", DPOSettings(**SETTINGS, reference_logps="inline")),
+    }
+    assert {k: v["reference_logps"] for k, v in runs.items()} == {k: k for k in runs}
+    assert {v["steps"] for v in runs.values()} == {2}
+    adapters = {k: load_file(tmp_path / k / "adapter" / "adapter_model.safetensors") for k in runs}
+    # the artifact and the run's own pre-pass score the same rows in the same batches: the same run, bit for bit
+    assert all(torch.equal(adapters["artifact"][k], adapters["this run"][k]) for k in adapters["artifact"])
+    # TRL's inline forward: equal up to float rounding
+    assert runs["artifact"]["train_loss"] == pytest.approx(runs["inline"]["train_loss"], abs=1e-5)
+    assert all(torch.allclose(adapters["artifact"][k], adapters["inline"][k], atol=1e-5) for k in adapters["inline"])
+    # the reference forward is not run: the counted arithmetic of a step is smaller
+    assert runs["artifact"]["arithmetic"]["flops_per_step"] < 0.8 * runs["inline"]["arithmetic"]["flops_per_step"]
 
 
-def test_online_methods_never_read_them(tiny_model, pairs, artifact, tmp_path):
+def test_only_the_methods_that_train_on_fixed_pairs_read_them():
     from mmalign.train.methods import METHODS
 
     assert [m for m in METHODS if METHODS[m].precomputed_reference] == ["dpo"]
+    with pytest.raises(ValueError, match="reference_logps"):
+        DPOSettings(reference_logps="sometimes")
 
 
 def changed_copy(src, dest, edit):
@@ -111,12 +117,11 @@ def test_an_artifact_made_for_another_base_model_pair_table_or_code_is_not_used(
         pairs = changed_copy(pairs, tmp_path / "pairs.parquet", edit)
     else:  # a new version of the code that computes them
         monkeypatch.setattr(reference, "code_fingerprint", lambda: "another version")
-    dataset = preference_dataset(pairs, 16, 0)
     with caplog.at_level(logging.WARNING, logger="mmalign.train.reference"):
-        assert reference.attach_reference_logps(dataset, path, model_dir, pairs) is None
+        assert reference.read_reference_logps(path, model_dir, pairs) is None
     assert f"made for another {what}" in caplog.text
     metrics = train_dpo(model_dir, pairs, tmp_path / "run", DPOSettings(**SETTINGS), reference_logps=path)
-    assert metrics["reference_logps"] == "inline"
+    assert metrics["reference_logps"] == "this run (stale artifact)"  # scored again, never read
 
 
 def test_an_artifact_missing_rows_of_its_own_table_fails_naming_it(tiny_model, pairs, artifact, tmp_path):
@@ -125,8 +130,9 @@ def test_an_artifact_missing_rows_of_its_own_table_fails_naming_it(tiny_model, p
     truncated = tmp_path / "logps.parquet"
     pd.read_parquet(path).iloc[:3].to_parquet(truncated, index=False)
     shutil.copy(f"{path}.json", f"{truncated}.json")
+    table = reference.read_reference_logps(truncated, model_dir, pairs)
     with pytest.raises(reference.StaleReferenceError, match="logps.parquet.*rerun the rule reference_logps"):
-        reference.attach_reference_logps(preference_dataset(pairs, None, 0), truncated, model_dir, pairs)
+        reference.attach_reference_logps(preference_dataset(pairs, None, 0), table, str(truncated))
 
 
 def test_the_fingerprint_names_what_the_numbers_depend_on(artifact):

@@ -68,7 +68,7 @@ def test_smoke_study_produces_every_artifact(smoke_run):
         assert (w / path).is_file(), path
     metrics = pd.read_csv(w / "results/tables/metrics.csv")
     pope = metrics[(metrics.benchmark == "pope") & (metrics.metric == "accuracy")]
-    assert set(pope.variant) == {"base", "dpo_povid", "dpo_bdhs_povid", "mixed_dpo_povid"}
+    assert set(pope.variant) == {"base", "dpo_povid", "ipo_povid", "dpo_bdhs_povid", "mixed_dpo_povid"}
     online = json.loads((w / "results/runs/mixed_dpo_povid/train_metrics.json").read_text())["online"]
     assert sum(v for k, v in online.items() if k != "pairs/generation_seconds") >= 16  # every example counted
     bdhs_pairs = pd.read_parquet(w / "results/pairs/bdhs/pairs.parquet")
@@ -99,32 +99,34 @@ def test_smoke_study_produces_every_artifact(smoke_run):
 
 @pytest.mark.slow
 def test_the_precomputed_reference_logps_of_the_smoke_study_equal_the_recomputed_ones(smoke_run, tmp_path, monkeypatch):
-    """Every pair of every set is scored once by the reference (rule reference_logps); TRL's inline forward in
-    shuffled training-size batches gives the same numbers to 1e-5 (relative beyond 1 nat: float32 rounding of
-    a sum of token log-probs), and the DPO runs read them."""
+    """povid has two DPO-method readers (dpo_povid, ipo_povid): its pairs are scored once by the reference
+    (rule reference_logps); TRL's inline forward in shuffled training-size batches gives the same numbers to
+    1e-5 (relative beyond 1 nat: float32 rounding of a sum of token log-probs). The BDHS set has one reader,
+    which scores it in its own process; the online run computes its reference inline."""
     from mmalign.train.reference import recompute_reference_logps
 
     monkeypatch.chdir(smoke_run)  # the pair tables name their images relative to the study's directory
-    model = smoke_run / "resources/models/tinyllava-smoke"
-    for pairset in ("povid", "bdhs"):
-        path = smoke_run / f"results/reference_logps/{pairset}/logps.parquet"
-        table = pd.read_parquet(path).set_index("key")
-        found = recompute_reference_logps(model, smoke_run / f"results/pairs/{pairset}/pairs.parquet", tmp_path)
-        assert set(found) == set(table.index) and len(found) >= 12
-        for key, (chosen, rejected) in found.items():
-            assert table.loc[key, "ref_chosen_logps"] == pytest.approx(chosen, rel=1e-5, abs=1e-5)
-            assert table.loc[key, "ref_rejected_logps"] == pytest.approx(rejected, rel=1e-5, abs=1e-5)
-    for variant, reference in [("dpo_povid", "precomputed"), ("dpo_bdhs_povid", "precomputed"),
+    path = smoke_run / "results/reference_logps/povid/logps.parquet"
+    table = pd.read_parquet(path).set_index("key")
+    found = recompute_reference_logps(
+        smoke_run / "resources/models/tinyllava-smoke", smoke_run / "results/pairs/povid/pairs.parquet", tmp_path
+    )
+    assert set(found) == set(table.index) and len(found) >= 24
+    for key, (chosen, rejected) in found.items():
+        assert table.loc[key, "ref_chosen_logps"] == pytest.approx(chosen, rel=1e-5, abs=1e-5)
+        assert table.loc[key, "ref_rejected_logps"] == pytest.approx(rejected, rel=1e-5, abs=1e-5)
+    assert not (smoke_run / "results/reference_logps/bdhs").exists()
+    for variant, reference in [("dpo_povid", "artifact"), ("ipo_povid", "artifact"), ("dpo_bdhs_povid", "this run"),
                                ("mixed_dpo_povid", "inline")]:  # fmt: skip
         train = json.loads((smoke_run / f"results/runs/{variant}/train_metrics.json").read_text())
         assert train["reference_logps"] == reference, variant
-    assert train["arithmetic"]["flops"] is None  # an online run's steps are not counted (they generate)
+        assert (train["arithmetic"]["flops"] is None) == (reference == "inline")  # online steps are not counted
 
 
 @pytest.mark.slow
 def test_another_base_model_rebuilds_the_reference_logps(smoke_run, tmp_path):
-    """The reference log-probs are the base model's: a change to its build replans them for every pair set
-    (and everything after), never reusing the ones made with the old model."""
+    """The reference log-probs are the base model's: a change to its build replans them (and everything after),
+    never reusing the ones made with the old model."""
     config = yaml.safe_load(SMOKE.read_text())
     config["base_model"]["build"]["sft_scenes"] += 8
     edited = tmp_path / "model.yaml"
@@ -134,8 +136,7 @@ def test_another_base_model_rebuilds_the_reference_logps(smoke_run, tmp_path):
     assert out.returncode == 0, text
     jobs = planned_jobs(text)
     assert any(rule == "build_base_model" for rule, _ in jobs)
-    assert {j for j in jobs if j[0] == "reference_logps"} == {("reference_logps", "pairset=povid"),
-                                                            ("reference_logps", "pairset=bdhs")}
+    assert [j for j in jobs if j[0] == "reference_logps"] == [("reference_logps", "pairset=povid")]
 
 
 @pytest.mark.slow
@@ -185,8 +186,8 @@ def test_editing_library_code_reruns_only_the_rules_that_use_it(smoke_run):
             "figure_size_series",
             "all",
         }
-        # the three variants (the BDHS pairs derive from povid) on the three benchmarks, not the base model
-        assert re.search(r"^evaluate\s+9$", table, re.M)
+        # the four variants (the BDHS pairs derive from povid) on the three benchmarks, not the base model
+        assert re.search(r"^evaluate\s+12$", table, re.M)
     finally:
         pairs_module.write_text(original)
 
@@ -245,8 +246,7 @@ def test_editing_the_bdhs_library_replans_the_bdhs_rules_and_nothing_unrelated(s
         text = out.stdout + out.stderr
         assert out.returncode == 0, text
         assert sorted(planned_jobs(text)) == sorted([
-            ("build_bdhs_pairs", "pairset=bdhs"), ("reference_logps", "pairset=bdhs"),
-            ("train", "trained=dpo_bdhs_povid"),
+            ("build_bdhs_pairs", "pairset=bdhs"), ("train", "trained=dpo_bdhs_povid"),
             *[("evaluate", f"variant=dpo_bdhs_povid, benchmark={b}") for b in ("pope", "objhal", "mmhalv")],
             ("figure_bdhs_iterations", ""), ("beta_schedule", ""), ("figure_beta_schedule", ""),  # Fig. 9 is bdhs.py's
             *REPORT_JOBS,

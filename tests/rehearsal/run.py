@@ -1,7 +1,7 @@
 """The paper study rehearsed on a CPU: every rule of config/paper.yaml's DAG, on local mirrors and a tiny LLaVA-NeXT,
 with every judge, annotator and the LLM corrupter served by a real ``transformers serve`` on loopback.
 
-    python perf/rehearsal.py --workdir ../rehearsal      (prints the wall times)
+    python benchmarks/rehearsal.py --workdir ../rehearsal      (prints the wall times)
 
 Steps: ``prepare`` writes the mirrors (rehearsal.mirrors), the tiny base model, the embedder mirror and the two
 served models, and derives the config (config/paper.yaml + config/rehearsal.yaml, mmalign.overrides); ``rehearse``

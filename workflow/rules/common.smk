@@ -261,17 +261,24 @@ def annotator_spec(wildcards):
     return dict(config["judges"][variant["annotator"]]) if methods.get(variant["method"]).annotator else {}
 
 
-# The reference policy's log-probs of a pair set, computed once (rule reference_logps) for the variants whose
-# method trains on fixed pairs; training.reference_logps: inline recomputes them at every step instead.
-PRECOMPUTED_REFERENCE = config.get("training", {}).get("reference_logps", "precomputed") == "precomputed"
-
-
 def reads_precomputed_reference(variant):
-    return PRECOMPUTED_REFERENCE and methods.get(config["variants"][variant]["method"]).precomputed_reference
+    """Whether a variant's reference log-probs are computed before training (its method trains on fixed pairs)."""
+    spec = config["variants"][variant]
+    return spec.get("reference_logps", "precomputed") == "precomputed" and methods.get(spec["method"]).precomputed_reference
 
 
 def reference_pairsets():
-    return sorted({config["variants"][v]["pairset"] for v in config["variants"] if reads_precomputed_reference(v)})
+    """Pair sets whose reference log-probs are a rule's artifact: those several variants read. A set one variant
+    reads is scored in that variant's own training process (no second process start for one reader)."""
+    readers = {}
+    for variant in config["variants"]:
+        if reads_precomputed_reference(variant):
+            pairset = config["variants"][variant]["pairset"]
+            readers[pairset] = readers.get(pairset, 0) + 1
+    return sorted(p for p, n in readers.items() if n > 1)
+
+
+REFERENCE_PAIRSETS = reference_pairsets()
 
 
 def train_inputs(wildcards):
@@ -282,8 +289,8 @@ def train_inputs(wildcards):
         "model": base_model_dir(),
         "pairs": variant_pairs(wildcards),
     }
-    if reads_precomputed_reference(wildcards.trained):
-        pairset = config["variants"][wildcards.trained]["pairset"]
+    pairset = config["variants"][wildcards.trained]["pairset"]
+    if reads_precomputed_reference(wildcards.trained) and pairset in REFERENCE_PAIRSETS:
         inputs["reference_logps"] = f"results/reference_logps/{pairset}/logps.parquet"
     if uses_world(judge=annotator_spec(wildcards)):
         inputs["scenes"] = WORLD_INPUTS["scenes"]

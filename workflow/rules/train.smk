@@ -20,9 +20,10 @@ rule variant_spec:
 
 
 rule reference_logps:
-    """The reference policy's log-probs of every pair of a pair set (the base model with its LoRA adapter
-    disabled, as in a PEFT run), computed once and read by every variant that trains on the set's fixed pairs
-    (mmalign.train.reference). The fingerprint beside it names the base model, pair table and code it is for."""
+    """The reference policy's log-probs of every pair of a pair set that several variants train on (the base model
+    with its LoRA adapter disabled, as in a PEFT run), computed once and read by each of them
+    (mmalign.train.reference; a set only one variant reads is scored inside that run). The fingerprint beside it
+    names the base model, pair table and code it is for."""
     input:
         pairs="results/pairs/{pairset}/pairs.parquet",
         model=base_model_dir(),
@@ -32,7 +33,7 @@ rule reference_logps:
     log:
         "logs/reference_logps/{pairset}.log",
     wildcard_constraints:
-        pairset=_alternatives(reference_pairsets()),
+        pairset=_alternatives(REFERENCE_PAIRSETS),
     cache: True
     conda:
         "../../envs/train.yaml"

@@ -230,22 +230,24 @@ def unguided_pass(
 
 
 class Embedder:
-    """A sentence-transformers model whose reference embeddings are kept: BDHS compares every iteration's (and,
-    online, every step's) answers with the same references, and the embedder is ~47x the default study's
-    model. Answers are embedded afresh: they change at every iteration."""
+    """A sentence-transformers model that embeds each text once. BDHS compares every iteration's (and, online,
+    every step's) answers with the same references, and answers repeat (a reference-guided pass often returns
+    the reference itself); the embedder is ~47x the default study's model. Hits and misses are counted."""
 
     def __init__(self, model):
         self.model = model
-        self.references: dict[str, torch.Tensor] = {}
+        self.cache: dict[str, torch.Tensor] = {}
+        self.hits = 0
 
     def encode(self, texts: list[str]) -> torch.Tensor:
-        return self.model.encode(texts, convert_to_tensor=True, normalize_embeddings=True, show_progress_bar=False)
-
-    def encode_references(self, texts: list[str]) -> torch.Tensor:
-        new = list(dict.fromkeys(t for t in texts if t not in self.references))
-        if new:  # the first time a reference is seen, with the others new in this call (one batch, as before)
-            self.references.update(zip(new, self.encode(new)))
-        return torch.stack([self.references[t] for t in texts])
+        new = list(dict.fromkeys(t for t in texts if t not in self.cache))
+        self.hits += len(texts) - len(new)
+        if new:  # the texts not seen before, in one batch
+            embedded = self.model.encode(
+                new, convert_to_tensor=True, normalize_embeddings=True, show_progress_bar=False
+            )
+            self.cache.update(zip(new, embedded))
+        return torch.stack([self.cache[t] for t in texts])
 
 
 def load_embedder(name: str) -> Embedder:
@@ -261,7 +263,7 @@ def load_embedder(name: str) -> Embedder:
 
 
 def cosine_similarities(embedder: Embedder, answers: list[str], references: list[str]) -> list[float]:
-    return (embedder.encode(answers) * embedder.encode_references(references)).sum(-1).tolist()
+    return (embedder.encode(answers) * embedder.encode(references)).sum(-1).tolist()
 
 
 def run_bdhs(model, processor, examples: list[Example], settings: BDHSSettings, embedder) -> list[Result]:
@@ -283,7 +285,10 @@ def run_bdhs(model, processor, examples: list[Example], settings: BDHSSettings, 
             res.similarities.append(round(float(sim), 6))
             if sim >= settings.eps_s and iteration < settings.n_bdhs:
                 still.append(ex)
-        log.info("BDHS iteration %d: %d of %d accepted", iteration, len(pending) - len(still), len(pending))
+        log.info(
+            "BDHS iteration %d: %d of %d accepted (%d texts embedded so far, %d reused)",
+            iteration, len(pending) - len(still), len(pending), len(embedder.cache), embedder.hits,
+        )  # fmt: skip
         pending = still
     return [results[ex.id] for ex in examples]
 

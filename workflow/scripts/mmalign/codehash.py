@@ -106,7 +106,7 @@ FIXED_ENTRIES = {  # rule -> its entry modules, whatever the job
     "verify_pins": ["mmalign.pins"],
     "build_bdhs_pairs": ["mmalign.pairs.bdhs", "mmalign.gpus"],
     "variant_spec": ["mmalign.train.settings"],
-    "reference_logps": ["mmalign.train.reference"],
+    "reference_logps": ["mmalign.train.reference", "mmalign.gpus"],
     "aggregate_metrics": ["mmalign.report.metrics"],
     "figure_pope": ["mmalign.report.figures"],
     "figure_bdhs_iterations": ["mmalign.report.figures"],

@@ -39,7 +39,7 @@ from .arithmetic import StepArithmetic
 from .chat_format import end_answers, frame_for_training
 from .methods import get, table_rejected_columns
 from .ranks import per_process_batch, save_adapter, world_size
-from .reference import attach_reference_logps, precomputed_reference_trainer_class
+from .reference import precompute_for_run, precomputed_reference_trainer_class
 from .settings import DPOSettings
 
 log = logging.getLogger(__name__)
@@ -208,8 +208,9 @@ def train_dpo(
     """Train one variant; writes ``adapter/``, ``train_log.jsonl`` and returns the metrics.
     ``judge`` ranks online samples (online_dpo, mixed_dpo); ``scenes`` (id -> ground-truth record) is what a
     judge that checks answers against the truth reads (the synthetic world's exact judge);
-    ``reference_logps``: the pair table's precomputed reference log-probs (mmalign.train.reference), read by the
-    methods whose registry entry says so."""
+    ``reference_logps``: the pair table's reference log-prob artifact (mmalign.train.reference), read by the
+    methods whose registry entry says so when ``settings.reference_logps`` is precomputed (without one, or with
+    a stale one, the run scores its rows itself before training)."""
     from transformers import AutoModelForImageTextToText, AutoProcessor, set_seed
     from trl import DPOConfig
 
@@ -231,11 +232,6 @@ def train_dpo(
     dataset = method.build_dataset(pairs_path, settings)
     if answer_end:
         dataset = dataset.map(lambda row: end_answers([row], answer_end)[0])
-    reference = "inline"
-    if reference_logps and get(settings.method).precomputed_reference:
-        with_reference = attach_reference_logps(dataset, reference_logps, model_dir, pairs_path)
-        if with_reference is not None:
-            dataset, reference = with_reference, "precomputed"
     log.info(
         "%s on %d pairs, %d trainable parameters, loss %s%s",
         settings.method,
@@ -279,8 +275,13 @@ def train_dpo(
         processing_class=processor,
         optimizers=(optimizer_groups(model, settings), None),
     )
-    if reference == "precomputed":  # plain DPO's trainer, reading the reference from the batch
+    reference = "inline"
+    if settings.reference_logps == "precomputed" and get(settings.method).precomputed_reference:
+        # plain DPO's trainer, reading the reference from the batch: from the pair set's artifact, or scored here
         trainer = precomputed_reference_trainer_class()(**common)
+        reference = precompute_for_run(trainer, pairs_path, model_dir, answer_end, reference_logps)
+        if reference == "inline":
+            trainer.precompute_ref_logps, trainer.data_collator = False, trainer.vision_collator
     else:
         trainer = method.build_trainer(common, settings, judge=judge, scenes=scenes)
     arithmetic = StepArithmetic(trainer)

@@ -27,6 +27,8 @@ from pathlib import Path
 
 import torch
 
+from .ranks import world_size
+
 log = logging.getLogger(__name__)
 
 COLUMNS = ("ref_chosen_logps", "ref_rejected_logps")
@@ -103,15 +105,16 @@ def reference_trainer(model_dir, processor, dataset, out_dir: str, batch_size: i
     model = AutoModelForImageTextToText.from_pretrained(model_dir, dtype=torch.float32)
     model = attach_lora(model, DPOSettings())  # its B matrices are zero, and it is disabled for the reference
     args = DPOConfig(
-        output_dir=out_dir, per_device_train_batch_size=batch_size, report_to="none", use_cpu=True, bf16=False,
-        gradient_checkpointing=False, max_length=None, dataloader_num_workers=0,
+        output_dir=out_dir, per_device_train_batch_size=batch_size, report_to="none",
+        use_cpu=not torch.cuda.is_available(), bf16=False, gradient_checkpointing=False, max_length=None,
+        dataloader_num_workers=0,
     )  # fmt: skip
     return DPOTrainer(model=model, ref_model=None, args=args, train_dataset=dataset, processing_class=processor)
 
 
 def rejected_mode(pairs_path) -> str:
-    """Which rejected answers the artifact covers: the external one, and the policy-derived one where every
-    pair has it (BDHS sets), so that every variant of the pair table finds its rows."""
+    """Which rejected answers the scores cover: the external one, and the policy-derived one where every pair
+    has it (BDHS sets), so that every variant of the pair table finds its rows."""
     from mmalign.schema import read_pairs
 
     frame = read_pairs(pairs_path)
@@ -119,48 +122,54 @@ def rejected_mode(pairs_path) -> str:
     return "both" if has_policy else "external"
 
 
-def unique_rows(keys: list[str]) -> list[int]:
-    """The index of the first row of each key."""
+def table_rows(pairs_path, answer_end: str):
+    """Every distinct row a variant of the pair table can train on, framed as training frames them: (dataset,
+    keys). ``answer_end``: what ``chat_format.frame_for_training`` returned for the run's processor."""
+    from .chat_format import end_answers
+    from .dpo import preference_dataset
+
+    dataset = preference_dataset(pairs_path, None, 0, rejected=rejected_mode(pairs_path))
+    if answer_end:
+        dataset = dataset.map(lambda row: end_answers([row], answer_end)[0])
+    keys = dataset_keys(dataset)
     first: dict[str, int] = {}
     for index, key in enumerate(keys):
         first.setdefault(key, index)
-    return list(first.values())
+    return dataset.select(list(first.values())), list(first)
+
+
+def score_rows(trainer, collator, rows, keys: list[str], batch_size: int = BATCH_SIZE):
+    """The reference log-probs of ``rows`` by ``trainer.compute_ref_log_probs`` (its model, adapter disabled), in
+    batches of ``batch_size`` in table order: a table (key, ref_chosen_logps, ref_rejected_logps)."""
+    import pandas as pd
+    from tqdm import tqdm
+
+    chosen, rejected = [], []
+    for start in tqdm(range(0, len(rows), batch_size), desc="reference log-probs", mininterval=5):
+        batch = collator([rows[i] for i in range(start, min(start + batch_size, len(rows)))])
+        batch = {k: v.to(trainer.accelerator.device) if hasattr(v, "to") else v for k, v in batch.items()}
+        c, r = trainer.compute_ref_log_probs(trainer.model, batch)
+        chosen.append(c.float().cpu())
+        rejected.append(r.float().cpu())
+    return pd.DataFrame({"key": keys, COLUMNS[0]: torch.cat(chosen).numpy(), COLUMNS[1]: torch.cat(rejected).numpy()})
 
 
 def compute_reference_logps(model_dir, pairs_path, out_path, batch_size: int = BATCH_SIZE) -> dict:
     """Write ``out_path`` (parquet: key, ref_chosen_logps, ref_rejected_logps) and its fingerprint beside it
     (``<out_path>.json``); returns the fingerprint record."""
-    import pandas as pd
-    from tqdm import tqdm
     from transformers import AutoProcessor
 
-    from .chat_format import end_answers, frame_for_training
-    from .dpo import preference_dataset
+    from .chat_format import frame_for_training
 
-    mode = rejected_mode(pairs_path)
     processor = AutoProcessor.from_pretrained(model_dir)
-    answer_end = frame_for_training(processor)
-    dataset = preference_dataset(pairs_path, None, 0, rejected=mode)
-    if answer_end:
-        dataset = dataset.map(lambda row: end_answers([row], answer_end)[0])
-    keys = dataset_keys(dataset)
-    unique = unique_rows(keys)
-    rows = dataset.select(unique)
-    chosen, rejected = [], []
+    rows, keys = table_rows(pairs_path, frame_for_training(processor))
     with tempfile.TemporaryDirectory() as tmp:
         trainer = reference_trainer(model_dir, processor, rows, tmp, batch_size)
-        model = trainer.model.eval()
-        loader = torch.utils.data.DataLoader(rows, batch_size=batch_size, collate_fn=trainer.data_collator)
-        for batch in tqdm(loader, desc="reference log-probs", mininterval=5):
-            c, r = trainer.compute_ref_log_probs(model, batch)
-            chosen.append(c.float().cpu())
-            rejected.append(r.float().cpu())
-    table = pd.DataFrame(
-        {"key": [keys[i] for i in unique], COLUMNS[0]: torch.cat(chosen).numpy(), COLUMNS[1]: torch.cat(rejected).numpy()}
-    )
+        table = score_rows(trainer, trainer.data_collator, rows, keys, batch_size)
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     table.to_parquet(out_path, index=False)
+    mode = rejected_mode(pairs_path)
     record = {**fingerprint(model_dir, pairs_path), "rows": len(table), "rejected": mode, "batch_size": batch_size}
     Path(f"{out_path}.json").write_text(json.dumps(record, indent=2) + "\n")
     log.info("%s: reference log-probs of %d rows (%s rejected answers)", pairs_path, len(table), mode)
@@ -173,22 +182,17 @@ def recompute_reference_logps(model_dir, pairs_path, out_dir, batch_size: int = 
     artifact (tests, and anyone doubting one)."""
     from transformers import AutoProcessor
 
-    from .chat_format import end_answers, frame_for_training
-    from .dpo import preference_dataset
+    from .chat_format import frame_for_training
 
     processor = AutoProcessor.from_pretrained(model_dir)
-    answer_end = frame_for_training(processor)
-    dataset = preference_dataset(pairs_path, None, 0, rejected=rejected_mode(pairs_path))
-    if answer_end:
-        dataset = dataset.map(lambda row: end_answers([row], answer_end)[0])
-    keys = dataset_keys(dataset)
-    trainer = reference_trainer(model_dir, processor, dataset, str(out_dir), batch_size)
-    order = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(seed)).tolist()
+    rows, keys = table_rows(pairs_path, frame_for_training(processor))
+    trainer = reference_trainer(model_dir, processor, rows, str(out_dir), batch_size)
+    order = torch.randperm(len(rows), generator=torch.Generator().manual_seed(seed)).tolist()
     found = {}
     for start in range(0, len(order), batch_size):
-        rows = order[start : start + batch_size]
-        chosen, rejected = trainer.compute_ref_log_probs(trainer.model, trainer.data_collator([dataset[i] for i in rows]))
-        found.update({keys[i]: (c, r) for i, c, r in zip(rows, chosen.tolist(), rejected.tolist())})
+        picked = order[start : start + batch_size]
+        chosen, rejected = trainer.compute_ref_log_probs(trainer.model, trainer.data_collator([rows[i] for i in picked]))
+        found.update({keys[i]: (c, r) for i, c, r in zip(picked, chosen.tolist(), rejected.tolist())})
     return found
 
 
@@ -196,9 +200,9 @@ class StaleReferenceError(RuntimeError):
     """A reference log-prob artifact that does not cover the rows of the run it was made for."""
 
 
-def attach_reference_logps(dataset, reference_path, model_dir, pairs_path):
-    """The dataset with its rows' reference log-probs from the artifact, or None when the artifact was made for
-    another base model, pair table or code version (logged: the run then computes them inline)."""
+def read_reference_logps(reference_path, model_dir, pairs_path):
+    """The artifact's table, or None when it was made for another base model, pair table or code version
+    (logged: the run then scores the rows itself)."""
     import pandas as pd
 
     reference_path = Path(reference_path)
@@ -208,23 +212,46 @@ def attach_reference_logps(dataset, reference_path, model_dir, pairs_path):
     stale = [k for k, v in wanted.items() if made_for.get(k) != v]
     if stale:
         log.warning(
-            "%s was made for another %s: not used; the reference log-probs are computed inline",
+            "%s was made for another %s: not used; this run computes its reference log-probs itself",
             reference_path,
             " and ".join(stale),
         )
         return None
-    table = pd.read_parquet(reference_path).set_index("key")
+    return pd.read_parquet(reference_path)
+
+
+def attach_reference_logps(dataset, table, source="reference log-probs"):
+    """The dataset with its rows' reference log-probs from ``table`` (every row must be there)."""
+    table = table.set_index("key")
     keys = dataset_keys(dataset)
     missing = sum(k not in table.index for k in keys)
     if missing:
         raise StaleReferenceError(
-            f"{reference_path}: {missing} of the run's {len(keys)} rows have no reference log-probs although its "
+            f"{source}: {missing} of the run's {len(keys)} rows have no reference log-probs although its "
             "fingerprint matches; delete it and rerun the rule reference_logps"
         )
     values = table.loc[keys]
     for column in COLUMNS:
         dataset = dataset.add_column(column, values[column].tolist())
     return dataset
+
+
+def precompute_for_run(trainer, pairs_path, model_dir, answer_end: str, reference_path=None) -> str:
+    """Give a ``PrecomputedReferenceDPOTrainer`` its rows' reference log-probs before it trains: read from the
+    pair set's artifact when there is a valid one, else scored here by the run's own model (its adapter, still
+    zero, disabled; one process only). Returns where they came from; "inline" means they were not given, and
+    the trainer must then compute them at every step (``trainer.precompute_ref_logps = False``)."""
+    table = read_reference_logps(reference_path, model_dir, pairs_path) if reference_path else None
+    source = "artifact"
+    if table is None and world_size() > 1:  # the model is not on its devices before train() (FSDP, DeepSpeed)
+        log.warning("no valid reference log-prob artifact for a %d-process run: computed inline", world_size())
+        return "inline"
+    if table is None:
+        rows, keys = table_rows(pairs_path, answer_end)
+        table = score_rows(trainer, trainer.vision_collator, rows, keys)
+        source = "this run" if reference_path is None else "this run (stale artifact)"
+    trainer.train_dataset = attach_reference_logps(trainer.train_dataset, table, str(reference_path or pairs_path))
+    return source
 
 
 def precomputed_reference_trainer_class():
@@ -237,6 +264,7 @@ def precomputed_reference_trainer_class():
         def __init__(self, *args, **kwargs):
             super().__init__(*args, **kwargs)
             self.precompute_ref_logps = True  # _compute_loss reads inputs["ref_*_logps"]
+            self.vision_collator = self.data_collator  # TRL's, for scoring rows (precompute_for_run)
             self.data_collator = with_reference_columns(self.data_collator)
 
         def _set_signature_columns_if_needed(self):

@@ -39,6 +39,9 @@ class DPOSettings:
     online: dict = field(default_factory=dict)  # OnlineSettings for the online methods (temperature, ...)
     annotator: str | None = None  # the judge that ranks online samples (config ``judges.<name>``)
     distortion_noise_steps: int = 500  # image_distortion: diffusion steps of the noisy image (POVID: 500)
+    # precomputed: reference log-probs computed once per pair before training (mmalign.train.reference), for the
+    # methods whose rows are fixed; inline: TRL's forward of the reference at every step
+    reference_logps: str = "precomputed"
 
     def __post_init__(self):
         method = get(self.method)
@@ -48,6 +51,8 @@ class DPOSettings:
             raise ValueError(
                 f"{self.method} trains on a policy-derived rejected answer: rejected must be 'policy' or 'both'"
             )
+        if self.reference_logps not in ("precomputed", "inline"):
+            raise ValueError("reference_logps must be 'precomputed' or 'inline'")
         if self.loss_weights is not None and len(self.loss_weights) != len(self.loss_type):
             raise ValueError("loss_weights needs one weight per entry of loss_type")
 

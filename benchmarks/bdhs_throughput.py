@@ -1,7 +1,7 @@
 """BDHS throughput (pairs per second) and the speedup of sentence-parallel batched generation over a
 one-sentence-at-a-time loop, on the same inputs, with the default study's base model and POVID-analog pairs.
 
-    .venv/bin/python perf/bdhs_throughput.py [--workdir .] [--pairs 128] [--batch-size 64]
+    .venv/bin/python benchmarks/bdhs_throughput.py [--workdir .] [--pairs 128] [--batch-size 64]
 
 Run the default study first (snakemake --cores all) so that the model and the pairs exist in --workdir.
 """

@@ -1,7 +1,7 @@
 """Benchmark: the CPU rehearsal of the whole paper study (tests/rehearsal/run.py), printing what ran and the wall
 times (preparation, the DAG, the report). Run alone on the machine: nothing else may compete for the cores.
 
-    .venv/bin/python perf/rehearsal.py --workdir ../rehearsal
+    .venv/bin/python benchmarks/rehearsal.py --workdir ../rehearsal
 """
 
 import sys

@@ -2,7 +2,7 @@
 and the share of the step time spent generating (sampling + judging, or BDHS), for Online-DPO, Mixed-DPO and
 online BDHS, next to offline DPO on the same prompts.
 
-    .venv/bin/python perf/online_dpo_throughput.py [--workdir .] [--pairs 128] [--batch-size 16]
+    .venv/bin/python benchmarks/online_dpo_throughput.py [--workdir .] [--pairs 128] [--batch-size 16]
 
 Run the default study first (snakemake --cores all) so that the model, pairs and scenes exist in --workdir.
 """

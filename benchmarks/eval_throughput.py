@@ -1,8 +1,8 @@
 """Evaluation throughput of the default study: samples per second per benchmark (generation, judging, and
 the whole job with Python start-up and model loading), and the cost of evaluating one variant on all of them.
 
-    .venv/bin/python perf/eval_throughput.py                 # builds what the base model's evaluation needs
-    .venv/bin/python perf/eval_throughput.py --from DIR      # read a finished run (every variant) instead
+    .venv/bin/python benchmarks/eval_throughput.py                 # builds what the base model's evaluation needs
+    .venv/bin/python benchmarks/eval_throughput.py --from DIR      # read a finished run (every variant) instead
 
 Without ``--from``, runs Snakemake in a fresh directory (or ``--keep DIR``) for the base model's evaluation on
 every benchmark of the config, one job at a time (``--cores 1``), so job times are not inflated by a parallel job.

@@ -109,6 +109,7 @@ def test_an_artifact_made_for_another_base_model_pair_table_or_code_is_not_used(
 
         model_dir = changed_copy(model_dir, tmp_path / "model", nudge)
     elif what == "pairs":  # one chosen answer edited
+
         def edit(table_path):
             frame = pd.read_parquet(table_path)
             frame.loc[0, "chosen"] = frame.loc[0, "chosen"] + " yes"

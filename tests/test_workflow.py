@@ -46,7 +46,10 @@ def test_a_derived_pair_set_reads_its_source_pair_set():
     )
     text = out.stdout + out.stderr
     assert out.returncode == 0, text
-    block = re.search(r"rule build_pairs:\n(?:    .*\n)*?    input: (.*)\n(?:    .*\n)*?    wildcards: pairset=vlfeedback_corrupted", text)
+    block = re.search(
+        r"rule build_pairs:\n(?:    .*\n)*?    input: (.*)\n(?:    .*\n)*?    wildcards: pairset=vlfeedback_corrupted",
+        text,
+    )
     assert block and "results/pairs/vlfeedback/pairs.parquet" in block.group(1), text
     assert "results/world/scenes.jsonl" in block.group(1)
 

@@ -19,7 +19,7 @@ import torch
 from mmalign.bdhs import add_diffusion_noise
 from mmalign.seeding import stable_seed
 
-from .dpo import preference_dataset
+from .rows import preference_dataset
 
 RAW_ROWS = True  # the trainer reads each row's `distort` flag
 

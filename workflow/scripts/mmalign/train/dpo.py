@@ -33,20 +33,19 @@ from pathlib import Path
 
 import torch
 
-from mmalign.schema import read_pairs, validate_pair_table
+from mmalign.schema import validate_pair_table
 
 from .arithmetic import StepArithmetic
 from .chat_format import end_answers, frame_for_training
+from .lora import PROJECTOR, attach_lora
 from .methods import get, table_rejected_columns
 from .ranks import per_process_batch, save_adapter, world_size
 from .reference import precompute_for_run, precomputed_reference_trainer_class
+from .rows import preference_dataset
 from .settings import DPOSettings
 
 log = logging.getLogger(__name__)
 
-# LoRA goes on the language model's linear layers only (the vision tower has q/k/v projections too).
-LM_LINEAR_LAYERS = r".*language_model.*\.(q_proj|k_proj|v_proj|o_proj|gate_proj|up_proj|down_proj)"
-PROJECTOR = "multi_modal_projector"
 RAW_ROWS = False  # plain DPO: TRL's own collator reads its signature columns
 
 
@@ -58,53 +57,6 @@ def natural_steps(rows: int, settings: DPOSettings) -> int:
 def planned_steps(rows: int, settings: DPOSettings) -> int:
     """Steps the run will take: `epochs` passes, or `min_steps` if that is more (the data repeats)."""
     return max(natural_steps(rows, settings), settings.min_steps)
-
-
-def rejected_answers(row, mode: str) -> list[str]:
-    """Which rejected answers a pair contributes. 'both' is Avg-DPO (Eq. 5) with gamma = 0.5: the pair enters
-    once with the external and once with the policy-derived rejected answer, so the mean loss over the data is
-    0.5 L(y+, y-) + 0.5 L(y+, y~-), the average POVID's public code takes (two rows instead of one pair)."""
-    if mode == "external":
-        return [row.rejected]
-    if not row.rejected_policy:
-        raise ValueError(
-            f"pair {row.id!r} has no policy-derived rejected answer (rejected: {mode} needs a BDHS pair set)"
-        )
-    return [row.rejected_policy] if mode == "policy" else [row.rejected, row.rejected_policy]
-
-
-def distortion_answers(row, mode: str) -> list[tuple[str, bool]]:
-    """(rejected text, made by image distortion?) per row a pair contributes to the image-distortion baseline:
-    a distortion row carries y+ as its text (its labels are replaced during training, see distortion.py)."""
-    return ([(row.rejected, False)] if mode == "both" else []) + [(row.chosen, True)]
-
-
-def preference_dataset(
-    pairs_path: str | Path, max_pairs: int | None, seed: int, rejected: str = "external", distortion: bool = False
-):
-    """The pair table as a TRL vision preference dataset (conversational prompt/chosen/rejected + image)."""
-    from datasets import Dataset
-    from datasets import Image as ImageFeature
-
-    frame = read_pairs(pairs_path)
-    if max_pairs is not None and len(frame) > max_pairs:
-        frame = frame.sample(n=max_pairs, random_state=seed)
-    rows = []
-    for row in frame.itertuples():
-        answers = (
-            distortion_answers(row, rejected) if distortion else [(a, False) for a in rejected_answers(row, rejected)]
-        )
-        for answer, distort in answers:
-            rows.append(
-                {
-                    "image": row.image,
-                    "prompt": [{"role": "user", "content": row.prompt}],
-                    "chosen": [{"role": "assistant", "content": row.chosen}],
-                    "rejected": [{"role": "assistant", "content": answer}],
-                    **({"distort": distort} if distortion else {}),
-                }
-            )
-    return Dataset.from_list(rows).cast_column("image", ImageFeature())
 
 
 def build_dataset(pairs_path: str | Path, settings: DPOSettings):
@@ -134,20 +86,6 @@ def build_trainer(common: dict, settings: DPOSettings, judge=None, scenes=None):
 
 def run_metrics(trainer, seconds: float) -> dict:
     return {}
-
-
-def attach_lora(model, settings: DPOSettings):
-    from peft import LoraConfig, get_peft_model
-
-    config = LoraConfig(
-        r=settings.lora_r,
-        lora_alpha=settings.lora_alpha,
-        lora_dropout=settings.lora_dropout,
-        target_modules=LM_LINEAR_LAYERS,
-        modules_to_save=[PROJECTOR],
-        task_type="CAUSAL_LM",
-    )
-    return get_peft_model(model, config)
 
 
 def optimizer_groups(model, settings: DPOSettings) -> torch.optim.Optimizer:

@@ -6,14 +6,16 @@ refuses vision datasets), and variants that share a pair set and a base model (D
 recompute the same rows again. ``compute_reference_logps`` (rule ``reference_logps``) runs the reference forward
 once per row of a pair table, with TRL's own collator and ``DPOTrainer.compute_ref_log_probs`` on the base model
 with a fresh LoRA adapter disabled: exactly the reference a PEFT run uses. A training run then reads the values
-(``attach_reference_logps``) and ``PrecomputedReferenceDPOTrainer`` takes them from the batch instead of running
+(``precompute_for_run``) and ``PrecomputedReferenceDPOTrainer`` takes them from the batch instead of running
 the reference forward.
 
 A row is keyed by its image path and its prompt, chosen and rejected text as the trainer sees them (after the
 chat framing of ``mmalign.train.chat_format``). The artifact records a fingerprint of what its numbers depend
-on: the base model's files, the pair table's bytes and the code that computes them (this module's import
-closure and the versions of torch, transformers, TRL and PEFT). A run whose fingerprint differs never reads it:
-it logs why and computes its reference log-probs inline, as TRL does.
+on: the base model's files, the pair table's bytes and the code that computes them (the modules that make,
+frame and score the rows, and the versions of torch, transformers, TRL and PEFT). A run whose fingerprint
+differs never reads it: it logs why and scores its rows itself. A pair set that only one variant reads has no
+artifact: that run scores its rows in its own process (``precompute_for_run``), which on a CPU costs less than
+starting another process.
 """
 
 from __future__ import annotations
@@ -73,16 +75,21 @@ def model_fingerprint(model_dir: str) -> str:
     return digest.hexdigest()
 
 
+# the modules whose code the numbers depend on: how rows are made and framed, and how they are scored
+CODE = ("reference.py", "rows.py", "chat_format.py", "lora.py")
+
+
 def code_fingerprint() -> str:
-    """This module's import closure in the library, and the versions of the packages that compute the numbers."""
+    """This code's version (the bytes of ``CODE``) and the versions of the packages that compute the numbers."""
     import peft
     import transformers
     import trl
 
-    from mmalign.codehash import CodeVersions
-
-    code = CodeVersions(Path(__file__).resolve().parents[2]).version([__name__])
-    return f"{code} torch {torch.__version__} transformers {transformers.__version__} trl {trl.__version__} peft {peft.__version__}"
+    digest = hashlib.sha256()
+    for name in CODE:
+        digest.update(name.encode() + b"\0" + (Path(__file__).parent / name).read_bytes())
+    versions = {"torch": torch, "transformers": transformers, "trl": trl, "peft": peft}
+    return " ".join([digest.hexdigest()[:16], *(f"{name} {module.__version__}" for name, module in versions.items())])
 
 
 def fingerprint(model_dir, pairs_path) -> dict:
@@ -99,7 +106,7 @@ def reference_trainer(model_dir, processor, dataset, out_dir: str, batch_size: i
     from transformers import AutoModelForImageTextToText
     from trl import DPOConfig, DPOTrainer
 
-    from .dpo import attach_lora
+    from .lora import attach_lora
     from .settings import DPOSettings
 
     model = AutoModelForImageTextToText.from_pretrained(model_dir, dtype=torch.float32)
@@ -126,7 +133,7 @@ def table_rows(pairs_path, answer_end: str):
     """Every distinct row a variant of the pair table can train on, framed as training frames them: (dataset,
     keys). ``answer_end``: what ``chat_format.frame_for_training`` returned for the run's processor."""
     from .chat_format import end_answers
-    from .dpo import preference_dataset
+    from .rows import preference_dataset
 
     dataset = preference_dataset(pairs_path, None, 0, rejected=rejected_mode(pairs_path))
     if answer_end:
@@ -191,7 +198,9 @@ def recompute_reference_logps(model_dir, pairs_path, out_dir, batch_size: int = 
     found = {}
     for start in range(0, len(order), batch_size):
         picked = order[start : start + batch_size]
-        chosen, rejected = trainer.compute_ref_log_probs(trainer.model, trainer.data_collator([rows[i] for i in picked]))
+        chosen, rejected = trainer.compute_ref_log_probs(
+            trainer.model, trainer.data_collator([rows[i] for i in picked])
+        )
         found.update({keys[i]: (c, r) for i, c, r in zip(picked, chosen.tolist(), rejected.tolist())})
     return found
 

@@ -1,0 +1,23 @@
+"""The adapter every variant trains: PEFT LoRA on the language model's linear layers, the multimodal projector
+trained in full (``modules_to_save``), the vision tower frozen (the paper's recipe, Appendix A)."""
+
+from __future__ import annotations
+
+# LoRA goes on the language model's linear layers only (the vision tower has q/k/v projections too).
+LM_LINEAR_LAYERS = r".*language_model.*\.(q_proj|k_proj|v_proj|o_proj|gate_proj|up_proj|down_proj)"
+PROJECTOR = "multi_modal_projector"
+
+
+def attach_lora(model, settings):
+    """A PeftModel of ``model`` with the LoRA settings of ``settings`` (a DPOSettings)."""
+    from peft import LoraConfig, get_peft_model
+
+    config = LoraConfig(
+        r=settings.lora_r,
+        lora_alpha=settings.lora_alpha,
+        lora_dropout=settings.lora_dropout,
+        target_modules=LM_LINEAR_LAYERS,
+        modules_to_save=[PROJECTOR],
+        task_type="CAUSAL_LM",
+    )
+    return get_peft_model(model, config)

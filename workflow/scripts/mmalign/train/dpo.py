@@ -217,7 +217,9 @@ def train_dpo(
     if settings.reference_logps == "precomputed" and get(settings.method).precomputed_reference:
         # plain DPO's trainer, reading the reference from the batch: from the pair set's artifact, or scored here
         trainer = precomputed_reference_trainer_class()(**common)
+        start = time.time()
         reference = precompute_for_run(trainer, pairs_path, model_dir, answer_end, reference_logps)
+        log.info("reference log-probs: %s (%.1f s)", reference, time.time() - start)
         if reference == "inline":
             trainer.precompute_ref_logps, trainer.data_collator = False, trainer.vision_collator
     else:
@@ -229,7 +231,8 @@ def train_dpo(
     method_metrics = method.run_metrics(trainer, seconds)  # an online run checks its budgets here
     check_adapter_changed(model, settings, out_dir)  # nothing is published for a run that trained nothing
     save_adapter(trainer, model, out_dir / "adapter")
-    arithmetic.count(trainer)  # after the adapter is saved: counting leaves gradients behind
+    if world_size() == 1:  # after the adapter is saved: counting leaves gradients behind
+        arithmetic.count(trainer)
     if trainer.is_world_process_zero():
         with open(out_dir / "train_log.jsonl", "w") as fh:
             for entry in trainer.state.log_history:

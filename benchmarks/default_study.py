@@ -91,7 +91,10 @@ def training_arithmetic(workdir: Path, rate: float) -> dict:
         "tflop": round(flops / 1e12, 3),
         "arithmetic_seconds": round(flops / rate, 1),
         "wall_over_arithmetic": round(wall / (flops / rate), 2) if flops else None,
-        "precomputed_reference": sum(r.get("reference_logps") == "precomputed" for r in runs),
+        # where each run's reference log-probs came from: a pair set's artifact, its own pre-pass, or inline
+        "reference_logps": {
+            k: sum(r.get("reference_logps") == k for r in runs) for k in {r.get("reference_logps") for r in runs}
+        },
     }
 
 
@@ -144,8 +147,8 @@ def main() -> None:
     print(f"  {'(sum)':24s} {sum(figures['rule_seconds'].values()):8.1f}")
     t = arithmetic
     print(
-        f"training: {t['offline_runs_counted']} offline runs counted of {t['runs']} ({t['precomputed_reference']} read "
-        f"precomputed reference log-probs), {t['steps']} steps, {t['train_seconds']} s of training for "
+        f"training: {t['offline_runs_counted']} offline runs counted of {t['runs']} (reference log-probs from: "
+        f"{t['reference_logps']}), {t['steps']} steps, {t['train_seconds']} s of training for "
         f"{t['tflop']} TFLOP = {t['arithmetic_seconds']} s at {figures['matmul_gflops_one_core']} GFLOP/s on one core: "
         f"wall / arithmetic = {t['wall_over_arithmetic']}"
     )

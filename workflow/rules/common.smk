@@ -264,7 +264,10 @@ def annotator_spec(wildcards):
 def reads_precomputed_reference(variant):
     """Whether a variant's reference log-probs are computed before training (its method trains on fixed pairs)."""
     spec = config["variants"][variant]
-    return spec.get("reference_logps", "precomputed") == "precomputed" and methods.get(spec["method"]).precomputed_reference
+    return (
+        spec.get("reference_logps", "precomputed") == "precomputed"
+        and methods.get(spec["method"]).precomputed_reference
+    )
 
 
 def reference_pairsets():

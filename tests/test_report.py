@@ -56,7 +56,8 @@ TABLE12 = {
 def test_table_is_built_from_metrics_csv_in_the_papers_units(tmp_path):
     frame = build_table(Metrics(metrics_frame(HAND_MADE)), "table12", TABLE12, COLUMNS)
     assert list(frame.index) == ["Baseline", "DPO, POVID", "IPO, POVID", "SLiC, POVID"]
-    assert list(frame.columns) == ["variant", "status", *COLUMNS]
+    bounds = [f"{c} ({side})" for c in COLUMNS for side in ("low", "high")]
+    assert list(frame.columns)[:2] == ["variant", "status"] and set(frame.columns[2:]) == {*COLUMNS, *bounds}
     assert frame.loc["Baseline", "POPE"] == pytest.approx(80.0)  # subset 'all' (not 'random'), scaled to %
     assert frame.loc["DPO, POVID", "Recall"] == pytest.approx(72.0)
     assert frame.loc["DPO, POVID", "status"] == "run"
@@ -101,7 +102,7 @@ def test_a_judge_that_failed_reads_apart_from_not_run_and_not_evaluated(tmp_path
     assert metrics.status("ipo_povid", COLUMNS["MMHALv"]) == NOT_EVALUATED
     write_table(write_metrics(tmp_path, rows), "table12", TABLE12, COLUMNS, tmp_path / "t.csv", tmp_path / "t.md")
     dpo = next(line for line in (tmp_path / "t.md").read_text().splitlines() if line.startswith("| DPO, POVID"))
-    assert "3.10 [3 of 12 unjudged]" in dpo and "judge failed (12 of 12)" in dpo
+    assert "3.10† [3 of 12 unjudged]" in dpo and "judge failed (12 of 12)" in dpo
 
 
 def test_table_with_the_papers_numbers_shows_them_beside_ours_with_the_difference(tmp_path):
@@ -120,7 +121,7 @@ def test_table_with_the_papers_numbers_shows_them_beside_ours_with_the_differenc
     assert csv.loc["SLiC, POVID", "POPE (paper)"] == pytest.approx(88.28)  # the paper's row even when ours is missing
     assert math.isnan(csv.loc["SLiC, POVID", "POPE (diff)"])
     md = (tmp_path / "t.md").read_text()
-    assert "85.00 (paper 88.09; -3.09)" in md and "not run (paper 88.28)" in md
+    assert "85.00† (paper 88.09; -3.09)" in md and "not run (paper 88.28)" in md
 
 
 def test_configured_tables_name_the_papers_rows_and_every_published_row_has_a_table_row():
@@ -390,3 +391,18 @@ def test_beta_schedule_figure_marks_the_noise_levels(tmp_path):
     plot_beta_schedule(tmp_path / "b.csv", [500, 100], tmp_path / "b.png", tmp_path / "b.svg")
     svg = (tmp_path / "b.svg").read_text()
     assert "N = 100" in svg and f"N = 500 (√ᾱ = {alpha_bar(500) ** 0.5:.2f})" in svg
+
+
+def test_the_default_study_replicates_every_variant_the_claims_read():
+    """The claims are judged on intervals over seeds: a claim variant left out of `replicates` would be judged on
+    one seed (its item interval only) without anyone noticing."""
+    read = {
+        name
+        for claim in MEASURABLE
+        for check in claim["checks"]
+        for key in ("left", "right", "best", "among")
+        for name in ([check[key]] if isinstance(check.get(key), str) else check.get(key) or [])
+    }
+    assert (
+        set(CONFIG["replicates"]["variants"]) == (read & set(CONFIG["variants"])) and CONFIG["replicates"]["seeds"] == 3
+    )

@@ -68,7 +68,23 @@ def test_smoke_study_produces_every_artifact(smoke_run):
         assert (w / path).is_file(), path
     metrics = pd.read_csv(w / "results/tables/metrics.csv")
     pope = metrics[(metrics.benchmark == "pope") & (metrics.metric == "accuracy")]
-    assert set(pope.variant) == {"base", "dpo_povid", "ipo_povid", "dpo_bdhs_povid", "mixed_dpo_povid"}
+    n_pope_items = sum(1 for _ in open(w / "results/benchmarks/pope/items.jsonl"))
+    runs = {"base", "dpo_povid", "ipo_povid/seed0", "ipo_povid/seed1", "dpo_bdhs_povid", "mixed_dpo_povid"}
+    assert set(pope.variant) == runs | {"ipo_povid"}  # the replicated variant: its seed runs and their mean
+    ipo = pope[pope.subset == "all"].set_index("variant")
+    assert ipo.loc["ipo_povid", "seeds"] == 2
+    assert ipo.loc["ipo_povid", "value"] == pytest.approx(
+        ipo.loc[["ipo_povid/seed0", "ipo_povid/seed1"], "value"].mean()
+    )
+    seeds = [json.loads((w / f"results/runs/ipo_povid/seed{k}/spec.json").read_text())["seed"] for k in (0, 1)]
+    assert seeds == [0, 1]
+    pope_all_row = ipo.loc["dpo_povid"]
+    assert pope_all_row.ci_low <= pope_all_row.value <= pope_all_row.ci_high  # every number with its interval
+    assert pope_all_row.ci_items == n_pope_items and pope_all_row.ci_note != pope_all_row.ci_note  # NaN: no note
+    mmhalv = metrics[(metrics.benchmark == "mmhalv") & (metrics.metric == "score") & (metrics.subset == "all")]
+    assert mmhalv.ci_low.isna().all() and mmhalv.ci_note.str.contains("min_items 20").all()  # 12 items: none
+    environment = json.loads((w / "results/eval/base/pope/metrics.json").read_text())["environment"]
+    assert environment["cpu"] and environment["torch_threads"] >= 1 and environment["packages"]["torch"]
     online = json.loads((w / "results/runs/mixed_dpo_povid/train_metrics.json").read_text())["online"]
     assert sum(v for k, v in online.items() if k != "pairs/generation_seconds") >= 16  # every example counted
     bdhs_pairs = pd.read_parquet(w / "results/pairs/bdhs/pairs.parquet")
@@ -94,7 +110,8 @@ def test_smoke_study_produces_every_artifact(smoke_run):
     assert table.loc["POVID + BDHS_attn (Online)", "status"] == "not run"  # a row this study does not run
     assert table.loc["Baseline", "POPE (paper)"] == pytest.approx(86.40)  # compare_with_paper in the smoke config
     claims = pd.read_csv(w / "results/tables/claims.csv")
-    assert len(claims) == 22 and set(claims.verdict) <= {"holds", "does not hold", "not measured"}
+    assert len(claims) == 22 and set(claims.verdict) <= {"holds", "does not hold", "inconclusive", "not measured"}
+    assert "diff" in claims.set_index("id").loc[20, "evidence"]  # claim 20 (IPO vs DPO): a paired interval
 
 
 @pytest.mark.slow
@@ -116,7 +133,7 @@ def test_the_precomputed_reference_logps_of_the_smoke_study_equal_the_recomputed
         assert table.loc[key, "ref_chosen_logps"] == pytest.approx(chosen, rel=1e-5, abs=1e-5)
         assert table.loc[key, "ref_rejected_logps"] == pytest.approx(rejected, rel=1e-5, abs=1e-5)
     assert not (smoke_run / "results/reference_logps/bdhs").exists()
-    for variant, reference in [("dpo_povid", "artifact"), ("ipo_povid", "artifact"), ("dpo_bdhs_povid", "this run"),
+    for variant, reference in [("dpo_povid", "artifact"), ("ipo_povid/seed1", "artifact"), ("dpo_bdhs_povid", "this run"),
                                ("mixed_dpo_povid", "inline")]:  # fmt: skip
         train = json.loads((smoke_run / f"results/runs/{variant}/train_metrics.json").read_text())
         assert train["reference_logps"] == reference, variant
@@ -186,8 +203,9 @@ def test_editing_library_code_reruns_only_the_rules_that_use_it(smoke_run):
             "figure_size_series",
             "all",
         }
-        # the four variants (the BDHS pairs derive from povid) on the three benchmarks, not the base model
-        assert re.search(r"^evaluate\s+12$", table, re.M)
+        # the five runs (four variants, ipo_povid with two seeds; the BDHS pairs derive from povid) on the three
+        # benchmarks, not the base model
+        assert re.search(r"^evaluate\s+15$", table, re.M)
     finally:
         pairs_module.write_text(original)
 

@@ -33,9 +33,12 @@ def test_dry_run_plans_every_rule_of_the_default_study():
         "benchmark_items", "evaluate_variant", "aggregate_metrics", "figure_pope", "figure_bdhs_iterations", "all",
         "paper_table", "claims_scorecard", "figure_size_series", "beta_schedule", "figure_beta_schedule",
     }  # fmt: skip
-    # evaluation.jobs: per_variant: one job per evaluated model (the base model and every variant)
-    variants = yaml.safe_load((REPO / "config" / "config.yaml").read_text())["variants"]
-    assert re.search(rf"^evaluate_variant\s+{len(variants) + 1}$", out.stdout + out.stderr, re.M)
+    # evaluation.jobs: per_variant: one job per evaluated model (the base model and every run: a replicated
+    # variant is one run per seed)
+    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    replicated = config["replicates"]["variants"]
+    runs = len(config["variants"]) - len(replicated) + config["replicates"]["seeds"] * len(replicated)
+    assert re.search(rf"^evaluate_variant\s+{runs + 1}$", out.stdout + out.stderr, re.M)
 
 
 def test_a_derived_pair_set_reads_its_source_pair_set():
@@ -149,3 +152,32 @@ def test_a_config_without_a_column_the_claims_use_stops_before_any_job(tmp_path)
     text = out.stdout + out.stderr
     assert out.returncode != 0 and "Job stats" not in text
     assert "report.columns' does not fit the claims" in text and "column 'MMVet' is not in report.columns" in text
+
+
+def test_replicate_seeds_are_each_their_own_target(tmp_path):
+    """replicates: every replicated variant becomes <variant>/seed0..seed2, trained, evaluated and aggregated;
+    the variant alone is no longer a run (the report reads it as the mean of its seeds)."""
+    config = yaml.safe_load((REPO / "config/config.yaml").read_text())
+    config["replicates"] = {"seeds": 3, "variants": ["dpo_povid", "online_dpo_povid"]}
+    path = tmp_path / "replicates.yaml"
+    path.write_text(yaml.safe_dump(config))
+    out = run_snakemake("-n", "--forceall", "results/tables/claims.md", "--configfile", str(path))
+    text = out.stdout + out.stderr
+    assert out.returncode == 0, text
+    for variant in ("dpo_povid", "online_dpo_povid"):
+        trained = set(re.findall(rf"wildcards: trained=({variant}(?:/seed\d)?)\n", text))
+        assert trained == {f"{variant}/seed{k}" for k in range(3)}, trained
+        evaluated = set(re.findall(rf"wildcards: variant=({variant}(?:/seed\d)?)\n", text))
+        assert evaluated == {f"{variant}/seed{k}" for k in range(3)}
+    assert "results/runs/dpo_povid/seed2/adapter" in text
+    assert "results/eval/dpo_povid/seed1/pope/judgments.jsonl" in text
+
+
+def test_replicating_an_unknown_variant_stops_naming_the_key(tmp_path):
+    config = yaml.safe_load((REPO / "config/config.yaml").read_text())
+    config["replicates"] = {"seeds": 2, "variants": ["dpo_povdi"]}
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(config))
+    out = run_snakemake("-n", "--configfile", str(path))
+    text = out.stdout + out.stderr
+    assert out.returncode != 0 and "config key 'replicates.variants': no variants named ['dpo_povdi']" in text

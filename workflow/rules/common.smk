@@ -19,6 +19,7 @@ from mmalign.config import (
     apply_defaults,
     check_references,
     check_yaml_file,
+    expand_replicates,
     expand_sweeps,
     validate_config,
 )  # noqa: E402
@@ -38,6 +39,7 @@ try:
     apply_defaults(config)
     validate_config(config, SCHEMA)
     check_references(config)
+    REPLICATES = expand_replicates(config)  # variant -> its seed runs <variant>/seed<k>, each its own target
 except ConfigError as err:
     raise WorkflowError(str(err)) from None
 
@@ -391,3 +393,17 @@ def judge_downloads():
 
 def all_eval_metrics():
     return expand("results/eval/{variant}/{benchmark}/metrics.json", variant=EVALUATED, benchmark=BENCHMARKS)
+
+
+def all_eval_judgments():
+    """The per-item verdicts the intervals resample (mmalign.report.item_scores)."""
+    return expand(
+        "results/eval/{variant}/{benchmark}/judgments.jsonl", variant=EVALUATED, benchmark=BENCHMARKS
+    )
+
+
+def all_benchmark_items():
+    return expand("results/benchmarks/{benchmark}/items.jsonl", benchmark=BENCHMARKS)
+
+
+UNCERTAINTY = dict(config["report"].get("uncertainty") or {})

@@ -2,9 +2,12 @@
 
 
 rule aggregate_metrics:
-    """Collect every metrics.json into results/tables/metrics.csv (one row per variant x benchmark x metric)."""
+    """Collect every metrics.json into results/tables/metrics.csv (one row per variant x benchmark x metric), each
+    number with its item-bootstrap interval (and, for replicated variants, the mean over seeds)."""
     input:
-        all_eval_metrics(),
+        metrics=all_eval_metrics(),
+        judgments=all_eval_judgments(),
+        benchmark_items=all_benchmark_items(),
     output:
         report(
             "results/tables/metrics.csv",
@@ -19,6 +22,8 @@ rule aggregate_metrics:
     threads: 1
     params:
         code=code_of("aggregate_metrics"),
+        uncertainty=UNCERTAINTY,
+        replicates=REPLICATES,
     script:
         "../scripts/aggregate_metrics.py"
 
@@ -118,9 +123,13 @@ rule paper_table:
 
 rule claims_scorecard:
     """Each headline claim of the paper (workflow/resources/claims.yaml) checked on metrics.csv, and on the
-    paper's own published numbers: holds / does not hold / not measured, with the numbers used."""
+    paper's own published numbers: holds / does not hold / inconclusive / not measured, ours on the paired
+    interval of each comparison (item verdicts resampled), with the numbers used."""
     input:
         metrics="results/tables/metrics.csv",
+        eval_metrics=all_eval_metrics(),
+        judgments=all_eval_judgments(),
+        benchmark_items=all_benchmark_items(),
         claims=str(RESOURCES / "claims.yaml"),
         published=str(RESOURCES / "paper_results.csv"),
     output:
@@ -141,6 +150,8 @@ rule claims_scorecard:
         columns=REPORT_COLUMNS,
         study=config["study"],
         code=code_of("claims_scorecard"),
+        uncertainty=UNCERTAINTY,
+        replicates=REPLICATES,
     script:
         "../scripts/claims_scorecard.py"
 

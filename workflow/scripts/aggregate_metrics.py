@@ -1,9 +1,18 @@
-"""Snakemake adapter: all metrics.json -> results/tables/metrics.csv."""
+"""Snakemake adapter: all metrics.json (and the judgments they were scored from) -> results/tables/metrics.csv."""
+
+from pathlib import Path
 
 from mmalign.runlog import to_file
 
 to_file(snakemake.log[0])
 
 from mmalign.report.metrics import aggregate
+from mmalign.report.uncertainty import Settings
 
-aggregate(list(snakemake.input), snakemake.output[0])
+aggregate(
+    list(snakemake.input.metrics),
+    snakemake.output[0],
+    Settings.from_config(snakemake.params.uncertainty),
+    dict(snakemake.params.replicates),
+    {Path(path).parent.name: path for path in snakemake.input.benchmark_items},
+)

@@ -1,12 +1,15 @@
-"""Snakemake adapter: the claims scorecard from metrics.csv."""
+"""Snakemake adapter: the claims scorecard from metrics.csv, each comparison on its paired interval."""
 
 import logging
+from pathlib import Path
 
 from mmalign.runlog import to_file
 
 to_file(snakemake.log[0])
 
 from mmalign.report.claims import write_scorecard
+from mmalign.report.metrics import Evaluations
+from mmalign.report.uncertainty import Settings
 
 card = write_scorecard(
     snakemake.input.metrics,
@@ -16,5 +19,8 @@ card = write_scorecard(
     snakemake.output.csv,
     snakemake.output.md,
     snakemake.input.published,
+    evals=Evaluations(snakemake.input.eval_metrics, {Path(p).parent.name: p for p in snakemake.input.benchmark_items}),
+    groups=dict(snakemake.params.replicates),
+    settings=Settings.from_config(snakemake.params.uncertainty),
 )
 logging.info("verdicts: %s", card["verdict"].value_counts().to_dict())

@@ -67,6 +67,36 @@ def expand_sweeps(config: dict) -> None:
             config["variants"][name] = {**template, **dict(zip(keys, values))}
 
 
+REPLICATE = "{variant}/seed{k}"
+
+
+def replicate_groups(config: dict) -> dict[str, list[str]]:
+    """``replicates``: {variant: its seed runs} for the variants run with several training seeds (``seeds``:
+    how many; ``variants``: ``all`` or a list). Runs are named ``<variant>/seed<k>``, k = 0..seeds-1."""
+    section = config.get("replicates") or {}
+    seeds = int(section.get("seeds", 1))
+    if seeds < 2:
+        return {}
+    chosen = section.get("variants", "all")
+    names = list(config["variants"]) if chosen == "all" else list(chosen)
+    return {name: [REPLICATE.format(variant=name, k=k) for k in range(seeds)] for name in names}
+
+
+def expand_replicates(config: dict) -> dict[str, list[str]]:
+    """Replace each replicated variant by its seed runs, in place, after the config is checked: run k trains
+    with the variant's seed + k (run 0 computes exactly what the variant alone would), each its own target.
+    Returns the groups; tables, figures and claims read a group's mean over its seeds under the variant's name."""
+    groups = replicate_groups(config)
+    unknown = [name for name in groups if name not in config["variants"]]
+    if unknown:
+        raise ConfigError(f"config key 'replicates.variants': no variants named {unknown}")
+    for name, runs in groups.items():
+        template = config["variants"].pop(name)
+        for k, run in enumerate(runs):
+            config["variants"][run] = {**template, "seed": template.get("seed", config["seed"]) + k}
+    return groups
+
+
 def apply_defaults(config: dict) -> None:
     """Fill every variant from ``variant_defaults`` and every pair set from ``pairset_defaults[<its kind>]``,
     in place; a key set on the entry itself wins. This keeps a sweep of many variants short in the config,

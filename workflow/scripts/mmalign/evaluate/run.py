@@ -16,6 +16,7 @@ from PIL import Image
 
 from mmalign.judges import check_budget, make_judge
 from mmalign.models import generate, load_policy
+from mmalign.provenance import run_environment
 from mmalign.schema import read_jsonl, write_json
 
 from . import benchmarks
@@ -144,6 +145,7 @@ def evaluate(
         "judge_seconds": round(judge_seconds, 3),
         "eval_samples_per_second": round(len(items) / total, 2) if total else None,
         "adapter": str(adapter_dir) if adapter_dir else None,
+        "environment": run_environment(),
     }
     write_json(result, out_metrics)
     log.info(

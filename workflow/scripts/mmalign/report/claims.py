@@ -17,9 +17,15 @@ Claims live in a data file (workflow/resources/claims.yaml), one entry per claim
 
 Columns are the labels of ``report.columns`` and values are in their display units (the paper's units), so a
 margin reads in the paper's units too. Checks compare directions only, never absolute values, so the same
-claims apply to the synthetic default study. A claim holds when every check holds; it does not hold as soon as
-one measured check fails; otherwise, when a number is missing (a variant not run, a benchmark not evaluated),
-it is not measured.
+claims apply to the synthetic default study.
+
+Our own numbers are judged with the paired interval of each difference (``mmalign.report.uncertainty``: items
+resampled jointly for both sides, and seeds when a variant has replicates): a comparison *holds* when the interval
+excludes zero in the claimed direction, *does not hold* when it excludes zero the other way, and is
+*inconclusive* otherwise (or when the difference has no interval, e.g. too few items). A claim does not hold as
+soon as one comparison does not; else it is not measured when a number is missing (a variant not run, a
+benchmark not evaluated); else inconclusive when one comparison is; else it holds. The paper's published
+numbers are single runs with no items to resample: they are judged on the numbers alone, as before.
 """
 
 from __future__ import annotations
@@ -32,15 +38,20 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
+from .metrics import Evaluations
 from .tables import Metrics, read_published
+from .uncertainty import Interval, Settings, paired_difference
 
-HOLDS, FAILS, NOT_MEASURED = "holds", "does not hold", "not measured"
+HOLDS, FAILS, NOT_MEASURED, INCONCLUSIVE = "holds", "does not hold", "not measured", "inconclusive"
+VERDICTS = (HOLDS, FAILS, INCONCLUSIVE, NOT_MEASURED)
 OPS: dict[str, Callable[[float, float], bool]] = {
     ">": operator.gt, ">=": operator.ge, "<": operator.lt, "<=": operator.le,
 }  # fmt: skip
 
 Lookup = Callable[[str, str], float]  # (variant, column label) -> value in display units, NaN if missing
 Why = Callable[[str, str], str]  # (variant, column label) -> why its number is missing ("not run", "n/a")
+# (left variant, right variant, column label) -> the paired interval of left - right in display units
+Compare = Callable[[str, str, str], Interval]
 
 
 def _missing(variant: str, column: str) -> str:
@@ -74,12 +85,40 @@ def load_claims(path: str | Path, columns: dict[str, dict]) -> list[dict]:
     return claims
 
 
-def evaluate_check(check: dict, lookup: Lookup, why: Why = _missing) -> list[tuple[bool | None, str]]:
-    """(verdict, the numbers it used) per comparison; verdict None when a number is missing."""
+def interval_outcome(diff: Interval, op: str, margin: float = 0.0) -> bool | str:
+    """A comparison ``left op right`` (lenient by ``margin``) judged on the interval of left - right: True (holds),
+    False (does not hold) or INCONCLUSIVE."""
+    slack = margin if op in (">", ">=") else -margin
+    low, high = diff.low + slack, diff.high + slack
+    if not diff.measured:
+        return INCONCLUSIVE
+    if op in (">", ">="):
+        return True if (low > 0 or (op == ">=" and low >= 0)) else False if high < 0 else INCONCLUSIVE
+    return True if (high < 0 or (op == "<=" and high <= 0)) else False if low > 0 else INCONCLUSIVE
+
+
+def _shown_interval(diff: Interval) -> str:
+    if not diff.measured:
+        return f"{diff.value:+.2f} [no interval: {diff.note}]"
+    note = f"; {diff.note}" if diff.note else ""
+    return f"{diff.value:+.2f} [{diff.low:+.2f}, {diff.high:+.2f}{note}]"
+
+
+def evaluate_check(
+    check: dict, lookup: Lookup, why: Why = _missing, compare: Compare | None = None
+) -> list[tuple[bool | str | None, str]]:
+    """(outcome, the numbers it used) per comparison: True / False / INCONCLUSIVE, None when a number is missing.
+    Without ``compare`` (single numbers, the paper's) the numbers alone decide."""
     column = check["column"]
 
     def shown(variant: str, value: float) -> str:
         return f"{variant} {why(variant, column) if math.isnan(value) else f'{value:.2f}'}"
+
+    def judged(left: str, right: str, op: str, margin: float, point: bool) -> tuple[bool | str, str]:
+        if compare is None:
+            return point, ""
+        diff = compare(left, right, column)
+        return interval_outcome(diff, op, margin), f" (diff {_shown_interval(diff)})"
 
     if "best" in check:
         lowest = check.get("lowest", False)
@@ -91,9 +130,18 @@ def evaluate_check(check: dict, lookup: Lookup, why: Why = _missing) -> list[tup
         if any(math.isnan(x) for x in values.values()):
             return [(None, text)]
         target = values[check["best"]]
-        others = [x for v, x in values.items() if v != check["best"]]
-        holds = all(target <= x for x in others) if lowest else all(target >= x for x in others)
-        return [(holds, text)]
+        outcomes, details = [], []
+        for other, x in values.items():
+            if other == check["best"]:
+                continue
+            op = "<=" if lowest else ">="
+            outcome, detail = judged(check["best"], other, "<" if lowest else ">", 0.0, OPS[op](target, x))
+            outcomes.append(outcome)
+            details.append(f"vs {other}{detail}" if detail else "")
+        if compare is not None:
+            text += "; " + ", ".join(details)
+        overall = False if False in outcomes else INCONCLUSIVE if INCONCLUSIVE in outcomes else True
+        return [(overall, text)]
     margin = float(check.get("margin", 0.0))
     results = []
     lefts = check["left"] if isinstance(check["left"], list) else [check["left"]]
@@ -107,25 +155,32 @@ def evaluate_check(check: dict, lookup: Lookup, why: Why = _missing) -> list[tup
             results.append((None, text))
             continue
         slack = margin if check["op"] in (">", ">=") else -margin  # a margin makes the comparison lenient
-        results.append((OPS[check["op"]](left + slack, right), text))
+        point = OPS[check["op"]](left + slack, right)
+        outcome, detail = judged(left_variant, check["right"], check["op"], margin, point)
+        results.append((outcome, text + detail))
     return results
 
 
-def evaluate_claim(claim: dict, lookup: Lookup, why: Why = _missing) -> dict:
+MARKS = {True: "✓ ", False: "✗ ", INCONCLUSIVE: "~ ", None: "? "}
+
+
+def evaluate_claim(claim: dict, lookup: Lookup, why: Why = _missing, compare: Compare | None = None) -> dict:
     if claim.get("not_measured"):
         return {"verdict": NOT_MEASURED, "measured": "0/0", "evidence": "", "reason": claim["not_measured"]}
-    outcomes = [r for check in claim["checks"] for r in evaluate_check(check, lookup, why)]
-    verdicts = [v for v, _ in outcomes]
+    outcomes = [r for check in claim["checks"] for r in evaluate_check(check, lookup, why, compare)]
     failed = [text for v, text in outcomes if v is False]
     missing = [text for v, text in outcomes if v is None]
+    unsure = [text for v, text in outcomes if v == INCONCLUSIVE]
     if failed:
         verdict, reason = FAILS, "fails: " + "; ".join(failed)
     elif missing:
         verdict, reason = NOT_MEASURED, f"{len(missing)} of {len(outcomes)} comparisons lack a number"
+    elif unsure:
+        verdict, reason = INCONCLUSIVE, f"{len(unsure)} of {len(outcomes)} comparisons: the interval includes 0"
     else:
         verdict, reason = HOLDS, ""
-    measured = sum(v is not None for v in verdicts)
-    evidence = "; ".join(("✓ " if v else "✗ " if v is False else "? ") + text for v, text in outcomes)
+    measured = sum(v is not None for v, _ in outcomes)
+    evidence = "; ".join(MARKS[v] + text for v, text in outcomes)
     return {"verdict": verdict, "measured": f"{measured}/{len(outcomes)}", "evidence": evidence, "reason": reason}
 
 
@@ -144,15 +199,44 @@ def paper_lookup(published: pd.DataFrame, preferred_table: str | None) -> Lookup
     return lookup
 
 
+def paired_compare(
+    evals: Evaluations, columns: dict[str, dict], groups: dict[str, list[str]], settings: Settings
+) -> Compare:
+    """``Compare`` on our evaluations: the paired interval of left - right in the column's display units; a
+    replicated variant (``groups``) is the mean of its seed runs."""
+
+    def compare(left: str, right: str, column: str) -> Interval:
+        spec = columns[column]
+        benchmark, key = spec["benchmark"], (str(spec.get("subset", "all")), spec["metric"])
+        sides = []
+        for name in (left, right):
+            runs = groups.get(name, [name])
+            scores = [evals.scores(run, benchmark) if evals.has(run, benchmark) else None for run in runs]
+            if any(s is None or key not in s.metrics for s in scores):
+                return Interval(math.nan, note=f"{name} has no item scores for {column}")
+            sides.append(scores)
+        diff = paired_difference(sides[0], sides[1], key, settings, (left, right, benchmark))
+        return diff.scaled(spec.get("scale", 1.0))
+
+    return compare
+
+
 def scorecard(
-    claims: list[dict], ours: Lookup, published: pd.DataFrame | None = None, why: Why = _missing
+    claims: list[dict],
+    ours: Lookup,
+    published: pd.DataFrame | None = None,
+    why: Why = _missing,
+    compare: Compare | None = None,
 ) -> pd.DataFrame:
-    """One row per claim: our verdict with its numbers and, given the published numbers, the verdict the same
-    checks give on the paper's own numbers."""
+    """One row per claim: our verdict with its numbers (with ``compare``: judged on paired intervals, and
+    ``point_verdict`` = the same checks on our numbers alone) and, given the published numbers, the verdict the
+    same checks give on the paper's own numbers (single runs)."""
     rows = []
     for claim in claims:
-        result = evaluate_claim(claim, ours, why)
+        result = evaluate_claim(claim, ours, why, compare)
         row = {"id": claim["id"], "claim": claim["claim"], **result}
+        if compare is not None:
+            row["point_verdict"] = evaluate_claim(claim, ours, why)["verdict"]
         if published is not None:
             paper = evaluate_claim(claim, paper_lookup(published, claim.get("table")))
             row["paper_verdict"] = paper["verdict"]
@@ -162,11 +246,19 @@ def scorecard(
     return pd.DataFrame(rows)
 
 
-def markdown_scorecard(card: pd.DataFrame, study: str) -> str:
+def markdown_scorecard(card: pd.DataFrame, study: str, level: float | None = None) -> str:
     counts = card["verdict"].value_counts()
-    summary = ", ".join(f"{counts.get(v, 0)} {v}" for v in (HOLDS, FAILS, NOT_MEASURED))
+    summary = ", ".join(f"{counts.get(v, 0)} {v}" for v in VERDICTS if counts.get(v, 0) or v != INCONCLUSIVE)
+    with_point = "point_verdict" in card.columns
     with_paper = "paper_verdict" in card.columns
-    header = ["#", "claim", f"{study}", *(["on the paper's numbers"] if with_paper else []), "numbers used / reason"]
+    header = [
+        "#",
+        "claim",
+        f"{study}" + (f" ({level:.0%} paired intervals)" if with_point and level else ""),
+        *(["on our numbers alone"] if with_point else []),
+        *(["on the paper's numbers (single runs)"] if with_paper else []),
+        "numbers used / reason",
+    ]
     lines = [
         f"### Claims scorecard ({study})",
         "",
@@ -179,29 +271,50 @@ def markdown_scorecard(card: pd.DataFrame, study: str) -> str:
         detail = f"{r.reason}: {r.evidence}" if r.verdict == NOT_MEASURED and r.evidence else r.evidence or r.reason
         if r.note:
             detail += f" — note: {r.note}"
-        cells = [str(r.id), r.claim, f"**{r.verdict}**", *([r.paper_verdict] if with_paper else []), detail]
+        cells = [
+            str(r.id),
+            r.claim,
+            f"**{r.verdict}**",
+            *([r.point_verdict] if with_point else []),
+            *([r.paper_verdict] if with_paper else []),
+            detail,
+        ]
         lines.append("| " + " | ".join(c.replace("|", "\\|").replace("\n", " ") for c in cells) + " |")
     lines.append("")
     lines.append(
-        "✓ = comparison holds, ✗ = fails, ? = a number is missing (`not run`: the variant is not in this "
-        "study; `n/a`: its benchmark was not evaluated). Checks compare directions only; values are in the "
-        "paper's units."
+        "✓ = comparison holds, ✗ = fails, ~ = inconclusive (the interval of the difference includes 0), ? = a "
+        "number is missing (`not run`: the variant is not in this study; `n/a`: its benchmark was not evaluated). "
+        "`diff` = left - right [interval], paired over items (and seeds). Checks compare directions only; values "
+        "are in the paper's units."
     )
     return "\n".join(lines) + "\n"
 
 
 def write_scorecard(
-    metrics_csv, claims_path, columns: dict[str, dict], study: str, out_csv, out_md, published_csv=None
+    metrics_csv,
+    claims_path,
+    columns: dict[str, dict],
+    study: str,
+    out_csv,
+    out_md,
+    published_csv=None,
+    evals: Evaluations | None = None,
+    groups: dict[str, list[str]] | None = None,
+    settings: Settings | None = None,
 ) -> pd.DataFrame:
+    """The scorecard files; with ``evals`` (our item scores) each comparison is judged on its paired interval."""
     metrics = Metrics.read(metrics_csv)
     claims = load_claims(claims_path, columns)
     published = read_published(published_csv) if published_csv else None
+    settings = settings or Settings()
+    compare = paired_compare(evals, columns, groups or {}, settings) if evals is not None else None
     card = scorecard(
         claims,
         lambda variant, column: metrics.value(variant, columns[column]),
         published,
         lambda variant, column: metrics.status(variant, columns[column]),
+        compare,
     )
     card.to_csv(out_csv, index=False)
-    Path(out_md).write_text(markdown_scorecard(card, study))
+    Path(out_md).write_text(markdown_scorecard(card, study, settings.level if compare else None))
     return card

@@ -29,7 +29,8 @@ def plot_table(
     metrics_csv, table_name: str, table: dict, columns: dict[str, dict], out_png, out_svg, published_csv=None
 ) -> list[str]:
     """One panel per column that has a number in this study: a dot per aligned row joined to the base model's
-    dashed line (so the segment is the change from base), rows not run marked 'not run' (no dot, never a zero);
+    dashed line (so the segment is the change from base), the row's interval as a thin whisker under it and the
+    base model's as a grey band, rows not run marked 'not run' (no dot, never a zero);
     with published numbers, the paper's value as a black diamond. Returns the columns drawn."""
     plt = style()
     metrics = Metrics.read(metrics_csv)
@@ -58,6 +59,9 @@ def plot_table(
                 if not math.isnan(base):
                     ax.hlines(y, base, values[y], color=f"C{y % 10}", linewidth=2.5, alpha=0.7)
                 ax.plot([values[y]], [y], marker="o", color=f"C{y % 10}", markersize=6)
+                found = metrics.interval(rows[y][1], spec)
+                if found.measured:  # the item (and seed) interval as a whisker
+                    ax.plot([found.low, found.high], [y + 0.18] * 2, color=f"C{y % 10}", linewidth=1.0)
         theirs = [paper.get((v, column_label), math.nan) for _, v in rows]
         first_paper = next((y for y in ys if not math.isnan(theirs[y])), None)
         paper_base = paper.get(("base", column_label), math.nan)
@@ -90,6 +94,9 @@ def plot_table(
                 )
         if not math.isnan(base):
             ax.axvline(base, color=BASE_COLOUR, linestyle="--", linewidth=1.2, label=f"base {base:.2f}")
+            base_interval = metrics.interval("base", spec)
+            if base_interval.measured:
+                ax.axvspan(base_interval.low, base_interval.high, color=BASE_COLOUR, alpha=0.12, linewidth=0)
         if not math.isnan(paper_base):
             ax.axvline(
                 paper_base, color=PAPER_COLOUR, linestyle=":", linewidth=1.2, label=f"paper base {paper_base:.2f}"
@@ -205,13 +212,18 @@ def plot_beta_schedule(schedule_csv, noise_levels: list[int], out_png, out_svg) 
 
 
 def plot_pope(metrics_csv: str | Path, benchmark: str, metric: str, out_png: str | Path, out_svg: str | Path) -> None:
-    """Grouped bars: one group per POPE split, one bar per variant (base first)."""
+    """Grouped bars: one group per POPE split, one bar per variant (base first), each with its interval as an
+    error bar; a replicated variant is drawn once (its mean over seeds), not once per seed run."""
     plt = style()
     frame = pd.read_csv(metrics_csv)
-    frame = frame[(frame.benchmark == benchmark) & (frame.metric == metric)]
+    frame = frame[(frame.benchmark == benchmark) & (frame.metric == metric) & ~frame.variant.str.contains("/seed")]
     if frame.empty:
         raise ValueError(f"metrics.csv has no {metric!r} rows for benchmark {benchmark!r}")
     table = frame.pivot_table(index="subset", columns="variant", values="value")
+    has_intervals = {"ci_low", "ci_high"} <= set(frame.columns)
+    if has_intervals:
+        lows = frame.pivot_table(index="subset", columns="variant", values="ci_low", dropna=False)
+        highs = frame.pivot_table(index="subset", columns="variant", values="ci_high", dropna=False)
     order = [s for s in ["random", "popular", "adversarial", "all"] if s in table.index]
     variants = ["base"] + sorted(v for v in table.columns if v != "base")
     table = table.loc[order, [v for v in variants if v in table.columns]]
@@ -219,7 +231,15 @@ def plot_pope(metrics_csv: str | Path, benchmark: str, metric: str, out_png: str
     width = 0.8 / len(table.columns)
     for i, variant in enumerate(table.columns):
         xs = [k + (i - (len(table.columns) - 1) / 2) * width for k in range(len(order))]
-        bars = ax.bar(xs, table[variant], width, label=variant, color=BASE_COLOUR if variant == "base" else None)
+        errors = None
+        if has_intervals and variant in lows.columns:  # asymmetric: value - low below, high - value above
+            low_side = (table[variant] - lows[variant].reindex(order)).clip(lower=0).fillna(0)
+            high_side = (highs[variant].reindex(order) - table[variant]).clip(lower=0).fillna(0)
+            errors = [low_side.to_numpy(), high_side.to_numpy()]
+        bars = ax.bar(
+            xs, table[variant], width, yerr=errors, error_kw={"linewidth": 0.8, "capsize": 1.5},
+            label=variant, color=BASE_COLOUR if variant == "base" else None,
+        )  # fmt: skip
         ax.bar_label(bars, fmt="%.3f", fontsize=7, padding=1)
     ax.set_xticks(range(len(order)), [s if s != "all" else "mean" for s in order])
     low = max(0.0, table.min().min() - 0.1)

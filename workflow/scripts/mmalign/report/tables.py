@@ -20,6 +20,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from .uncertainty import Interval
+
 NOT_RUN = "not run"
 NOT_EVALUATED = "n/a"
 JUDGE_FAILED = "judge failed"
@@ -36,6 +38,16 @@ class Metrics:
         self._values = {
             (r.variant, r.benchmark, str(r.subset), r.metric): float(r.value) for r in frame.itertuples(index=False)
         }
+        self._intervals = {}
+        if {"ci_low", "ci_high"} <= set(frame.columns):  # metrics.csv since item intervals (mmalign.report.metrics)
+            for r in frame.itertuples(index=False):
+                note = r.ci_note if isinstance(r.ci_note, str) else ""
+                self._intervals[(r.variant, r.benchmark, str(r.subset), r.metric)] = (
+                    float(r.ci_low),
+                    float(r.ci_high),
+                    note,
+                    int(getattr(r, "seeds", 1) or 1),
+                )
 
     @classmethod
     def read(cls, path: str | Path) -> Metrics:
@@ -49,6 +61,16 @@ class Metrics:
         key = (variant, column["benchmark"], str(column.get("subset", "all")), column["metric"])
         raw = self._values.get(key, math.nan)
         return raw * column.get("scale", 1.0)
+
+    def interval(self, variant: str, column: dict) -> Interval:
+        """The column's number with its interval, in display units (no interval: NaN bounds and the reason)."""
+        key = (variant, column["benchmark"], str(column.get("subset", "all")), column["metric"])
+        low, high, note, _ = self._intervals.get(key, (math.nan, math.nan, "no interval in metrics.csv", 1))
+        return Interval(self._values.get(key, math.nan), low, high, note=note).scaled(column.get("scale", 1.0))
+
+    def seeds(self, variant: str, column: dict) -> int:
+        key = (variant, column["benchmark"], str(column.get("subset", "all")), column["metric"])
+        return self._intervals.get(key, (0, 0, "", 1))[3]
 
     def unjudged(self, variant: str, column: dict) -> tuple[int, int]:
         """(items the judge gave no verdict for, items judged or not) of the column's benchmark; (0, 0) for a
@@ -93,25 +115,35 @@ def published_numbers(published: pd.DataFrame | None, table: str) -> dict[tuple[
 def build_table(
     metrics: Metrics, table_name: str, table: dict, columns: dict[str, dict], published: pd.DataFrame | None = None
 ) -> pd.DataFrame:
-    """One row per table row (index = row label): ``variant``, ``status`` and, per column label, our number;
-    with published numbers also ``<label> (paper)`` and ``<label> (diff)`` = ours - paper. Missing = NaN."""
+    """One row per table row (index = row label): ``variant``, ``status`` and, per column label, our number and
+    its interval (``<label> (low)``, ``<label> (high)``); with published numbers also
+    ``<label> (paper)`` and ``<label> (diff)`` = ours - paper. Missing = NaN."""
     paper = published_numbers(published, table_name)
     records = []
     for label, variant in table["rows"].items():
         record = {"row": label, "variant": variant, "status": "run" if metrics.ran(variant) else NOT_RUN}
         for column_label, column in columns.items():
-            ours = metrics.value(variant, column)
-            record[column_label] = ours
+            ours = metrics.interval(variant, column)
+            record[column_label] = ours.value
+            record[f"{column_label} (low)"] = ours.low
+            record[f"{column_label} (high)"] = ours.high
             if published is not None:
                 theirs = paper.get((variant, column_label), math.nan)
                 record[f"{column_label} (paper)"] = theirs
-                record[f"{column_label} (diff)"] = ours - theirs
+                record[f"{column_label} (diff)"] = ours.value - theirs
         records.append(record)
     return pd.DataFrame.from_records(records).set_index("row")
 
 
 def _fmt(value: float, signed: bool = False) -> str:
     return f"{value:+.2f}" if signed else f"{value:.2f}"
+
+
+def _with_interval(number: Interval) -> str:
+    """``value ± half-width`` of the interval; the value alone with a dagger when it has none."""
+    if number.measured:
+        return f"{_fmt(number.value)} ± {number.half_width:.2f}"
+    return f"{_fmt(number.value)}†"
 
 
 def markdown_table(
@@ -125,7 +157,9 @@ def markdown_table(
         cells = [label]
         for column_label, column in columns.items():
             missing = metrics.status(row["variant"], column)
-            cell = missing if missing else _fmt(row[column_label])
+            cell = missing if missing else _with_interval(metrics.interval(row["variant"], column))
+            if not missing and metrics.seeds(row["variant"], column) > 1:
+                cell += f" ({metrics.seeds(row['variant'], column)} seeds)"
             missed, n = metrics.unjudged(row["variant"], column)
             if not missing and missed:
                 cell += f" [{missed} of {n} unjudged]"
@@ -147,9 +181,14 @@ def markdown_table(
     unevaluated = [c for c, spec in columns.items() if all(metrics.status(v, spec) for v in frame["variant"])]
     if unevaluated:
         lines.append(f"Columns with no number in this study (`{NOT_EVALUATED}`): {', '.join(unevaluated)}.")
+    lines.append(
+        "Ours read `value ± half-width` of the item-bootstrap interval (over items, and over seeds where a row has "
+        "several; the CSV has both bounds); `†` = no interval (too few items, see metrics.csv `ci_note`)."
+    )
     if with_paper:
         lines.append(
-            "Cells read `ours (paper; ours - paper)`; the paper's numbers: workflow/resources/paper_results.csv."
+            "Cells read `ours (paper; ours - paper)`; the paper's numbers (single runs, no interval): "
+            "workflow/resources/paper_results.csv."
         )
     return "\n".join(lines) + "\n"
 

@@ -26,6 +26,7 @@ from pathlib import Path
 
 from mmalign.gpus import check_gpus
 from mmalign.judges import make_judge
+from mmalign.provenance import run_environment
 from mmalign.schema import write_json
 
 from .dpo import train_dpo
@@ -118,7 +119,7 @@ def run_worker(
         scenes=scenes,
         reference_logps=reference_logps,
     )
-    metrics = {"variant": spec["variant"], **metrics, "processes": world_size()}
+    metrics = {"variant": spec["variant"], **metrics, "processes": world_size(), "environment": run_environment()}
     if is_rank_zero():
         write_json(metrics, metrics_path)
     return metrics

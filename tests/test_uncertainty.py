@@ -1,0 +1,327 @@
+"""Intervals on simulated metrics with known truth: coverage of the item bootstrap, pairing, seeds, too few items,
+the item decomposition of every benchmark against its scoring code, and claim verdicts on constructed intervals."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from mmalign.evaluate.benchmarks import gqa, llavaw, mmvet, objhal, pope, vqat
+from mmalign.judges import Rating
+from mmalign.report.claims import FAILS, HOLDS, INCONCLUSIVE, NOT_MEASURED, evaluate_claim, interval_outcome
+from mmalign.report.item_scores import DECOMPOSE, Decomposition, ItemScores, check_against
+from mmalign.report.metrics import aggregate
+from mmalign.report.uncertainty import (
+    Interval,
+    Settings,
+    interval,
+    paired_difference,
+    resample_counts,
+    seed_spread,
+)
+
+
+def binary_run(values, name="acc") -> ItemScores:
+    """A run of a plain mean metric (accuracy) over items with these 0/1 (or real) scores."""
+    values = np.asarray(values, dtype=float)
+    ids = [f"item{i}" for i in range(len(values))]
+    terms = Decomposition([(values, np.ones(len(values)))], np.ones(len(values), dtype=bool))
+    return ItemScores(ids, np.array(["all"] * len(values)), {("all", name): terms})
+
+
+KEY = ("all", "acc")
+
+
+# ------------------------------------------------------------------------------------------- coverage
+
+
+@pytest.mark.parametrize("kind", ["mean", "ratio"])
+def test_the_item_interval_covers_the_truth_at_its_nominal_level(kind):
+    """400 simulated benchmarks of 200 items: the 90% interval holds the true value in 90% +- 4% of them
+    (3.3 standard errors of a coverage estimated from 400 data sets)."""
+    settings = Settings(bootstrap=400, level=0.90, seed=1)
+    world = np.random.default_rng(7)
+    truth_p, n, hits, trials = 0.7, 200, 0, 400
+    for trial in range(trials):
+        if kind == "mean":  # accuracy: the truth is p
+            run, truth = binary_run(world.random(n) < truth_p), truth_p
+        else:  # a ratio of sums (LLaVA-W): response rating / reference rating, truth E[x] / E[y] = 0.5
+            reference = world.uniform(4, 10, n)
+            response = reference * world.uniform(0, 1, n)
+            terms = Decomposition([(response, reference)], np.ones(n, dtype=bool))
+            run, truth = ItemScores([f"i{i}" for i in range(n)], np.array(["all"] * n), {KEY: terms}), 0.5
+        found = interval([run], KEY, settings, f"trial{trial}")
+        hits += found.low <= truth <= found.high
+    assert abs(hits / trials - 0.90) <= 0.04, hits / trials
+
+
+def test_resampling_stays_inside_each_stratum():
+    strata = np.array(["random"] * 30 + ["popular"] * 50 + ["adversarial"] * 20)
+    counts = resample_counts(strata, 200, np.random.default_rng(0))
+    for stratum, size in (("random", 30), ("popular", 50), ("adversarial", 20)):
+        assert (counts[:, strata == stratum].sum(axis=1) == size).all()
+    assert counts.std(axis=0).min() > 0  # and it does resample
+
+
+def test_an_interval_is_seeded_and_independent_of_what_else_was_computed():
+    world = np.random.default_rng(3)
+    run = binary_run(world.random(100))  # real-valued scores (MM-Vet-like): bounds are not on a coarse grid
+    settings = Settings(bootstrap=300, seed=5)
+    first = interval([run], KEY, settings, "dpo|pope")
+    interval([binary_run(world.random(100) < 0.2)], KEY, settings, "other|pope")
+    assert interval([run], KEY, settings, "dpo|pope") == first
+    assert interval([run], KEY, Settings(bootstrap=300, seed=6), "dpo|pope") != first
+
+
+# -------------------------------------------------------------------------------------------- pairing
+
+
+def test_the_paired_interval_is_narrower_than_the_unpaired_one_on_correlated_items():
+    """Two variants answer the same items, which differ in difficulty: pairing cancels the difficulty."""
+    world = np.random.default_rng(11)
+    n, settings = 300, Settings(bootstrap=1000, seed=2)
+    difficulty = world.beta(0.3, 0.3, n)  # most items are easy or hard for both
+    left = binary_run(world.random(n) < np.clip(difficulty + 0.05, 0, 1))
+    right = binary_run(world.random(n) < difficulty)
+    paired = paired_difference([left], [right], KEY, settings, ("left", "right"))
+    # unpaired: independent item resamples for the two sides
+    a = left.metrics[KEY].value(resample_counts(left.strata, 1000, np.random.default_rng(1)))
+    b = right.metrics[KEY].value(resample_counts(right.strata, 1000, np.random.default_rng(2)))
+    unpaired_width = np.subtract(*np.quantile(a - b, [0.975, 0.025]))
+    assert paired.value == pytest.approx(left.metrics[KEY].value() - right.metrics[KEY].value())
+    assert paired.high - paired.low < 0.7 * unpaired_width, (paired, unpaired_width)
+
+
+def test_a_paired_comparison_keeps_only_items_judged_for_both_sides_and_says_so():
+    left, right = binary_run([1, 0] * 30), binary_run([0, 1] * 30)
+    right.ids = right.ids[:50] + [f"unjudged{i}" for i in range(10)]  # 10 items the judge missed for `right`
+    diff = paired_difference([left], [right], KEY, Settings(bootstrap=200), ("l", "r"))
+    assert diff.items == 50 and "paired on 50 items (10 judged for one side only)" in diff.note
+
+
+# ---------------------------------------------------------------------------------------------- seeds
+
+
+def test_seed_replicates_widen_the_interval_by_their_spread():
+    """Three seeds that disagree by much more than item noise: the combined interval is wider than any one
+    seed's item interval, and seed_sd reports the spread."""
+    world = np.random.default_rng(4)
+    items = world.random(400)
+    seeds = [binary_run(items < p) for p in (0.45, 0.6, 0.75)]
+    settings = Settings(bootstrap=1000, seed=0)
+    combined = interval(seeds, KEY, settings, "dpo")
+    alone = interval(seeds[1:2], KEY, settings, "dpo")
+    assert combined.value == pytest.approx(np.mean([s.metrics[KEY].value() for s in seeds]))
+    assert combined.half_width > 2 * alone.half_width
+    assert seed_spread(seeds, KEY) == pytest.approx(np.std([0.45, 0.6, 0.75], ddof=1), abs=0.05)
+    assert math.isnan(seed_spread(seeds[:1], KEY))
+
+
+# ----------------------------------------------------------------------------------------- too few items
+
+
+def test_a_metric_with_too_few_items_has_no_interval_and_says_why():
+    found = interval([binary_run([1, 0, 1, 1, 0] * 2)], KEY, Settings(min_items=20), "x")
+    assert not found.measured and math.isnan(found.half_width)  # never a zero width
+    assert found.value == pytest.approx(0.6) and found.note == "10 items < report.uncertainty.min_items 20"
+
+
+def test_metrics_csv_carries_intervals_and_missing_ones_with_their_reason(tmp_path):
+    """Two evaluations of a 'gqa' benchmark: a number with its interval, a count without one, and (min_items
+    above the items of one) a number whose interval is missing with the reason."""
+    files = []
+    for variant, n in (("base", 60), ("dpo", 12)):
+        folder = tmp_path / "eval" / variant / "gqa"
+        folder.mkdir(parents=True)
+        items = [{"id": f"q{i}", "answer": "red", "question": "colour?"} for i in range(n)]
+        predictions = ["red" if i % 3 else "blue" for i in range(n)]
+        rows, judgments = gqa.score(items, predictions)
+        (folder / "judgments.jsonl").write_text("".join(json.dumps(j) + "\n" for j in judgments))
+        result = {"variant": variant, "benchmark": "gqa", "kind": "gqa", "metrics": rows}
+        (folder / "metrics.json").write_text(json.dumps(result))
+        files.append(folder / "metrics.json")
+    frame = aggregate(files, tmp_path / "metrics.csv", Settings(bootstrap=200, min_items=20))
+    frame = frame.set_index(["variant", "metric"])
+    base = frame.loc[("base", "accuracy")]
+    assert base.ci_low < base.value < base.ci_high and base.ci_items == 60 and base.ci_note == ""
+    assert frame.loc[("base", "n")].ci_note == "a count (no interval)" and math.isnan(frame.loc[("base", "n")].ci_low)
+    short = frame.loc[("dpo", "accuracy")]
+    assert math.isnan(short.ci_low) and "12 items < report.uncertainty.min_items 20" in short.ci_note
+    reread = pd.read_csv(tmp_path / "metrics.csv")
+    assert {"ci_low", "ci_high", "ci_items", "ci_note", "seeds", "seed_sd"} <= set(reread.columns)
+
+
+def test_a_replicated_variant_gets_rows_over_its_seeds(tmp_path):
+    files = []
+    for run, shift in (("dpo/seed0", 0), ("dpo/seed1", 1), ("dpo/seed2", 2)):
+        folder = tmp_path / "eval" / run / "gqa"
+        folder.mkdir(parents=True)
+        items = [{"id": f"q{i}", "answer": "red", "question": "?"} for i in range(90)]
+        rows, judgments = gqa.score(items, ["red" if (i + shift) % (3 + shift) else "blue" for i in range(90)])
+        (folder / "judgments.jsonl").write_text("".join(json.dumps(j) + "\n" for j in judgments))
+        (folder / "metrics.json").write_text(
+            json.dumps({"variant": run, "benchmark": "gqa", "kind": "gqa", "metrics": rows})
+        )
+        files.append(folder / "metrics.json")
+    groups = {"dpo": ["dpo/seed0", "dpo/seed1", "dpo/seed2"]}
+    frame = aggregate(files, tmp_path / "m.csv", Settings(bootstrap=300), groups).set_index(["variant", "metric"])
+    group = frame.loc[("dpo", "accuracy")]
+    runs = [frame.loc[(r, "accuracy")].value for r in groups["dpo"]]
+    assert group.seeds == 3 and group.value == pytest.approx(np.mean(runs))
+    assert group.seed_sd == pytest.approx(np.std(runs, ddof=1))
+    assert group.ci_low < group.value < group.ci_high
+
+
+# --------------------------------------------------------------------- decompositions = the scoring code
+
+
+class TableJudge:
+    """A judge whose ratings are given per item (the scoring code's input here, not what is tested)."""
+
+    def __init__(self, ratings):
+        self.ratings = ratings
+
+    def rate(self, requests):
+        return [self.ratings[r.id] for r in requests]
+
+
+def _items(n, subsets, **meta):
+    return [
+        {"id": f"x{i}", "question": "q", "answer": "red", "subset": subsets[i % len(subsets)], "meta": dict(meta)}
+        for i in range(n)
+    ]
+
+
+def test_every_decomposition_reproduces_its_benchmarks_metrics():
+    world = np.random.default_rng(0)
+    words = ["yes", "no", "maybe", "red", "blue", "circle"]
+    cases = {}
+    items = _items(60, pope.SPLITS)
+    for it in items:
+        it["answer"] = world.choice(["yes", "no"])
+    cases["pope"] = pope.score(items, [str(world.choice(words)) for _ in items])
+    cases["gqa"] = gqa.score(items, [str(world.choice(words)) for _ in items])
+    vq = _items(40, ["all"], answers=["red"] * 6 + ["blue"] * 4)
+    cases["vqat"] = vqat.score(vq, [str(world.choice(words)) for _ in vq])
+    shapes = ["circle", "square", "triangle", "star"]
+    oh = _items(40, ["all"])
+    for it in oh:
+        it["meta"]["objects"] = list(world.choice(shapes, size=2, replace=False))
+    reader = type("Shapes", (), {"mentions": lambda self, t: [w for w in t.split() if w in shapes]})()
+    cases["objhal"] = objhal.score(oh, [" ".join(world.choice(shapes + ["and"], size=3)) for _ in oh], reader)
+    judged = _items(50, ["conv", "detail", "complex"], capability=["rec", "ocr"])
+    for i, it in enumerate(judged):
+        it["meta"]["capability"] = [["rec"], ["ocr"], ["rec", "ocr"], []][i % 4]
+    ratings = {
+        it["id"]: Rating(
+            id=it["id"],
+            status="ok" if i % 7 else "failed",
+            reason="",
+            raw=None,
+            judge_id="t",
+            prompt_hash="",
+            cached=False,
+            score=float(world.integers(1, 10)) if i % 7 else None,
+            details={"reference_score": float(world.integers(5, 10))},
+        )
+        for i, it in enumerate(judged)
+    }
+    cases["llavaw"] = llavaw.score(judged, ["a"] * 50, TableJudge(ratings))
+    unit = {
+        k: Rating(**{**r.to_record(), "score": None if r.score is None else r.score / 10}) for k, r in ratings.items()
+    }
+    cases["mmvet"] = mmvet.score(judged, ["a"] * 50, TableJudge(unit))
+    by_id = {it["id"]: it for it in judged}
+    for kind, (rows, judgments) in cases.items():
+        scores = DECOMPOSE[kind](judgments, by_id)
+        check_against(scores, rows, kind)  # raises on any difference
+        covered = {(str(r["subset"]), r["metric"]) for r in rows} & set(scores.metrics)
+        assert len(covered) >= 1, kind
+    assert len(DECOMPOSE["pope"](cases["pope"][1], {}).metrics) == 5 * 4  # 5 metrics x (3 splits + all)
+
+
+def test_a_decomposition_that_disagrees_with_metrics_json_is_an_error():
+    items = _items(30, ["all"])
+    rows, judgments = gqa.score(items, ["red"] * 20 + ["blue"] * 10)
+    rows[0]["value"] += 0.01
+    with pytest.raises(ValueError, match="accuracy is .* in metrics.json but"):
+        check_against(DECOMPOSE["gqa"](judgments, {}), rows, "results/eval/x/gqa/metrics.json")
+
+
+# ---------------------------------------------------------------------------------------------- verdicts
+
+
+@pytest.mark.parametrize(
+    "op, low, high, expected",
+    [
+        (">", 0.5, 2.0, True),  # excludes 0 in the claimed direction
+        (">", -2.0, -0.5, False),  # excludes 0 the other way
+        (">", -0.5, 2.0, INCONCLUSIVE),
+        ("<", -2.0, -0.5, True),
+        ("<", 0.5, 2.0, False),
+        ("<", -1.0, 1.0, INCONCLUSIVE),
+        (">=", 0.0, 1.0, True),
+        (">", 0.0, 1.0, INCONCLUSIVE),
+    ],
+)
+def test_a_comparison_is_judged_on_its_interval(op, low, high, expected):
+    assert interval_outcome(Interval((low + high) / 2, low, high), op) == expected
+
+
+def test_a_margin_shifts_the_interval_in_the_papers_units():
+    assert interval_outcome(Interval(-0.3, -0.8, -0.1), ">=", margin=1.0) is True  # within 1 point
+    assert interval_outcome(Interval(-0.3, -0.8, -0.1), ">=") is False
+
+
+def test_a_difference_without_an_interval_is_inconclusive():
+    assert interval_outcome(Interval(3.0, note="10 items < report.uncertainty.min_items 20"), ">") == INCONCLUSIVE
+
+
+@pytest.mark.parametrize(
+    "diffs, verdict",
+    [
+        ({"POPE": (1, 3), "MMVet": (-4, -1)}, HOLDS),
+        ({"POPE": (1, 3), "MMVet": (1, 4)}, FAILS),  # MMVet rose: the claim says it falls
+        ({"POPE": (-1, 3), "MMVet": (-4, -1)}, INCONCLUSIVE),
+        ({"POPE": (-1, 3), "MMVet": (1, 4)}, FAILS),  # one comparison failing decides
+    ],
+)
+def test_claim_verdicts_on_constructed_intervals(diffs, verdict):
+    claim = {
+        "checks": [
+            {"left": "dpo", "op": ">", "right": "base", "column": "POPE"},
+            {"left": "dpo", "op": "<", "right": "base", "column": "MMVet"},
+        ]
+    }
+    values = {("dpo", "POPE"): 85.0, ("base", "POPE"): 84.0, ("dpo", "MMVet"): 40.0, ("base", "MMVet"): 42.0}
+
+    def compare(left, right, column):
+        low, high = diffs[column]
+        return Interval((low + high) / 2, low, high, 100)
+
+    result = evaluate_claim(claim, lambda v, c: values[(v, c)], compare=compare)
+    assert result["verdict"] == verdict, result
+    assert "diff" in result["evidence"] and "[" in result["evidence"]
+    # the same numbers judged alone (a single run): the point comparison
+    assert evaluate_claim(claim, lambda v, c: values[(v, c)])["verdict"] == HOLDS
+
+
+def test_a_best_of_check_needs_every_pairwise_interval():
+    claim = {"checks": [{"best": "a", "among": ["b", "c"], "column": "POPE"}]}
+    values = {"a": 90.0, "b": 88.0, "c": 80.0}
+    intervals = {("a", "b"): (-0.5, 4.0), ("a", "c"): (8.0, 12.0)}
+    result = evaluate_claim(claim, lambda v, c: values[v], compare=lambda a, b, c: Interval(0, *intervals[(a, b)], 50))
+    assert result["verdict"] == INCONCLUSIVE and "vs b (diff" in result["evidence"]
+    intervals[("a", "b")] = (0.5, 4.0)
+    assert (
+        evaluate_claim(claim, lambda v, c: values[v], compare=lambda a, b, c: Interval(0, *intervals[(a, b)], 50))[
+            "verdict"
+        ]
+        == HOLDS
+    )
+    missing = evaluate_claim(claim, lambda v, c: math.nan if v == "c" else values[v], compare=lambda *a: Interval(0))
+    assert missing["verdict"] == NOT_MEASURED

@@ -37,3 +37,21 @@ def tiny_model(small_world, tmp_path_factory):
     )
     metrics = build_base_model(settings, build, load_scenes(scenes_path, "sft"), images, out)
     return out, metrics
+
+
+@pytest.fixture(scope="session")
+def pairs(small_world, tmp_path_factory):
+    """The POVID analog's pairs on the small world (read-only: tests that train on it share it)."""
+    from mmalign.pairs.build import build_pairset
+
+    _, scenes_path, images = small_world
+    out = tmp_path_factory.mktemp("pairs")
+    build_pairset(
+        {"kind": "povid_analog"},
+        {"scenes": scenes_path, "images": images},
+        out / "pairs.parquet",
+        out / "manifest.json",
+        seed=0,
+        world_config={"seed": 3},
+    )
+    return out / "pairs.parquet"

@@ -9,7 +9,6 @@ import pytest
 from safetensors.torch import load_file
 
 from mmalign.gpus import GPUUnavailableError, requested_gpus
-from mmalign.pairs.build import build_pairset
 from mmalign.train.launch import ACCELERATE_CONFIGS, accelerate_command, plan_launch, train_variant
 from mmalign.train.ranks import per_process_batch
 
@@ -74,21 +73,6 @@ def test_accelerate_configs_load_with_accelerate(name, kind):
     if kind == "FSDP":
         assert config.fsdp_config["fsdp_sharding_strategy"] == "FULL_SHARD"
         assert config.fsdp_config["fsdp_state_dict_type"] == "FULL_STATE_DICT"
-
-
-@pytest.fixture(scope="module")
-def pairs(small_world, tmp_path_factory):
-    _, scenes_path, images = small_world
-    out = tmp_path_factory.mktemp("pairs")
-    build_pairset(
-        {"kind": "povid_analog"},
-        {"scenes": scenes_path, "images": images},
-        out / "pairs.parquet",
-        out / "manifest.json",
-        seed=0,
-        world_config={"seed": 3},
-    )
-    return out / "pairs.parquet"
 
 
 # Two gloo ranks average two half-batch gradients where one process takes the mean over the whole batch: the

@@ -14,27 +14,11 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from mmalign.pairs.build import build_pairset
 from mmalign.train.dpo import train_dpo
 from mmalign.train.online import OnlineSettings, uses_offline_pair
 from mmalign.train.settings import DPOSettings
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture(scope="module")
-def pairs(small_world, tmp_path_factory):
-    _, scenes_path, images = small_world
-    out = tmp_path_factory.mktemp("online_pairs")
-    build_pairset(
-        {"kind": "povid_analog"},
-        {"scenes": scenes_path, "images": images},
-        out / "pairs.parquet",
-        out / "manifest.json",
-        seed=0,
-        world_config={"seed": 3},
-    )
-    return out / "pairs.parquet"
 
 
 def adapter_weights(run_dir: Path) -> dict[str, torch.Tensor]:

@@ -11,27 +11,11 @@ import pandas as pd
 import pytest
 import torch
 
-from mmalign.pairs.build import build_pairset
 from mmalign.train import reference
 from mmalign.train.dpo import preference_dataset, train_dpo
 from mmalign.train.settings import DPOSettings
 
 SETTINGS = dict(batch_size=8, max_pairs=16, lora_r=4, lora_alpha=8, logging_steps=1, learning_rate=0.05)
-
-
-@pytest.fixture(scope="module")
-def pairs(small_world, tmp_path_factory):
-    _, scenes_path, images = small_world
-    out = tmp_path_factory.mktemp("pairs")
-    build_pairset(
-        {"kind": "povid_analog"},
-        {"scenes": scenes_path, "images": images},
-        out / "pairs.parquet",
-        out / "manifest.json",
-        seed=0,
-        world_config={"seed": 3},
-    )
-    return out / "pairs.parquet"
 
 
 @pytest.fixture(scope="module")

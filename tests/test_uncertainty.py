@@ -325,3 +325,45 @@ def test_a_best_of_check_needs_every_pairwise_interval():
     )
     missing = evaluate_claim(claim, lambda v, c: math.nan if v == "c" else values[v], compare=lambda *a: Interval(0))
     assert missing["verdict"] == NOT_MEASURED
+
+
+def _gqa_eval(root, run, correct):
+    """An evaluation of a 'gqa' benchmark whose i-th item is right when correct[i]."""
+    folder = root / "eval" / run / "gqa"
+    folder.mkdir(parents=True)
+    items = [{"id": f"q{i}", "answer": "red", "question": "?"} for i in range(len(correct))]
+    rows, judgments = gqa.score(items, ["red" if c else "blue" for c in correct])
+    (folder / "judgments.jsonl").write_text("".join(json.dumps(j) + "\n" for j in judgments))
+    (folder / "metrics.json").write_text(
+        json.dumps({"variant": run, "benchmark": "gqa", "kind": "gqa", "metrics": rows})
+    )
+    return folder / "metrics.json"
+
+
+def test_the_scorecard_judges_a_replicated_variant_on_seeds_and_items(tmp_path):
+    """dpo (3 seeds, 80-90% right) against base (50%) on 100 GQA items: the claim holds on the paired interval,
+    and claims_comparisons.csv lists the comparison with dpo's seed spread."""
+    import yaml
+
+    from mmalign.report.claims import write_scorecard
+    from mmalign.report.metrics import Evaluations
+
+    world = np.random.default_rng(0)
+    files = [_gqa_eval(tmp_path, "base", world.random(100) < 0.5)]
+    files += [_gqa_eval(tmp_path, f"dpo/seed{k}", world.random(100) < p) for k, p in enumerate((0.8, 0.85, 0.9))]
+    groups = {"dpo": ["dpo/seed0", "dpo/seed1", "dpo/seed2"]}
+    settings = Settings(bootstrap=300)
+    aggregate(files, tmp_path / "metrics.csv", settings, groups)
+    columns = {"GQA": {"benchmark": "gqa", "metric": "accuracy", "scale": 100}}
+    claims = tmp_path / "claims.yaml"
+    claims.write_text(yaml.safe_dump([{"id": 1, "claim": "DPO helps GQA", "checks": [
+        {"left": "dpo", "op": ">", "right": "base", "column": "GQA"}]}]))  # fmt: skip
+    card = write_scorecard(
+        tmp_path / "metrics.csv", claims, columns, "t", tmp_path / "c.csv", tmp_path / "c.md",
+        evals=Evaluations(files), groups=groups, settings=settings, out_comparisons=tmp_path / "cc.csv",
+    )  # fmt: skip
+    assert card.loc[0, "verdict"] == HOLDS and card.loc[0, "point_verdict"] == HOLDS
+    row = pd.read_csv(tmp_path / "cc.csv").iloc[0]
+    assert (row.left, row.right, row["column"]) == ("dpo", "base", "GQA") and 0 < row.low < row["diff"] < row.high
+    assert row.left_seed_sd > 0 and math.isnan(row.right_seed_sd)  # base has one run
+    assert "(95% paired intervals)" in (tmp_path / "c.md").read_text()

@@ -140,6 +140,7 @@ rule claims_scorecard:
             labels={"table": "claims scorecard", "type": "numbers"},
         ),
         md="results/tables/claims.md",
+        comparisons="results/tables/claims_comparisons.csv",
     log:
         "logs/claims_scorecard.log",
     localrule: True

@@ -22,5 +22,6 @@ card = write_scorecard(
     evals=Evaluations(snakemake.input.eval_metrics, {Path(p).parent.name: p for p in snakemake.input.benchmark_items}),
     groups=dict(snakemake.params.replicates),
     settings=Settings.from_config(snakemake.params.uncertainty),
+    out_comparisons=snakemake.output.comparisons,
 )
 logging.info("verdicts: %s", card["verdict"].value_counts().to_dict())

@@ -44,6 +44,8 @@ from .uncertainty import Interval, Settings, paired_difference
 
 HOLDS, FAILS, NOT_MEASURED, INCONCLUSIVE = "holds", "does not hold", "not measured", "inconclusive"
 VERDICTS = (HOLDS, FAILS, INCONCLUSIVE, NOT_MEASURED)
+COMPARISON_COLUMNS = ["id", "column", "left", "right", "diff", "low", "high", "items", "note", "left_seed_sd",
+                      "right_seed_sd"]  # fmt: skip
 OPS: dict[str, Callable[[float, float], bool]] = {
     ">": operator.gt, ">=": operator.ge, "<": operator.lt, "<=": operator.le,
 }  # fmt: skip
@@ -221,19 +223,36 @@ def paired_compare(
     return compare
 
 
+def _recorded(compare: Compare | None, claim_id, into: list[dict] | None) -> Compare | None:
+    if compare is None or into is None:
+        return compare
+
+    def recording(left: str, right: str, column: str) -> Interval:
+        diff = compare(left, right, column)
+        into.append(
+            {"id": claim_id, "column": column, "left": left, "right": right, "diff": diff.value, "low": diff.low,
+             "high": diff.high, "items": diff.items, "note": diff.note}
+        )  # fmt: skip
+        return diff
+
+    return recording
+
+
 def scorecard(
     claims: list[dict],
     ours: Lookup,
     published: pd.DataFrame | None = None,
     why: Why = _missing,
     compare: Compare | None = None,
+    comparisons: list[dict] | None = None,
 ) -> pd.DataFrame:
     """One row per claim: our verdict with its numbers (with ``compare``: judged on paired intervals, and
     ``point_verdict`` = the same checks on our numbers alone) and, given the published numbers, the verdict the
-    same checks give on the paper's own numbers (single runs)."""
+    same checks give on the paper's own numbers (single runs). ``comparisons`` collects every paired difference
+    used: claim id, column, left, right and the interval."""
     rows = []
     for claim in claims:
-        result = evaluate_claim(claim, ours, why, compare)
+        result = evaluate_claim(claim, ours, why, _recorded(compare, claim["id"], comparisons))
         row = {"id": claim["id"], "claim": claim["claim"], **result}
         if compare is not None:
             row["point_verdict"] = evaluate_claim(claim, ours, why)["verdict"]
@@ -301,20 +320,30 @@ def write_scorecard(
     evals: Evaluations | None = None,
     groups: dict[str, list[str]] | None = None,
     settings: Settings | None = None,
+    out_comparisons=None,
 ) -> pd.DataFrame:
-    """The scorecard files; with ``evals`` (our item scores) each comparison is judged on its paired interval."""
+    """The scorecard files; with ``evals`` (our item scores) each comparison is judged on its paired interval,
+    and ``out_comparisons`` lists them with the seed spread of either side (``left_seed_sd``, ``right_seed_sd``:
+    NaN for a variant with one seed), to read the noise of training against the effects the claims test."""
     metrics = Metrics.read(metrics_csv)
     claims = load_claims(claims_path, columns)
     published = read_published(published_csv) if published_csv else None
     settings = settings or Settings()
     compare = paired_compare(evals, columns, groups or {}, settings) if evals is not None else None
+    comparisons: list[dict] = []
     card = scorecard(
         claims,
         lambda variant, column: metrics.value(variant, columns[column]),
         published,
         lambda variant, column: metrics.status(variant, columns[column]),
         compare,
+        comparisons,
     )
     card.to_csv(out_csv, index=False)
+    if out_comparisons is not None:
+        frame = pd.DataFrame(comparisons, columns=COMPARISON_COLUMNS[:9])
+        for side in ("left", "right"):
+            frame[f"{side}_seed_sd"] = [metrics.seed_sd(v, columns[c]) for v, c in zip(frame[side], frame["column"])]
+        frame.to_csv(out_comparisons, index=False)
     Path(out_md).write_text(markdown_scorecard(card, study, settings.level if compare else None))
     return card

@@ -47,6 +47,7 @@ class Metrics:
                     float(r.ci_high),
                     note,
                     int(getattr(r, "seeds", 1) or 1),
+                    float(getattr(r, "seed_sd", math.nan)),
                 )
 
     @classmethod
@@ -65,12 +66,18 @@ class Metrics:
     def interval(self, variant: str, column: dict) -> Interval:
         """The column's number with its interval, in display units (no interval: NaN bounds and the reason)."""
         key = (variant, column["benchmark"], str(column.get("subset", "all")), column["metric"])
-        low, high, note, _ = self._intervals.get(key, (math.nan, math.nan, "no interval in metrics.csv", 1))
+        low, high, note, *_ = self._intervals.get(key, (math.nan, math.nan, "no interval in metrics.csv", 1))
         return Interval(self._values.get(key, math.nan), low, high, note=note).scaled(column.get("scale", 1.0))
 
     def seeds(self, variant: str, column: dict) -> int:
         key = (variant, column["benchmark"], str(column.get("subset", "all")), column["metric"])
         return self._intervals.get(key, (0, 0, "", 1))[3]
+
+    def seed_sd(self, variant: str, column: dict) -> float:
+        """The spread (standard deviation) of a replicated variant's seed runs in display units; NaN otherwise."""
+        key = (variant, column["benchmark"], str(column.get("subset", "all")), column["metric"])
+        found = self._intervals.get(key)
+        return found[4] * abs(column.get("scale", 1.0)) if found else math.nan
 
     def unjudged(self, variant: str, column: dict) -> tuple[int, int]:
         """(items the judge gave no verdict for, items judged or not) of the column's benchmark; (0, 0) for a

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -34,6 +35,7 @@ def binary_run(values, name="acc") -> ItemScores:
 
 
 KEY = ("all", "acc")
+REPO = Path(__file__).resolve().parents[1]
 
 
 # ------------------------------------------------------------------------------------------- coverage
@@ -367,3 +369,42 @@ def test_the_scorecard_judges_a_replicated_variant_on_seeds_and_items(tmp_path):
     assert (row.left, row.right, row["column"]) == ("dpo", "base", "GQA") and 0 < row.low < row["diff"] < row.high
     assert row.left_seed_sd > 0 and math.isnan(row.right_seed_sd)  # base has one run
     assert "(95% paired intervals)" in (tmp_path / "c.md").read_text()
+
+
+def test_the_seed_spread_benchmark_reads_a_finished_study(tmp_path, capsys):
+    """benchmarks/seed_spread.py: the spread of each replicated variant, and of each claim comparison against
+    its effect, from metrics.csv and claims_comparisons.csv."""
+    import importlib.util
+
+    import yaml
+
+    from mmalign.report.claims import write_scorecard
+    from mmalign.report.metrics import Evaluations
+
+    world = np.random.default_rng(1)
+    files = [_gqa_eval(tmp_path, "base", world.random(100) < 0.5)]
+    files += [_gqa_eval(tmp_path, f"dpo/seed{k}", world.random(100) < p) for k, p in enumerate((0.5, 0.6, 0.7))]
+    groups = {"dpo": ["dpo/seed0", "dpo/seed1", "dpo/seed2"]}
+    tables = tmp_path / "results" / "tables"
+    tables.mkdir(parents=True)
+    aggregate(files, tables / "metrics.csv", Settings(bootstrap=200), groups)
+    columns = {"GQA": {"benchmark": "gqa", "metric": "accuracy", "scale": 100}}
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump({"report": {"columns": columns}}))
+    claims = tmp_path / "claims.yaml"
+    claims.write_text(yaml.safe_dump([{"id": 1, "claim": "c", "checks": [
+        {"left": "dpo", "op": ">", "right": "base", "column": "GQA"}]}]))  # fmt: skip
+    write_scorecard(
+        tables / "metrics.csv", claims, columns, "t", tables / "claims.csv", tables / "claims.md",
+        evals=Evaluations(files), groups=groups, settings=Settings(bootstrap=200),
+        out_comparisons=tables / "claims_comparisons.csv",
+    )  # fmt: skip
+    spec = importlib.util.spec_from_file_location("seed_spread", REPO / "benchmarks" / "seed_spread.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert module.main(["--from", str(tmp_path), "--configfile", str(config), "--json", str(tmp_path / "s.json")]) == 0
+    summary = json.loads((tmp_path / "s.json").read_text())
+    runs = pd.read_csv(tables / "metrics.csv").query("metric == 'accuracy' and variant.str.startswith('dpo/')")
+    assert summary["median_seed_sd"]["GQA"] == pytest.approx(100 * runs.value.std(ddof=1))
+    assert summary["comparisons"] == 1 and summary["comparisons_with_seed_spread"] == 1
+    assert "Seed spread" in capsys.readouterr().out

@@ -1,0 +1,92 @@
+"""How large the training noise is against the effects the claims test, from a finished study with replicates.
+
+    .venv/bin/python benchmarks/seed_spread.py --from DIR [--json OUT.json]
+
+Reads DIR/results/tables/metrics.csv (the ``seed_sd`` of each replicated variant) and
+DIR/results/tables/claims_comparisons.csv (every paired difference the scorecard used) and prints:
+
+- per replicated variant and report column: the spread across seeds (standard deviation, the paper's units);
+- per claim comparison: |difference|, the spread of the difference across seeds (the two sides' spreads added
+  in quadrature: seeds are trained independently), and their ratio; a comparison whose seed spread is larger than
+  its effect cannot be decided by one run, whatever the items say.
+
+This is the measurement a recipe change (docs/uncertainty.md) is judged by: the same script before and after.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from pathlib import Path
+
+import pandas as pd
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def variant_spreads(metrics: pd.DataFrame, columns: dict[str, dict]) -> pd.DataFrame:
+    """variant x column: seed_sd in display units, for the variants with several seeds."""
+    groups = metrics[metrics.seeds > 1]
+    table = {}
+    for label, spec in columns.items():
+        rows = groups[
+            (groups.benchmark == spec["benchmark"])
+            & (groups.metric == spec["metric"])
+            & (groups.subset.astype(str) == str(spec.get("subset", "all")))
+        ]
+        table[label] = rows.set_index("variant")["seed_sd"] * abs(spec.get("scale", 1.0))
+    return pd.DataFrame(table)
+
+
+def comparison_noise(comparisons: pd.DataFrame) -> pd.DataFrame:
+    frame = comparisons.copy()
+    left = frame.left_seed_sd.fillna(0.0)
+    right = frame.right_seed_sd.fillna(0.0)
+    frame["seed_spread"] = (left**2 + right**2) ** 0.5
+    frame.loc[frame.left_seed_sd.isna() & frame.right_seed_sd.isna(), "seed_spread"] = math.nan
+    frame["effect"] = frame["diff"].abs()
+    frame["spread_over_effect"] = frame.seed_spread / frame.effect
+    return frame
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--from", dest="done", required=True, help="a finished study's directory")
+    parser.add_argument("--configfile", default=str(REPO / "config" / "config.yaml"))
+    parser.add_argument("--json", help="also write the figures to this file")
+    args = parser.parse_args(argv)
+    tables = Path(args.done) / "results" / "tables"
+    columns = yaml.safe_load(Path(args.configfile).read_text())["report"]["columns"]
+    metrics = pd.read_csv(tables / "metrics.csv", dtype={"subset": str})
+    if "seeds" not in metrics.columns or not (metrics.seeds > 1).any():
+        print(f"{tables / 'metrics.csv'}: no replicated variant (config key 'replicates')", file=sys.stderr)
+        return 1
+    spreads = variant_spreads(metrics, columns)
+    noise = comparison_noise(pd.read_csv(tables / "claims_comparisons.csv"))
+    pd.set_option("display.width", 200)
+    print("Seed spread (standard deviation across seeds, the paper's units):")
+    print(spreads.round(2).to_string())
+    print("\nClaim comparisons: effect |left - right| against the seed spread of the difference:")
+    shown = noise[["id", "column", "left", "right", "diff", "low", "high", "seed_spread", "spread_over_effect"]]
+    print(shown.round(2).to_string(index=False))
+    measured = noise.dropna(subset=["seed_spread"])
+    noisy = measured[measured.seed_spread > measured.effect]
+    summary = {
+        "replicated_variants": len(spreads),
+        "median_seed_sd": {c: float(spreads[c].median()) for c in spreads.columns if spreads[c].notna().any()},
+        "comparisons": len(noise),
+        "comparisons_with_seed_spread": len(measured),
+        "seed_spread_larger_than_effect": len(noisy),
+        "median_spread_over_effect": float(measured.spread_over_effect.median()) if len(measured) else None,
+    }
+    print(f"\n{json.dumps(summary, indent=2)}")
+    if args.json:
+        Path(args.json).write_text(json.dumps(summary, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

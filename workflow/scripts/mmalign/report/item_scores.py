@@ -28,6 +28,8 @@ from pathlib import Path
 
 import numpy as np
 
+from mmalign.schema import read_jsonl
+
 # metrics.csv rows that count things rather than estimate them: no interval
 COUNTS = {
     "n",
@@ -216,11 +218,6 @@ DECOMPOSE: dict[str, Callable[[list[dict], dict], ItemScores]] = {
 
 class ItemScoreError(ValueError):
     pass
-
-
-def read_jsonl(path: str | Path) -> list[dict]:
-    with open(path) as handle:
-        return [json.loads(line) for line in handle if line.strip()]
 
 
 def check_against(scores: ItemScores, metric_rows: list[dict], where: str) -> None:

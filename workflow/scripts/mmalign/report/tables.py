@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import NamedTuple
 
 import pandas as pd
 
@@ -29,6 +30,19 @@ UNJUDGED_METRICS = ("judge_failed", "judge_unparsed")
 PUBLISHED_COLUMNS = ["table", "row", "column", "value"]
 
 
+class _Spread(NamedTuple):
+    """A metrics.csv row's interval columns."""
+
+    low: float
+    high: float
+    note: str
+    seeds: int
+    seed_sd: float
+
+
+_NO_INTERVAL = _Spread(math.nan, math.nan, "no interval in metrics.csv", 1, math.nan)
+
+
 class Metrics:
     """Lookups in a metrics.csv frame, in the units of a column spec."""
 
@@ -38,14 +52,13 @@ class Metrics:
         self._values = {
             (r.variant, r.benchmark, str(r.subset), r.metric): float(r.value) for r in frame.itertuples(index=False)
         }
-        self._intervals = {}
+        self._intervals: dict[tuple, _Spread] = {}
         if {"ci_low", "ci_high"} <= set(frame.columns):  # metrics.csv since item intervals (mmalign.report.metrics)
             for r in frame.itertuples(index=False):
-                note = r.ci_note if isinstance(r.ci_note, str) else ""
-                self._intervals[(r.variant, r.benchmark, str(r.subset), r.metric)] = (
+                self._intervals[(r.variant, r.benchmark, str(r.subset), r.metric)] = _Spread(
                     float(r.ci_low),
                     float(r.ci_high),
-                    note,
+                    r.ci_note if isinstance(r.ci_note, str) else "",
                     int(getattr(r, "seeds", 1) or 1),
                     float(getattr(r, "seed_sd", math.nan)),
                 )
@@ -57,27 +70,27 @@ class Metrics:
     def ran(self, variant: str) -> bool:
         return variant in self.variants
 
+    @staticmethod
+    def _key(variant: str, column: dict) -> tuple[str, str, str, str]:
+        return (variant, column["benchmark"], str(column.get("subset", "all")), column["metric"])
+
     def value(self, variant: str, column: dict) -> float:
         """The column's number for a variant in display units, NaN when it is not in metrics.csv."""
-        key = (variant, column["benchmark"], str(column.get("subset", "all")), column["metric"])
-        raw = self._values.get(key, math.nan)
-        return raw * column.get("scale", 1.0)
+        return self._values.get(self._key(variant, column), math.nan) * column.get("scale", 1.0)
 
     def interval(self, variant: str, column: dict) -> Interval:
         """The column's number with its interval, in display units (no interval: NaN bounds and the reason)."""
-        key = (variant, column["benchmark"], str(column.get("subset", "all")), column["metric"])
-        low, high, note, *_ = self._intervals.get(key, (math.nan, math.nan, "no interval in metrics.csv", 1))
-        return Interval(self._values.get(key, math.nan), low, high, note=note).scaled(column.get("scale", 1.0))
+        key = self._key(variant, column)
+        found = self._intervals.get(key, _NO_INTERVAL)
+        value = self._values.get(key, math.nan)
+        return Interval(value, found.low, found.high, note=found.note).scaled(column.get("scale", 1.0))
 
     def seeds(self, variant: str, column: dict) -> int:
-        key = (variant, column["benchmark"], str(column.get("subset", "all")), column["metric"])
-        return self._intervals.get(key, (0, 0, "", 1))[3]
+        return self._intervals.get(self._key(variant, column), _NO_INTERVAL).seeds
 
     def seed_sd(self, variant: str, column: dict) -> float:
         """The spread (standard deviation) of a replicated variant's seed runs in display units; NaN otherwise."""
-        key = (variant, column["benchmark"], str(column.get("subset", "all")), column["metric"])
-        found = self._intervals.get(key)
-        return found[4] * abs(column.get("scale", 1.0)) if found else math.nan
+        return self._intervals.get(self._key(variant, column), _NO_INTERVAL).seed_sd * abs(column.get("scale", 1.0))
 
     def unjudged(self, variant: str, column: dict) -> tuple[int, int]:
         """(items the judge gave no verdict for, items judged or not) of the column's benchmark; (0, 0) for a

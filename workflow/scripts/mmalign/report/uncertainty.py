@@ -155,6 +155,19 @@ def _too_few(ids: list[str], settings: Settings) -> str:
     return ""
 
 
+def _bootstrap(sides: Sequence[Side], key, ids, settings: Settings, names: tuple[str, ...]) -> np.ndarray:
+    """(B, sides): each side's mean over its drawn seeds, under one item resample shared by every side. Sides
+    with as many seeds as the first share its seed draw (replicate k with replicate k)."""
+    counts = item_counts(sides[0], ids, settings, names)
+    rng = rng_for(settings, "seeds", *names, *key)
+    first = _seed_draws(len(sides[0]), settings.bootstrap, rng)
+    columns = []
+    for side in sides:
+        picks = first if len(side) == len(sides[0]) else _seed_draws(len(side), settings.bootstrap, rng)
+        columns.append(np.take_along_axis(_seed_values(side, key, ids, counts), picks, axis=1).mean(axis=1))
+    return np.stack(columns, axis=1)
+
+
 def interval(side: Side, key: tuple[str, str], settings: Settings, name: str) -> Interval:
     """The metric ``key`` = (subset, metric) of one variant (one run, or the mean of its replicate seeds)."""
     ids = shared_members(side, key)
@@ -162,10 +175,7 @@ def interval(side: Side, key: tuple[str, str], settings: Settings, name: str) ->
     short = _too_few(ids, settings)
     if short:
         return Interval(point, items=len(ids), note=short)
-    counts = item_counts(side, ids, settings, (name,))
-    per_seed = _seed_values(side, key, ids, counts)
-    picks = _seed_draws(len(side), settings.bootstrap, rng_for(settings, "seeds", name, *key))
-    stats = np.take_along_axis(per_seed, picks, axis=1).mean(axis=1)
+    stats = _bootstrap([side], key, ids, settings, (name,))[:, 0]
     low, high, note = _percentile(stats, settings)
     return Interval(point, low, high, len(ids), note)
 
@@ -182,16 +192,8 @@ def paired_difference(
     short = _too_few(ids, settings)
     if short:
         return Interval(point, items=len(ids), note=short)
-    counts = item_counts(left, ids, settings, names)
-    left_values = _seed_values(left, key, ids, counts)
-    right_values = _seed_values(right, key, ids, counts)
-    rng = rng_for(settings, "seeds", *names, *key)
-    left_picks = _seed_draws(len(left), settings.bootstrap, rng)
-    right_picks = left_picks if len(left) == len(right) else _seed_draws(len(right), settings.bootstrap, rng)
-    stats = np.take_along_axis(left_values, left_picks, axis=1).mean(axis=1) - np.take_along_axis(
-        right_values, right_picks, axis=1
-    ).mean(axis=1)
-    low, high, why = _percentile(stats, settings)
+    both = _bootstrap([left, right], key, ids, settings, names)
+    low, high, why = _percentile(both[:, 0] - both[:, 1], settings)
     return Interval(point, low, high, len(ids), why or note)
 
 

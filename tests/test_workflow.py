@@ -181,3 +181,26 @@ def test_replicating_an_unknown_variant_stops_naming_the_key(tmp_path):
     out = run_snakemake("-n", "--configfile", str(path))
     text = out.stdout + out.stderr
     assert out.returncode != 0 and "config key 'replicates.variants': no variants named ['dpo_povdi']" in text
+
+
+def test_the_recipe_study_trains_only_its_variants_with_the_overlay_applied(tmp_path):
+    """benchmarks/recipe_spread.py: the study cut down to two variants x 3 seeds plans their 6 trainings and
+    nothing else trained, the other variants declared not run, and the overlay's learning rate reaches the run."""
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    from recipe_spread import cut_down, merged
+
+    config = yaml.safe_load((REPO / "config/config.yaml").read_text())
+    recipe = {"variants": {"online_bdhs": {"learning_rate": 1.0e-3}}}
+    study = cut_down(merged(config, recipe), ["dpo_rlhfv", "online_bdhs"], 3)
+    assert study["variants"]["online_bdhs"] == {**config["variants"]["online_bdhs"], "learning_rate": 1.0e-3}
+    assert config["variants"]["online_bdhs"].get("learning_rate") is None  # the default config is untouched
+    assert "dpo_povid" in study["report"]["not_run"] and "online_bdhs" not in study["report"]["not_run"]
+    path = tmp_path / "study.yaml"
+    path.write_text(yaml.safe_dump(study))
+    out = run_snakemake("-n", "results/tables/metrics.csv", "--directory", str(tmp_path), "--configfile", str(path))
+    text = out.stdout + out.stderr
+    assert out.returncode == 0, text
+    trained = set(re.findall(r"wildcards: trained=(\S+)\n", text))
+    assert trained == {f"{v}/seed{k}" for v in ("dpo_rlhfv", "online_bdhs") for k in range(3)}
+    with pytest.raises(SystemExit, match="not in config 'variants': dpo_nope"):
+        cut_down(config, ["dpo_nope"], 3)

@@ -1,0 +1,133 @@
+"""A recipe change judged by the training noise it leaves: the same variants trained with several seeds under the
+default study's recipe ("before") and under a recipe overlay ("after"), each seed evaluated on every benchmark,
+then the spread across seeds and the mean of every report column side by side.
+
+    .venv/bin/python benchmarks/recipe_spread.py --dir DIR --recipe RECIPE.yaml \
+        --variants dpo_rlhfv online_bdhs [--seeds 3] [--cores 2] [--json OUT.json]
+
+RECIPE.yaml is merged into config/config.yaml key by key (mappings merge, anything else replaces), e.g.
+
+    variants:
+      online_bdhs: {learning_rate: 1.0e-3, projector_learning_rate: 3.0e-4}
+
+The study is cut down to the named variants (and the base model), so it trains ``2 x seeds x variants`` runs and
+nothing else; the "after" study starts from a copy of the finished "before" one (Snakemake's own rerun triggers
+then retrain only what the overlay changed). A recipe is good for the claims when its spreads are small against
+the differences the claims test: compare with the full study's ``benchmarks/seed_spread.py``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from seed_spread import variant_spreads  # noqa: E402
+
+
+def merged(base: dict, overlay: dict) -> dict:
+    out = copy.deepcopy(base)
+    for key, value in overlay.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = merged(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def cut_down(config: dict, variants: list[str], seeds: int) -> dict:
+    """The study with only these variants, each replicated `seeds` times."""
+    unknown = sorted(set(variants) - set(config["variants"]))
+    if unknown:
+        raise SystemExit(f"--variants: not in config 'variants': {', '.join(unknown)}")
+    out = copy.deepcopy(config)
+    out["variants"] = {name: config["variants"][name] for name in variants}
+    out["replicates"] = {"seeds": seeds, "variants": list(variants)}
+    # the paper's tables still name the others: declared as not run, they show as 'not run' there
+    dropped = [name for name in config["variants"] if name not in variants]
+    out["report"]["not_run"] = sorted(set(config["report"].get("not_run") or []) | set(dropped))
+    return out
+
+
+def run_study(workdir: Path, config: dict, cores: str) -> None:
+    workdir.mkdir(parents=True, exist_ok=True)
+    configfile = workdir / "study.yaml"
+    configfile.write_text(yaml.safe_dump(config, sort_keys=False))
+    command = [
+        sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--directory", str(workdir),
+        "--configfile", str(configfile), "--cores", cores, "results/tables/metrics.csv",
+    ]  # fmt: skip
+    log = workdir / "snakemake.log"
+    with log.open("w") as out:
+        done = subprocess.run(command, stdout=out, stderr=subprocess.STDOUT)
+    if done.returncode:
+        raise SystemExit(f"snakemake failed in {workdir} (rc {done.returncode}); see {log}")
+
+
+def column_means(metrics: pd.DataFrame, columns: dict[str, dict]) -> pd.DataFrame:
+    groups = metrics[metrics.seeds > 1]
+    table = {}
+    for label, spec in columns.items():
+        rows = groups[
+            (groups.benchmark == spec["benchmark"])
+            & (groups.metric == spec["metric"])
+            & (groups.subset.astype(str) == str(spec.get("subset", "all")))
+        ]
+        table[label] = rows.set_index("variant")["value"] * spec.get("scale", 1.0)
+    return pd.DataFrame(table)
+
+
+def read(workdir: Path, columns: dict) -> tuple[pd.DataFrame, pd.DataFrame]:
+    metrics = pd.read_csv(workdir / "results" / "tables" / "metrics.csv", dtype={"subset": str})
+    return variant_spreads(metrics, columns), column_means(metrics, columns)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dir", required=True, type=Path, help="work directory (before/ and after/ go there)")
+    parser.add_argument("--recipe", required=True, type=Path, help="YAML overlay on config/config.yaml")
+    parser.add_argument("--variants", nargs="+", required=True)
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--cores", default="2")
+    parser.add_argument("--configfile", type=Path, default=REPO / "config" / "config.yaml")
+    parser.add_argument("--json", type=Path, help="also write the figures to this file")
+    args = parser.parse_args(argv)
+    config = yaml.safe_load(args.configfile.read_text())
+    recipe = yaml.safe_load(args.recipe.read_text()) or {}
+    before_dir, after_dir = args.dir / "before", args.dir / "after"
+
+    run_study(before_dir, cut_down(config, args.variants, args.seeds), args.cores)
+    if not after_dir.exists():
+        shutil.copytree(before_dir, after_dir, symlinks=True)
+    run_study(after_dir, cut_down(merged(config, recipe), args.variants, args.seeds), args.cores)
+
+    columns = config["report"]["columns"]
+    (sd_before, mean_before), (sd_after, mean_after) = read(before_dir, columns), read(after_dir, columns)
+    pd.set_option("display.width", 200)
+    sides = (("Seed spread (SD)", sd_before, sd_after), ("Mean over seeds", mean_before, mean_after))
+    for title, before, after in sides:
+        side = pd.concat({"before": before, "after": after}, axis=1).swaplevel(axis=1).sort_index(axis=1, level=0)
+        print(f"\n{title}, before | after the recipe {args.recipe.name}:")
+        print(side.round(2).to_string())
+    summary = {
+        "recipe": recipe,
+        "seeds": args.seeds,
+        "seed_sd": {"before": sd_before.round(3).to_dict("index"), "after": sd_after.round(3).to_dict("index")},
+        "mean": {"before": mean_before.round(3).to_dict("index"), "after": mean_after.round(3).to_dict("index")},
+    }
+    if args.json:
+        args.json.write_text(json.dumps(summary, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

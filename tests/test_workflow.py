@@ -190,10 +190,11 @@ def test_the_recipe_study_trains_only_its_variants_with_the_overlay_applied(tmp_
     from recipe_spread import cut_down, merged
 
     config = yaml.safe_load((REPO / "config/config.yaml").read_text())
-    recipe = {"variants": {"online_bdhs": {"learning_rate": 1.0e-3}}}
+    default_rate = config["variants"]["online_bdhs"].get("learning_rate")
+    recipe = {"variants": {"online_bdhs": {"learning_rate": 7.0e-4}}}
     study = cut_down(merged(config, recipe), ["dpo_rlhfv", "online_bdhs"], 3)
-    assert study["variants"]["online_bdhs"] == {**config["variants"]["online_bdhs"], "learning_rate": 1.0e-3}
-    assert config["variants"]["online_bdhs"].get("learning_rate") is None  # the default config is untouched
+    assert study["variants"]["online_bdhs"] == {**config["variants"]["online_bdhs"], "learning_rate": 7.0e-4}
+    assert config["variants"]["online_bdhs"].get("learning_rate") == default_rate  # the config is untouched
     assert "dpo_povid" in study["report"]["not_run"] and "online_bdhs" not in study["report"]["not_run"]
     path = tmp_path / "study.yaml"
     path.write_text(yaml.safe_dump(study))

@@ -5,7 +5,7 @@ then the spread across seeds and the mean of every report column side by side.
     .venv/bin/python benchmarks/recipe_spread.py --dir DIR --recipe RECIPE.yaml \
         --variants dpo_rlhfv online_bdhs [--seeds 3] [--cores 2] [--json OUT.json]
 
-RECIPE.yaml is merged into config/config.yaml key by key (mappings merge, anything else replaces), e.g.
+RECIPE.yaml is merged into config/config.yaml by mmalign.overrides.merge (mappings key by key), e.g.
 
     variants:
       online_bdhs: {learning_rate: 1.0e-3, projector_learning_rate: 3.0e-4}
@@ -19,7 +19,6 @@ the differences the claims test: compare with the full study's ``benchmarks/seed
 from __future__ import annotations
 
 import argparse
-import copy
 import json
 import shutil
 import subprocess
@@ -29,33 +28,23 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
+from mmalign.overrides import OverrideError, keep_only
+from mmalign.overrides import merge as merged
+
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from seed_spread import variant_spreads  # noqa: E402
-
-
-def merged(base: dict, overlay: dict) -> dict:
-    out = copy.deepcopy(base)
-    for key, value in overlay.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = merged(out[key], value)
-        else:
-            out[key] = copy.deepcopy(value)
-    return out
+from seed_spread import replicated_columns, variant_spreads  # noqa: E402
 
 
 def cut_down(config: dict, variants: list[str], seeds: int) -> dict:
-    """The study with only these variants, each replicated `seeds` times."""
-    unknown = sorted(set(variants) - set(config["variants"]))
-    if unknown:
-        raise SystemExit(f"--variants: not in config 'variants': {', '.join(unknown)}")
-    out = copy.deepcopy(config)
-    out["variants"] = {name: config["variants"][name] for name in variants}
-    out["replicates"] = {"seeds": seeds, "variants": list(variants)}
-    # the paper's tables still name the others: declared as not run, they show as 'not run' there
-    dropped = [name for name in config["variants"] if name not in variants]
-    out["report"]["not_run"] = sorted(set(config["report"].get("not_run") or []) | set(dropped))
-    return out
+    """The study with only these variants (the others declared not run), each replicated `seeds` times."""
+    try:
+        study = keep_only(config, {"variants": variants})
+    except OverrideError:
+        unknown = sorted(set(variants) - set(config["variants"]))
+        raise SystemExit(f"--variants: not in config 'variants': {', '.join(unknown)}") from None
+    study["replicates"] = {"seeds": seeds, "variants": list(variants)}
+    return study
 
 
 def run_study(workdir: Path, config: dict, cores: str) -> None:
@@ -73,22 +62,9 @@ def run_study(workdir: Path, config: dict, cores: str) -> None:
         raise SystemExit(f"snakemake failed in {workdir} (rc {done.returncode}); see {log}")
 
 
-def column_means(metrics: pd.DataFrame, columns: dict[str, dict]) -> pd.DataFrame:
-    groups = metrics[metrics.seeds > 1]
-    table = {}
-    for label, spec in columns.items():
-        rows = groups[
-            (groups.benchmark == spec["benchmark"])
-            & (groups.metric == spec["metric"])
-            & (groups.subset.astype(str) == str(spec.get("subset", "all")))
-        ]
-        table[label] = rows.set_index("variant")["value"] * spec.get("scale", 1.0)
-    return pd.DataFrame(table)
-
-
 def read(workdir: Path, columns: dict) -> tuple[pd.DataFrame, pd.DataFrame]:
     metrics = pd.read_csv(workdir / "results" / "tables" / "metrics.csv", dtype={"subset": str})
-    return variant_spreads(metrics, columns), column_means(metrics, columns)
+    return variant_spreads(metrics, columns), replicated_columns(metrics, columns, "value")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -27,8 +27,8 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 
 
-def variant_spreads(metrics: pd.DataFrame, columns: dict[str, dict]) -> pd.DataFrame:
-    """variant x column: seed_sd in display units, for the variants with several seeds."""
+def replicated_columns(metrics: pd.DataFrame, columns: dict[str, dict], field: str) -> pd.DataFrame:
+    """variant x report column: `field` of each replicated variant's group row, in display units."""
     groups = metrics[metrics.seeds > 1]
     table = {}
     for label, spec in columns.items():
@@ -37,8 +37,14 @@ def variant_spreads(metrics: pd.DataFrame, columns: dict[str, dict]) -> pd.DataF
             & (groups.metric == spec["metric"])
             & (groups.subset.astype(str) == str(spec.get("subset", "all")))
         ]
-        table[label] = rows.set_index("variant")["seed_sd"] * abs(spec.get("scale", 1.0))
+        scale = spec.get("scale", 1.0)
+        table[label] = rows.set_index("variant")[field] * (abs(scale) if field == "seed_sd" else scale)
     return pd.DataFrame(table)
+
+
+def variant_spreads(metrics: pd.DataFrame, columns: dict[str, dict]) -> pd.DataFrame:
+    """variant x column: seed_sd in display units, for the variants with several seeds."""
+    return replicated_columns(metrics, columns, "seed_sd")
 
 
 def comparison_noise(comparisons: pd.DataFrame) -> pd.DataFrame:

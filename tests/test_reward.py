@@ -188,3 +188,31 @@ def test_rm_at_chance_on_its_training_pairs_is_not_published(tiny_model, pairs, 
     with pytest.raises(RewardModelAtChanceError, match=r"accuracy 0\.500 .* below the bound 0\.6"):
         train_reward_model(tiny_model[0], table, tmp_path / "rm", settings)
     assert not (tmp_path / "rm" / "adapter").exists()
+
+
+def test_llava_next_rm_trains_on_images_of_two_aspect_ratios_and_reports_held_out_accuracy(tmp_path):
+    from rehearsal.tiny_llava_next import build_tiny_llava_next
+
+    model_dir = build_tiny_llava_next(tmp_path / "next", ["Describe the image.", *ANSWERS])
+    rows = []
+    for i, size in enumerate([(40, 90), (90, 30), (56, 56), (30, 84)]):
+        path = tmp_path / f"image{i}.png"
+        Image.new("RGB", size, (60 * i, 80, 200 - 40 * i)).save(path)
+        for j in range(2):
+            rows.append(
+                {
+                    "id": f"p{i}{j}",
+                    "image": str(path),
+                    "prompt": "Describe the image.",
+                    "chosen": ANSWERS[j],
+                    "rejected": ANSWERS[2],
+                }
+            )
+    table = tmp_path / "pairs.parquet"
+    write_pairs(rows, table)
+    settings = RewardSettings(learning_rate=1e-2, steps=2, batch_size=4, heldout_share=0.25, min_train_accuracy=0.0)
+    metrics = train_reward_model(model_dir, table, tmp_path / "rm", settings)
+    assert metrics["steps"] == 2 and metrics["pairs"] == 6 and metrics["heldout_pairs"] == 2
+    assert metrics["heldout_accuracy"]["pairs"] == 2 and metrics["train_loss"] > 0
+    held = json.loads((tmp_path / "rm" / "heldout_ids.json").read_text())
+    assert len(held) == 2 and held[0][:2] == held[1][:2]  # both pairs of one image

@@ -7,6 +7,9 @@ The classes follow transformers' ``GenericForSequenceClassification`` (the backb
 the last position whose attention mask is 1, not the last token that is not the pad token, so that left and right
 padding give a row the same score and an answer ending in a token equal to the pad token (EOS used as pad) is
 still read at its end. Image tokens are never padding (the processor expands them inside each row).
+
+Importing this module registers both classes with ``AutoModelForSequenceClassification`` (TRL and
+``load_reward_model`` load through it), so import it before loading a LLaVA reward model by the auto class.
 """
 
 from __future__ import annotations

@@ -6,6 +6,8 @@ Folder scheme:
   resources/datasets/<name>/           downloaded Hub snapshots (paper study)
   results/pairs/<pairset>/             preference pairs (pairs.parquet) + manifest.json
   results/runs/<variant>/              spec.json, adapter/, train_log.jsonl, train_metrics.json
+  results/reward/splits/<pairset>/     reward-model train / held-out splits (disjoint by image)
+  results/reward_models/<rm>/          adapter/, train_metrics.json, heldout/<pairset>.json (Table 7)
   results/benchmarks/<benchmark>/      benchmark items (one schema for real and synthetic)
   results/eval/<variant>/<benchmark>/  predictions.jsonl, judgments.jsonl, metrics.json
   results/tables/metrics.csv           every number; all tables and figures come from it
@@ -30,6 +32,7 @@ include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/pairs.smk"
 include: "workflow/rules/train.smk"
+include: "workflow/rules/reward.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/report.smk"
 

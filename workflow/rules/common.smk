@@ -97,6 +97,7 @@ def final_outputs():
 
 RESOURCES = Path(workflow.basedir) / "workflow" / "resources"
 TABLES = list(config["report"].get("tables") or {})
+REWARD_TABLE_NAME = (config["report"].get("reward_table") or {}).get("name", "table7")
 # Fig. 9 marks the noise levels N of the BDHS_noise pair sets this study builds
 NOISE_LEVELS = sorted(
     {spec.get("noise_steps", 0) for spec in config["pairsets"].values() if spec["kind"] == "bdhs"} - {0}
@@ -116,6 +117,8 @@ def report_outputs():
     outputs = []
     for table in TABLES:
         outputs += [f"results/tables/{table}.md", f"results/figures/tables/{table}.png"]
+    if config["report"].get("reward_table"):  # Table 7: reward-model accuracy on held-out splits
+        outputs += [f"results/tables/{REWARD_TABLE_NAME}.md", f"results/figures/tables/{REWARD_TABLE_NAME}.png"]
     outputs += ["results/tables/claims.md", "results/figures/beta_schedule.png"]
     if config["report"].get("size_series"):
         outputs.append("results/figures/size_series.png")
@@ -299,6 +302,9 @@ def train_inputs(wildcards):
         inputs["reference_logps"] = f"results/reference_logps/{pairset}/logps.parquet"
     if uses_world(judge=annotator_spec(wildcards)):
         inputs["scenes"] = WORLD_INPUTS["scenes"]
+    reward_model = config["variants"][wildcards.trained].get("reward_model")
+    if methods.get(config["variants"][wildcards.trained]["method"]).reward_model:  # RL: samples scored by an RM
+        inputs["reward_model"] = reward_model_adapter(reward_model)
     inputs.update(embedder_input((config["variants"][wildcards.trained].get("online") or {}).get("embedder")))
     return inputs
 
@@ -407,3 +413,45 @@ def all_benchmark_items():
 
 
 UNCERTAINTY = dict(config["report"].get("uncertainty") or {})
+
+
+# ------------------------------------------------------------------------ reward models (Table 7)
+
+REWARD_MODELS = list(config.get("reward_models") or {})
+REWARD_TABLE = config["report"].get("reward_table") or {}
+# Held-out splits are per pair set, shared by every reward model that reads the set: each RM trains on the train
+# split of its sets, and Table 7 scores every RM on the held-out split of each column's set (disjoint by image).
+REWARD_PAIRSETS = sorted(
+    {p for spec in (config.get("reward_models") or {}).values() for p in spec["pairsets"]}
+    | set((REWARD_TABLE.get("columns") or {}).values())
+)
+REWARD_SPLITS = dict(config.get("reward_splits") or {})
+
+
+def reward_model_settings(wildcards):
+    return dict(config["reward_models"][wildcards.rm])
+
+
+def reward_train_splits(wildcards):
+    return [f"results/reward/splits/{p}/train.parquet" for p in config["reward_models"][wildcards.rm]["pairsets"]]
+
+
+def reward_model_adapter(rm):
+    return f"results/reward_models/{rm}/adapter"
+
+
+def reward_accuracies():
+    """Every (reward model, held-out set) of Table 7."""
+    columns = list((REWARD_TABLE.get("columns") or {}).values())
+    rows = list((REWARD_TABLE.get("rows") or {}).values())
+    return expand("results/reward_models/{rm}/heldout/{pairset}.json", rm=rows, pairset=columns)
+
+
+def reward_variant_runs():
+    """The RL variants (method rloo / ppo) a table or claim may mark 'policy training not stable': their
+    train_metrics.json holds the stability verdict (every replicate seed's run)."""
+    runs = []
+    for variant, spec in config["variants"].items():
+        if methods.get(spec["method"]).reward_model:
+            runs.append(f"results/runs/{variant}/train_metrics.json")
+    return runs

@@ -88,6 +88,7 @@ rule paper_table:
     input:
         metrics="results/tables/metrics.csv",
         published=published_numbers(),
+        stability=reward_variant_runs(),
     output:
         csv=report(
             "results/tables/{table}.csv",
@@ -116,6 +117,7 @@ rule paper_table:
     params:
         table=lambda w: dict(config["report"]["tables"][w.table]),
         columns=REPORT_COLUMNS,
+        replicates=REPLICATES,
         code=code_of("paper_table"),
     script:
         "../scripts/paper_table.py"
@@ -132,6 +134,8 @@ rule claims_scorecard:
         benchmark_items=all_benchmark_items(),
         claims=str(RESOURCES / "claims.yaml"),
         published=str(RESOURCES / "paper_results.csv"),
+        reward_accuracies=reward_accuracies(),
+        stability=reward_variant_runs(),
     output:
         csv=report(
             "results/tables/claims.csv",

@@ -22,4 +22,5 @@ train_variant(
     judge_cache=snakemake.params.get("judge_cache") or None,
     scenes_path=snakemake.input.get("scenes") or None,
     reference_logps=snakemake.input.get("reference_logps") or None,
+    reward_model=snakemake.input.get("reward_model") or None,
 )

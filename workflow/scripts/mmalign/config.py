@@ -105,6 +105,10 @@ def apply_defaults(config: dict) -> None:
     for name, variant in (config.get("variants") or {}).items():
         if isinstance(variant, dict):
             config["variants"][name] = {**variant_defaults, **variant}
+    reward_model_defaults = config.get("reward_model_defaults") or {}
+    for name, spec in (config.get("reward_models") or {}).items():
+        if isinstance(spec, dict):
+            config["reward_models"][name] = {**reward_model_defaults, **spec}
     pairset_defaults = config.get("pairset_defaults") or {}
     for name, spec in (config.get("pairsets") or {}).items():
         if isinstance(spec, dict) and spec.get("kind") in pairset_defaults:
@@ -136,7 +140,9 @@ def validate_config(config: dict, schema_path: str | Path) -> None:
     lines = []
     for err in errors:
         if err.validator == "additionalProperties":
-            unknown = sorted(set(err.instance) - set(err.schema.get("properties", {})))
+            unknown = sorted(
+                k for k in set(err.instance) - set(err.schema.get("properties", {})) if not k.startswith("x-")
+            )
             for name in unknown:
                 lines.append(f"config key '{_key([*err.path, name])}': unknown key (misspelled?)")
         elif err.validator == "propertyNames":
@@ -154,6 +160,7 @@ def check_references(config: dict) -> None:
         *_benchmark_problems(config),
         *_judge_problems(config),
         *_report_problems(config),
+        *_reward_problems(config),
     ]
     downloads = config.get("downloads", {})
     base = config["base_model"]
@@ -185,6 +192,16 @@ def _variant_problems(config: dict) -> list[str]:
             problems.append(f"config key 'variants.{name}.pairset': no pair set named {variant['pairset']!r}")
         method = methods.get(variant["method"])
         rejected = variant.get("rejected", methods.DEFAULT_REJECTED)
+        reward_models = config.get("reward_models") or {}
+        if method.reward_model and variant.get("reward_model") not in reward_models:
+            problems.append(
+                f"config key 'variants.{name}.reward_model': {method.name} needs a reward_models entry, "
+                f"got {variant.get('reward_model')!r}"
+            )
+        if not method.reward_model and ("reward_model" in variant or "rl" in variant):
+            problems.append(f"config key 'variants.{name}': reward_model and rl are settings of rloo / ppo only")
+        if method.reward_model:
+            problems += _rl_problems(name, variant)
         if method.annotator and variant.get("annotator") not in judges:
             problems.append(
                 f"config key 'variants.{name}.annotator': {method.name} needs a judges entry, "
@@ -303,6 +320,35 @@ def _report_problems(config: dict) -> list[str]:
                     f"config key 'report.tables.{table}.rows': row {label!r} names {variant!r}, which is neither a "
                     "variant of this study nor listed in report.not_run"
                 )
+    return problems
+
+
+def _rl_problems(name: str, variant: dict) -> list[str]:
+    """An RL variant's settings, read by the library's one layer of RL settings (an unknown key is named)."""
+    from mmalign.train.rl_settings import RLSettings
+
+    try:
+        RLSettings.from_spec(variant)
+    except (TypeError, ValueError) as err:
+        return [f"config key 'variants.{name}.rl': {err}"]
+    return []
+
+
+def _reward_problems(config: dict) -> list[str]:
+    """Reward models train on pair sets that exist; Table 7 names reward models and pair sets that exist."""
+    problems = []
+    pairsets, reward_models = config["pairsets"], config.get("reward_models") or {}
+    for name, spec in reward_models.items():
+        for pairset in spec["pairsets"]:
+            if pairset not in pairsets:
+                problems.append(f"config key 'reward_models.{name}.pairsets': no pair set named {pairset!r}")
+    table = config["report"].get("reward_table") or {}
+    for label, rm in (table.get("rows") or {}).items():
+        if rm not in reward_models:
+            problems.append(f"config key 'report.reward_table.rows': row {label!r} names no reward model {rm!r}")
+    for label, pairset in (table.get("columns") or {}).items():
+        if pairset not in pairsets:
+            problems.append(f"config key 'report.reward_table.columns': column {label!r} names no pair set {pairset!r}")
     return problems
 
 

@@ -11,12 +11,17 @@ Claims live in a data file (workflow/resources/claims.yaml), one entry per claim
         - {left: [dpo_vlfeedback, dpo_povid], op: "<", right: base, column: MMVet}   # every left variant
         - {best: online_bdhs_povid, among: [dpo_povid, ipo_povid], column: MMVet}  # highest of them
         - {left: ipo_povid, op: ">=", right: dpo_povid, column: POPE, margin: 1.0}   # within 1 point
-    - id: 17
+        - {left: rm_povid, op: "<", value: 0.5, column: "rm:rlhfv"}   # against a constant (here: chance)
+        - {stable: [ppo_vlfeedback_rm], expect: true}                # RL runs' stability verdicts
+    - id: 23
       claim: ...
       not_measured: reward models are not trained in this workflow
 
 Columns are the labels of ``report.columns`` and values are in their display units (the paper's units), so a
-margin reads in the paper's units too. Checks compare directions only, never absolute values, so the same
+margin reads in the paper's units too. Two more kinds of column serve the reward-model claims (Table 7,
+``mmalign.report.reward_table``): ``rm:<pair set>``, a reward model's accuracy on that set's held-out split, and
+``generalisation``, its mean accuracy on the held-out splits of the sets it did not train on. A ``stable`` check
+reads the RL runs' stability verdicts (``mmalign.report.stability``; the paper's: Table 8's ``stable`` column). Checks compare directions only, never absolute values, so the same
 claims apply to the synthetic default study.
 
 Our own numbers are judged with the paired interval of each difference (``mmalign.report.uncertainty``: items
@@ -39,10 +44,13 @@ import pandas as pd
 import yaml
 
 from .metrics import Evaluations
+from .reward_table import GENERALISATION, RM_COLUMN_PREFIX, RewardAccuracies
+from .stability import stable_runs
 from .tables import Metrics, read_published
-from .uncertainty import Interval, Settings, paired_difference
+from .uncertainty import Interval, Settings, interval, paired_difference
 
 HOLDS, FAILS, NOT_MEASURED, INCONCLUSIVE = "holds", "does not hold", "not measured", "inconclusive"
+STABLE = "stable"  # the pseudo-column of an RL run's stability verdict (1.0 stable, 0.0 not)
 VERDICTS = (HOLDS, FAILS, INCONCLUSIVE, NOT_MEASURED)
 COMPARISON_COLUMNS = ["id", "column", "left", "right", "diff", "low", "high", "items", "note", "left_seed_sd",
                       "right_seed_sd"]  # fmt: skip
@@ -52,8 +60,9 @@ OPS: dict[str, Callable[[float, float], bool]] = {
 
 Lookup = Callable[[str, str], float]  # (variant, column label) -> value in display units, NaN if missing
 Why = Callable[[str, str], str]  # (variant, column label) -> why its number is missing ("not run", "n/a")
-# (left variant, right variant, column label) -> the paired interval of left - right in display units
-Compare = Callable[[str, str, str], Interval]
+# (left variant, right variant or a constant, column label) -> the (paired) interval of left - right in display
+# units
+Compare = Callable[[str, "str | float", str], Interval]
 
 
 def _missing(variant: str, column: str) -> str:
@@ -75,16 +84,40 @@ def load_claims(path: str | Path, columns: dict[str, dict]) -> list[dict]:
         if bool(claim.get("checks")) == bool(claim.get("not_measured")):
             problems.append(f"{where}: needs either 'checks' or a 'not_measured' reason")
         for check in claim.get("checks") or []:
-            if check.get("column") not in columns:
+            if "stable" in check:
+                if not isinstance(check["stable"], list) or not isinstance(check.get("expect"), bool):
+                    problems.append(f"{where}: a 'stable' check needs a list of variants and 'expect' true or false")
+                continue
+            if check.get("column") not in columns and not is_reward_column(check.get("column")):
                 problems.append(f"{where}: column {check.get('column')!r} is not in report.columns")
             if "best" in check:
                 if not isinstance(check.get("among"), list):
                     problems.append(f"{where}: a 'best' check needs an 'among' list")
-            elif check.get("op") not in OPS or "left" not in check or "right" not in check:
-                problems.append(f"{where}: a check needs left, right and op in {sorted(OPS)}: {check}")
+            elif check.get("op") not in OPS or "left" not in check or ("right" in check) == ("value" in check):
+                problems.append(f"{where}: a check needs left, op in {sorted(OPS)} and right or value: {check}")
     if problems:
         raise ClaimError(f"{path}:\n  " + "\n  ".join(problems))
     return claims
+
+
+def is_reward_column(column) -> bool:
+    """A claims column read from Table 7 (a reward model's held-out accuracy), not from metrics.csv."""
+    return isinstance(column, str) and (column.startswith(RM_COLUMN_PREFIX) or column == GENERALISATION)
+
+
+def stability_outcome(check: dict, lookup: Lookup, why: Why) -> list[tuple[bool | None, str]]:
+    """Each named RL run's verdict (1.0 stable, 0.0 not, NaN not run) against the expected one: not an estimate,
+    so no interval; a run that did not run leaves the claim not measured."""
+    results = []
+    for variant in check["stable"]:
+        value = lookup(variant, STABLE)
+        expected = "stable" if check["expect"] else "not stable"
+        if math.isnan(value):
+            results.append((None, f"{variant} {why(variant, STABLE)} (expected {expected})"))
+            continue
+        text = f"{variant} trained {'stably' if value else 'not stably'} (expected {expected})"
+        results.append((bool(value) == check["expect"], text))
+    return results
 
 
 def interval_outcome(diff: Interval, op: str, margin: float = 0.0) -> bool | str:
@@ -111,12 +144,14 @@ def evaluate_check(
 ) -> list[tuple[bool | str | None, str]]:
     """(outcome, the numbers it used) per comparison: True / False / INCONCLUSIVE, None when a number is missing.
     Without ``compare`` (single numbers, the paper's) the numbers alone decide."""
+    if "stable" in check:
+        return stability_outcome(check, lookup, why)
     column = check["column"]
 
     def shown(variant: str, value: float) -> str:
         return f"{variant} {why(variant, column) if math.isnan(value) else f'{value:.2f}'}"
 
-    def judged(left: str, right: str, op: str, margin: float, point: bool) -> tuple[bool | str, str]:
+    def judged(left: str, right: str | float, op: str, margin: float, point: bool) -> tuple[bool | str, str]:
         if compare is None:
             return point, ""
         diff = compare(left, right, column)
@@ -147,10 +182,13 @@ def evaluate_check(
     margin = float(check.get("margin", 0.0))
     results = []
     lefts = check["left"] if isinstance(check["left"], list) else [check["left"]]
-    right = lookup(check["right"], column)
+    constant = "value" in check  # a comparison with a fixed number (e.g. chance accuracy 0.5)
+    right_name = float(check["value"]) if constant else check["right"]
+    right = right_name if constant else lookup(right_name, column)
     for left_variant in lefts:
         left = lookup(left_variant, column)
-        text = f"{column}: {shown(left_variant, left)} {check['op']} {shown(check['right'], right)}"
+        right_shown = f"{right:g}" if constant else shown(right_name, right)
+        text = f"{column}: {shown(left_variant, left)} {check['op']} {right_shown}"
         if margin:
             text += f" (margin {margin:g})"
         if math.isnan(left) or math.isnan(right):
@@ -158,7 +196,7 @@ def evaluate_check(
             continue
         slack = margin if check["op"] in (">", ">=") else -margin  # a margin makes the comparison lenient
         point = OPS[check["op"]](left + slack, right)
-        outcome, detail = judged(left_variant, check["right"], check["op"], margin, point)
+        outcome, detail = judged(left_variant, right_name, check["op"], margin, point)
         results.append((outcome, text + detail))
     return results
 
@@ -207,9 +245,16 @@ def paired_compare(
     """``Compare`` on our evaluations: the paired interval of left - right in the column's display units; a
     replicated variant (``groups``) is the mean of its seed runs."""
 
-    def compare(left: str, right: str, column: str) -> Interval:
+    def compare(left: str, right: str | float, column: str) -> Interval:
         spec = columns[column]
         benchmark, key = spec["benchmark"], (str(spec.get("subset", "all")), spec["metric"])
+        scale = spec.get("scale", 1.0)
+        if isinstance(right, float):  # left against a constant in display units: left's own interval, shifted
+            runs = groups.get(left, [left])
+            if not all(evals.has(run, benchmark) for run in runs):
+                return Interval(math.nan, note=f"{left} has no item scores for {column}")
+            own = interval([evals.scores(run, benchmark) for run in runs], key, settings, left).scaled(scale)
+            return Interval(own.value - right, own.low - right, own.high - right, own.items, own.note)
         sides = []
         for name in (left, right):
             runs = groups.get(name, [name])
@@ -223,11 +268,39 @@ def paired_compare(
     return compare
 
 
+def reward_compare(accuracies: RewardAccuracies, settings: Settings) -> Compare:
+    """``Compare`` on Table 7's numbers: two reward models' accuracies (or generalisations), or one against a
+    constant; each model's held-out pairs resampled (``RewardAccuracies``)."""
+
+    def compare(left: str, right: str | float, column: str) -> Interval:
+        if isinstance(right, float):
+            own = accuracies.interval(left, column, settings)
+            return Interval(own.value - right, own.low - right, own.high - right, own.items, own.note)
+        return accuracies.difference(left, right, column, settings)
+
+    return compare
+
+
+def routed(metrics_compare: Compare | None, rewards_compare: Compare | None) -> Compare | None:
+    """One ``Compare`` for the scorecard: reward-model columns to Table 7's, every other to metrics.csv's."""
+    if metrics_compare is None:
+        return None
+
+    def compare(left: str, right: str | float, column: str) -> Interval:
+        if is_reward_column(column):
+            if rewards_compare is None:
+                return Interval(math.nan, note="no reward models in this study")
+            return rewards_compare(left, right, column)
+        return metrics_compare(left, right, column)
+
+    return compare
+
+
 def _recorded(compare: Compare | None, claim_id, into: list[dict] | None) -> Compare | None:
     if compare is None or into is None:
         return compare
 
-    def recording(left: str, right: str, column: str) -> Interval:
+    def recording(left: str, right: str | float, column: str) -> Interval:
         diff = compare(left, right, column)
         into.append(
             {"id": claim_id, "column": column, "left": left, "right": right, "diff": diff.value, "low": diff.low,
@@ -321,29 +394,52 @@ def write_scorecard(
     groups: dict[str, list[str]] | None = None,
     settings: Settings | None = None,
     out_comparisons=None,
+    reward_accuracy_paths=(),
+    stability_paths=(),
 ) -> pd.DataFrame:
     """The scorecard files; with ``evals`` (our item scores) each comparison is judged on its paired interval,
     and ``out_comparisons`` lists them with the seed spread of either side (``left_seed_sd``, ``right_seed_sd``:
     NaN for a variant with one seed), to read the noise of training against the effects the claims test."""
-    metrics = Metrics.read(metrics_csv)
+    groups = groups or {}
+    stable = stable_runs(stability_paths)
+    for group, runs in groups.items():  # a replicated RL variant is stable when every seed run is
+        if any(r in stable for r in runs):
+            stable[group] = all(stable.get(r, False) for r in runs)
+    unstable = {v: "policy training not stable" for v, ok in stable.items() if not ok}
+    metrics = Metrics.read(metrics_csv, unstable)  # an unstable RL run's numbers are not compared
+    rewards = RewardAccuracies.read(reward_accuracy_paths) if reward_accuracy_paths else None
     claims = load_claims(claims_path, columns)
     published = read_published(published_csv) if published_csv else None
     settings = settings or Settings()
-    compare = paired_compare(evals, columns, groups or {}, settings) if evals is not None else None
-    comparisons: list[dict] = []
-    card = scorecard(
-        claims,
-        lambda variant, column: metrics.value(variant, columns[column]),
-        published,
-        lambda variant, column: metrics.status(variant, columns[column]),
-        compare,
-        comparisons,
+    compare = routed(
+        paired_compare(evals, columns, groups, settings) if evals is not None else None,
+        reward_compare(rewards, settings) if rewards is not None else None,
     )
+
+    def ours(variant: str, column: str) -> float:
+        if column == STABLE:
+            return float(stable[variant]) if variant in stable else math.nan
+        if is_reward_column(column):
+            return rewards.value(variant, column) if rewards is not None else math.nan
+        return metrics.value(variant, columns[column])
+
+    def why(variant: str, column: str) -> str:
+        if column == STABLE:
+            return "not run"
+        if is_reward_column(column):
+            return "not run" if rewards is None or not rewards.has(variant) else "n/a"
+        return metrics.status(variant, columns[column])
+
+    comparisons: list[dict] = []
+    card = scorecard(claims, ours, published, why, compare, comparisons)
     card.to_csv(out_csv, index=False)
     if out_comparisons is not None:
         frame = pd.DataFrame(comparisons, columns=COMPARISON_COLUMNS[:9])
         for side in ("left", "right"):
-            frame[f"{side}_seed_sd"] = [metrics.seed_sd(v, columns[c]) for v, c in zip(frame[side], frame["column"])]
+            frame[f"{side}_seed_sd"] = [
+                metrics.seed_sd(v, columns[c]) if c in columns and isinstance(v, str) else math.nan
+                for v, c in zip(frame[side], frame["column"])
+            ]
         frame.to_csv(out_comparisons, index=False)
     Path(out_md).write_text(markdown_scorecard(card, study, settings.level if compare else None))
     return card

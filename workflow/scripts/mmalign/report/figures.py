@@ -26,14 +26,21 @@ def _empty(ax, text: str) -> None:
 
 
 def plot_table(
-    metrics_csv, table_name: str, table: dict, columns: dict[str, dict], out_png, out_svg, published_csv=None
+    metrics_csv,
+    table_name: str,
+    table: dict,
+    columns: dict[str, dict],
+    out_png,
+    out_svg,
+    published_csv=None,
+    unstable: dict[str, str] | None = None,
 ) -> list[str]:
     """One panel per column that has a number in this study: a dot per aligned row joined to the base model's
     dashed line (so the segment is the change from base), the row's interval as a thin whisker under it and the
     base model's as a grey band, rows not run marked 'not run' (no dot, never a zero);
     with published numbers, the paper's value as a black diamond. Returns the columns drawn."""
     plt = style()
-    metrics = Metrics.read(metrics_csv)
+    metrics = Metrics.read(metrics_csv, unstable)  # a run that did not train stably gets no dot
     paper = published_numbers(read_published(published_csv), table_name) if published_csv else {}
     rows = [(label, v) for label, v in table["rows"].items() if v != "base"]
     drawn = [
@@ -74,7 +81,7 @@ def plot_table(
                 ax.text(
                     0.01,
                     y,
-                    "not run" if not metrics.ran(rows[y][1]) else "n/a",
+                    "not run" if not metrics.ran(rows[y][1]) else "not stable" if rows[y][1] in metrics.unstable else "n/a",
                     va="center",
                     fontsize=7,
                     color=BASE_COLOUR,

@@ -10,7 +10,9 @@ What a missing number means is kept apart, never written as zero:
 * ``not run``: the variant is not part of this study (no metrics.csv row at all);
 * ``n/a``: the variant ran but this benchmark / metric was not evaluated in this study;
 * ``judge failed (k of n)``: the benchmark was evaluated, but its judge gave no usable verdict for any of the n
-  items (failed calls and unparsed answers); a number whose judge missed some items carries ``[k of n unjudged]``.
+  items (failed calls and unparsed answers); a number whose judge missed some items carries ``[k of n unjudged]``;
+* ``policy training not stable (...)``: an RL run whose training the stability rule rejected (``mmalign.report.
+  stability``): its numbers are not shown, as in the paper's Table 8.
 """
 
 from __future__ import annotations
@@ -46,8 +48,9 @@ _NO_INTERVAL = _Spread(math.nan, math.nan, "no interval in metrics.csv", 1, math
 class Metrics:
     """Lookups in a metrics.csv frame, in the units of a column spec."""
 
-    def __init__(self, frame: pd.DataFrame):
+    def __init__(self, frame: pd.DataFrame, unstable: dict[str, str] | None = None):
         self.frame = frame
+        self.unstable = dict(unstable or {})  # variant -> why its RL training is not stable (no number shown)
         self.variants = set(frame["variant"])
         self._values = {
             (r.variant, r.benchmark, str(r.subset), r.metric): float(r.value) for r in frame.itertuples(index=False)
@@ -64,8 +67,8 @@ class Metrics:
                 )
 
     @classmethod
-    def read(cls, path: str | Path) -> Metrics:
-        return cls(pd.read_csv(path, dtype={"subset": str}, keep_default_na=False, na_values=[""]))
+    def read(cls, path: str | Path, unstable: dict[str, str] | None = None) -> Metrics:
+        return cls(pd.read_csv(path, dtype={"subset": str}, keep_default_na=False, na_values=[""]), unstable)
 
     def ran(self, variant: str) -> bool:
         return variant in self.variants
@@ -75,14 +78,20 @@ class Metrics:
         return (variant, column["benchmark"], str(column.get("subset", "all")), column["metric"])
 
     def value(self, variant: str, column: dict) -> float:
-        """The column's number for a variant in display units, NaN when it is not in metrics.csv."""
+        """The column's number for a variant in display units, NaN when it is not in metrics.csv (or its RL
+        training was not stable)."""
+        if variant in self.unstable:
+            return math.nan
         return self._values.get(self._key(variant, column), math.nan) * column.get("scale", 1.0)
 
     def interval(self, variant: str, column: dict) -> Interval:
         """The column's number with its interval, in display units (no interval: NaN bounds and the reason)."""
         key = self._key(variant, column)
         found = self._intervals.get(key, _NO_INTERVAL)
-        value = self._values.get(key, math.nan)
+        if variant in self.unstable:  # an RL run the stability rule rejected shows no number, not even a bound
+            found, value = _NO_INTERVAL._replace(note=self.unstable[variant]), math.nan
+        else:
+            value = self._values.get(key, math.nan)
         return Interval(value, found.low, found.high, note=found.note).scaled(column.get("scale", 1.0))
 
     def seeds(self, variant: str, column: dict) -> int:
@@ -103,9 +112,11 @@ class Metrics:
         return missed, missed + count("judged")
 
     def status(self, variant: str, column: dict) -> str | None:
-        """None when there is a number; otherwise why not (NOT_RUN, JUDGE_FAILED or NOT_EVALUATED)."""
+        """None when there is a number; otherwise why not (NOT_RUN, not stable, JUDGE_FAILED or NOT_EVALUATED)."""
         if not self.ran(variant):
             return NOT_RUN
+        if variant in self.unstable:
+            return self.unstable[variant]
         if not math.isnan(self.value(variant, column)):
             return None
         missed, n = self.unjudged(variant, column)
@@ -141,7 +152,8 @@ def build_table(
     paper = published_numbers(published, table_name)
     records = []
     for label, variant in table["rows"].items():
-        record = {"row": label, "variant": variant, "status": "run" if metrics.ran(variant) else NOT_RUN}
+        status = NOT_RUN if not metrics.ran(variant) else metrics.unstable.get(variant, "run")
+        record = {"row": label, "variant": variant, "status": status}
         for column_label, column in columns.items():
             ours = metrics.interval(variant, column)
             record[column_label] = ours.value
@@ -214,9 +226,16 @@ def markdown_table(
 
 
 def write_table(
-    metrics_csv, table_name: str, table: dict, columns: dict[str, dict], out_csv, out_md, published_csv=None
+    metrics_csv,
+    table_name: str,
+    table: dict,
+    columns: dict[str, dict],
+    out_csv,
+    out_md,
+    published_csv=None,
+    unstable: dict[str, str] | None = None,
 ) -> pd.DataFrame:
-    metrics = Metrics.read(metrics_csv)
+    metrics = Metrics.read(metrics_csv, unstable)
     published = read_published(published_csv) if published_csv else None
     frame = build_table(metrics, table_name, table, columns, published)
     frame.to_csv(out_csv)

@@ -32,15 +32,21 @@ def accuracy_counts(chosen: list[float], rejected: list[float]) -> dict:
     }
 
 
-def reward_accuracy(model, processor, table: pd.DataFrame, batch_size: int = 8) -> dict:
-    """Score every usable pair of ``table`` (a pair table) and count how many the model ranks correctly."""
+def reward_accuracy(model, processor, table: pd.DataFrame, batch_size: int = 8, per_pair: bool = False) -> dict:
+    """Score every usable pair of ``table`` (a pair table) and count how many the model ranks correctly; with
+    ``per_pair``, also each pair's two scores and verdict (``per_pair``: what Table 7's intervals resample)."""
     rows, manifest = reward_rows(table, source="reward_accuracy")
     images = [open_image(row["image"]) for row in rows]
     prompts = [row["prompt"] for row in rows]
     chosen = reward_scores(model, processor, images, prompts, [row["chosen"] for row in rows], batch_size)
     rejected = reward_scores(model, processor, images, prompts, [row["rejected"] for row in rows], batch_size)
-    return {
+    result = {
         **accuracy_counts(chosen, rejected),
         "dropped_identical": manifest.dropped[IDENTICAL],
         "dropped": dict(manifest.dropped),
     }
+    if per_pair:
+        result["per_pair"] = [
+            {"id": row["id"], "chosen": c, "rejected": r, "correct": c > r} for row, c, r in zip(rows, chosen, rejected)
+        ]
+    return result

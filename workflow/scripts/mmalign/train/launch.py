@@ -22,6 +22,7 @@ import os
 import subprocess
 import sys
 from dataclasses import dataclass
+from importlib import import_module
 from pathlib import Path
 
 from mmalign.gpus import check_gpus
@@ -30,6 +31,7 @@ from mmalign.provenance import run_environment
 from mmalign.schema import write_json
 
 from .dpo import train_dpo
+from .methods import get as get_method
 from .ranks import is_rank_zero, world_size
 from .settings import DPOSettings
 
@@ -98,10 +100,20 @@ def run_worker(
     judge_cache: str | None = None,
     scenes_path: str | None = None,
     reference_logps: str | None = None,
+    reward_model: str | None = None,
 ) -> dict:
     """Train one variant in this process (one rank of several, or alone); rank 0 writes the metrics.
-    Online variants also get their annotator (a ``judges`` entry) and the world's scenes for the exact judge."""
+    Online variants also get their annotator (a ``judges`` entry) and the world's scenes for the exact judge;
+    RL variants (rloo, ppo) their reward model's adapter, and train through their method module instead."""
     spec = json.loads(Path(spec_path).read_text())
+    method = get_method(spec["method"])
+    if method.reward_model:  # imported by name: RL code enters only the RL variants' code hashes
+        metrics = import_module(method.module).train_with_reward_model(
+            model_dir, pairs_path, out_dir, spec, reward_model, use_cpu=use_cpu
+        )
+        metrics = {"variant": spec["variant"], **metrics, "processes": 1, "environment": run_environment()}
+        write_json(metrics, metrics_path)
+        return metrics
     annotator, scenes = None, None
     if judge:
         annotator = make_judge(judge, cache_path=judge_cache)
@@ -138,13 +150,20 @@ def train_variant(
     judge_cache: str | None = None,
     scenes_path: str | None = None,
     reference_logps: str | None = None,
+    reward_model: str | None = None,
 ) -> LaunchPlan:
-    """Train one variant on the hardware its job was given: in this process, or through ``accelerate launch``."""
+    """Train one variant on the hardware its job was given: in this process, or through ``accelerate launch``.
+    RL variants train in one process (their TRL rollouts are not launched over several here)."""
     import torch
 
     plan = plan_launch(resources, threads, torch.cuda.is_available(), torch.cuda.device_count())
     args = [str(spec_path), str(model_dir), str(pairs_path), str(out_dir), str(metrics_path)]
     online = dict(judge=judge, judge_cache=judge_cache, scenes_path=scenes_path, reference_logps=reference_logps)
+    if reward_model:
+        if plan.processes > 1:
+            raise ValueError("RL variants (rloo, ppo) train in one process: set resources.processes to 1")
+        run_worker(*args, use_cpu=plan.use_cpu, reward_model=reward_model)
+        return plan
     if plan.processes == 1:
         run_worker(*args, use_cpu=plan.use_cpu, **online)
         return plan

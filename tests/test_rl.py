@@ -35,8 +35,7 @@ class StandInRM:
 
 
 def tiny_settings(method: str, **overrides) -> RLSettings:
-    return RLSettings(
-        method=method,
+    spec = dict(
         learning_rate=0.05,
         batch_size=8,  # 4 prompts x 2 samples
         num_generations=2,
@@ -46,8 +45,8 @@ def tiny_settings(method: str, **overrides) -> RLSettings:
         ppo_epochs=1,
         lora_r=4,
         lora_alpha=8,
-        **overrides,
     )
+    return RLSettings(method=method, **{**spec, **overrides})
 
 
 def lora_b_trained(run_dir) -> bool:
@@ -214,3 +213,22 @@ def test_settings_take_the_papers_values_per_method():
         RLSettings(method="dpo")
     with pytest.raises(ValueError, match="stability"):
         RLSettings(stability={"max_kll": 1})
+
+
+def test_ppo_reuses_one_rollout_for_its_ppo_epochs(tiny_model, pairs, tmp_path):
+    model_dir, _ = tiny_model
+    rm = StandInRM()
+    settings = tiny_settings("ppo", max_steps=2, ppo_epochs=2)
+    metrics = train_rl(model_dir, pairs, tmp_path, settings, rm)
+    frame = read_pairs(pairs)
+    assert len(rm.calls) - 2 * math.ceil(len(frame) / 64) == 1  # two optimizer steps, one rollout
+    assert metrics["steps"] == 2 and metrics["samples"] == 8
+
+
+def test_a_numerically_diverging_run_ends_not_stable_without_a_crash(tiny_model, pairs, tmp_path):
+    model_dir, _ = tiny_model
+    settings = tiny_settings("rloo", max_steps=3, learning_rate=1e30)  # Adam steps of ~1e30: weights overflow
+    metrics = train_rl(model_dir, pairs, tmp_path, settings, StandInRM())
+    assert not metrics["stable"] and metrics["adapter"] is None
+    assert metrics["stability"]["reasons"][0].startswith("training diverged")
+    assert (tmp_path / "train_log.jsonl").exists() and not (tmp_path / "adapter").exists()

@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import re
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -208,8 +209,7 @@ def weights_finite(model) -> bool:
 def numerical_failure(error: Exception, model) -> bool:
     """A training error that is divergence, not a bug: non-finite weights, or sampling from NaN/inf
     probabilities (torch.multinomial's 'probability tensor contains either inf, nan or element < 0')."""
-    text = str(error).lower()
-    return not weights_finite(model) or "nan" in text or " inf" in text
+    return not weights_finite(model) or re.search(r"\b(nan|inf)\b", str(error).lower()) is not None
 
 
 def rl_config(settings: RLSettings, out_dir: Path, use_cpu: bool):
@@ -277,8 +277,9 @@ def train_rl(
     PPO, ``value_head.pt`` beside it (the value head is not part of the policy), and returns the metrics.
 
     ``score(images, prompts, answers) -> list[float]`` is the RM. No adapter is written when training diverged
-    (non-finite weights) or, in an unstable run, never changed the LoRA weights; a *stable* run whose adapter never
-    changed raises ``UnchangedAdapterError`` (as DPO does): its table row would silently be the base model."""
+    (a numerical error, or non-finite weights) or when an unstable run never changed the LoRA weights; a *stable*
+    run whose adapter never changed raises ``UnchangedAdapterError`` (as DPO does): its table row would silently
+    be the base model. A numerical error during training is caught and becomes a "not stable" verdict."""
     from transformers import AutoModelForImageTextToText, AutoProcessor, set_seed
 
     set_seed(settings.seed)
@@ -312,7 +313,7 @@ def train_rl(
     if error or not weights_finite(trainer.model):
         verdict["stable"] = False
         verdict["reasons"].insert(0, f"training diverged: {error or 'non-finite weights'}")
-    adapter = publish(trainer, settings, out_dir, verdict)
+    adapter = None if error else publish(trainer, settings, out_dir, verdict)
     steps = trainer.state.global_step
     samples = math.ceil(steps * settings.batch_size / settings.ppo_epochs)  # a rollout serves ppo_epochs steps
     return {

@@ -111,7 +111,8 @@ class PPOTrainer(RLOOTrainer):
     # --------------------------------------------------------------------------- value head plumbing
 
     def create_optimizer(self, model=None):
-        """TRL's optimizer over the adapter, plus the value head (same learning rate, no weight decay)."""
+        """TRL's optimizer over the adapter, plus the value head (same learning rate, no weight decay). The
+        Trainer clips the gradient norm of the model's parameters only: the value head's gradient is not clipped."""
         optimizer = super().create_optimizer(model)
         if not any(p is self.value_head.weight for group in optimizer.param_groups for p in group["params"]):
             optimizer.add_param_group({"params": list(self.value_head.parameters()), "weight_decay": 0.0})

@@ -67,3 +67,62 @@ def test_a_corrupted_pair_set_without_a_corrupter_or_world_fails_naming_the_key(
     paper["pairsets"][name]["corrupter"] = {"kind": "prior"}  # the world's corrupter in a study without a world
     with pytest.raises(ConfigError, match=f"'pairsets.{name}.corrupter.kind': the prior corrupter needs a 'world'"):
         check_references(paper)
+
+
+def default_config():
+    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    apply_defaults(config)
+    return config
+
+
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        (lambda c: c["variants"]["ppo_povid_rm"].pop("reward_model"),
+         "'variants.ppo_povid_rm.reward_model': ppo needs a reward_models entry, got None"),
+        (lambda c: c["variants"]["rloo_povid_rm"].update(reward_model="rm_nope"),
+         "'variants.rloo_povid_rm.reward_model': rloo needs a reward_models entry, got 'rm_nope'"),
+        (lambda c: c["variants"]["rloo_povid_rm"].update(rl={"num_generation": 4}),
+         "'variants.rloo_povid_rm.rl': unknown RL settings ['num_generation']"),
+        (lambda c: c["variants"]["rloo_povid_rm"].update(rl={"batch_size": 6, "num_generations": 4}),
+         "'variants.rloo_povid_rm.rl': batch_size must be a multiple of num_generations"),
+        (lambda c: c["variants"]["dpo_povid"].update(reward_model="rm_povid"),
+         "'variants.dpo_povid': reward_model and rl are settings of rloo / ppo only"),
+        (lambda c: c["reward_models"]["rm_povid"].update(pairsets=["povdi"]),
+         "'reward_models.rm_povid.pairsets': no pair set named 'povdi'"),
+        (lambda c: c["report"]["reward_table"]["rows"].update(X="rm_nope"),
+         "'report.reward_table.rows': row 'X' names no reward model 'rm_nope'"),
+        (lambda c: c["report"]["reward_table"]["columns"].update(X="nope"),
+         "'report.reward_table.columns': column 'X' names no pair set 'nope'"),
+    ],
+)  # fmt: skip
+def test_a_bad_reward_model_or_rl_setting_fails_naming_the_key(edit, message):
+    config = default_config()
+    edit(config)
+    with pytest.raises(ConfigError) as err:
+        check_references(config)
+    assert message in str(err.value)
+
+
+def test_reward_model_defaults_fill_every_reward_model_and_the_schema_accepts_anchor_keys():
+    from mmalign.config import validate_config
+
+    config = default_config()
+    assert config["reward_models"]["rm_vlfeedback"]["steps"] == config["reward_model_defaults"]["steps"]
+    assert "x-rl-settings" in config  # YAML anchors of the RL settings: allowed, read by nothing
+    validate_config(config, REPO / "workflow" / "schemas" / "config.schema.yaml")
+    config["reward_models"]["rm_povid"]["stpes"] = 3
+    with pytest.raises(ConfigError, match="'reward_models.rm_povid.stpes': unknown key"):
+        validate_config(config, REPO / "workflow" / "schemas" / "config.schema.yaml")
+
+
+def test_an_rl_variant_reads_its_settings_from_rl_only():
+    from mmalign.train.rl_settings import RLSettings
+    from mmalign.train.settings import resolved_spec
+
+    variant = {**default_config()["variants"]["ppo_vlfeedback_rm"], "variant": "ppo_vlfeedback_rm", "seed": 4}
+    settings = RLSettings.from_variant(variant)
+    assert settings.method == "ppo" and settings.seed == 4 and settings.learning_rate == variant["rl"]["learning_rate"]
+    assert settings.beta == variant["rl"]["beta"] != variant["beta"]  # not the DPO beta of variant_defaults
+    spec = resolved_spec(variant)
+    assert spec["rl"]["ppo_epochs"] == 2 and "loss_type" not in spec and spec["reward_model"] == "rm_vlfeedback"

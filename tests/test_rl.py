@@ -232,3 +232,59 @@ def test_a_numerically_diverging_run_ends_not_stable_without_a_crash(tiny_model,
     assert not metrics["stable"] and metrics["adapter"] is None
     assert metrics["stability"]["reasons"][0].startswith("training diverged")
     assert (tmp_path / "train_log.jsonl").exists() and not (tmp_path / "adapter").exists()
+
+
+@pytest.fixture(scope="module")
+def trained_rm(tiny_model, pairs, tmp_path_factory):
+    """A reward model of the workflow (mmalign.reward) trained for a few steps on the POVID analog."""
+    from mmalign.reward.train import RewardSettings, train_reward_model
+
+    model_dir, _ = tiny_model
+    out = tmp_path_factory.mktemp("rm")
+    settings = RewardSettings(learning_rate=1e-2, steps=4, batch_size=8, heldout_share=0.0, min_train_accuracy=0.0)
+    metrics = train_reward_model(model_dir, pairs, out, settings)
+    return out / "adapter", metrics
+
+
+@pytest.mark.parametrize("method", ["rloo", "ppo"])
+def test_an_rl_variant_trains_against_the_workflows_reward_model(method, tiny_model, pairs, trained_rm, tmp_path):
+    """The rule `train` path of an RL variant: its settings from `rl:`, the trained RM scoring samples with their
+    images, a trained adapter and the stability verdict beside it."""
+    from mmalign.train.rl import train_with_reward_model
+
+    model_dir, _ = tiny_model
+    rl = dict(learning_rate=0.05, batch_size=8, num_generations=2, max_completion_length=8, max_steps=1,
+              max_prompts=4, ppo_epochs=1, lora_r=4, lora_alpha=8)  # fmt: skip
+    spec = {
+        "variant": f"{method}_x",
+        "method": method,
+        "pairset": "povid",
+        "reward_model": "rm",
+        "seed": 0,
+        "beta": 0.1,
+        "learning_rate": 3e-3,
+        "rl": rl,
+    }  # fmt: skip  (DPO keys from variant_defaults: ignored)
+    metrics = train_with_reward_model(model_dir, pairs, tmp_path, spec, trained_rm[0])
+    assert metrics["reward_model"] == str(trained_rm[0]) and metrics["settings"]["learning_rate"] == 0.05
+    assert metrics["reward_statistics"]["std"] > 0  # the RM's scores of the dataset's answers differ
+    assert metrics["steps"] == 1 and lora_b_trained(tmp_path)
+    verdict = json.loads((tmp_path / "adapter" / "stability.json").read_text())
+    assert verdict["stable"] == metrics["stable"] and "reasons" in verdict
+    log = [json.loads(line) for line in open(tmp_path / "train_log.jsonl")]
+    assert any("rm_raw" in e for e in log)  # the RM's own (unnormalised) scores were logged
+
+
+def test_a_diverged_run_publishes_a_zeroed_adapter_and_says_so(tiny_model, pairs, trained_rm, tmp_path):
+    """Instability is a result: a run whose weights blow up leaves the base model as its adapter (so the study goes
+    on) and a "not stable" verdict that the tables show instead of its numbers."""
+    from mmalign.train.rl import train_with_reward_model
+
+    model_dir, _ = tiny_model
+    rl = dict(learning_rate=1e30, batch_size=8, num_generations=2, max_completion_length=8, max_steps=2,
+              max_prompts=4, lora_r=4, lora_alpha=8)  # fmt: skip
+    spec = {"variant": "rloo_x", "method": "rloo", "seed": 0, "rl": rl}
+    metrics = train_with_reward_model(model_dir, pairs, tmp_path, spec, trained_rm[0])
+    assert not metrics["stable"] and metrics["stability"]["reasons"][0].startswith("training diverged")
+    assert metrics["adapter"].startswith("zeroed") and not lora_b_trained(tmp_path)
+    assert not json.loads((tmp_path / "adapter" / "stability.json").read_text())["stable"]

@@ -118,7 +118,10 @@ def report_outputs():
     for table in TABLES:
         outputs += [f"results/tables/{table}.md", f"results/figures/tables/{table}.png"]
     if config["report"].get("reward_table"):  # Table 7: reward-model accuracy on held-out splits
-        outputs += [f"results/tables/{REWARD_TABLE_NAME}.md", f"results/figures/tables/{REWARD_TABLE_NAME}.png"]
+        outputs += [
+            f"results/tables/{REWARD_TABLE_NAME}.md",
+            f"results/figures/tables/{REWARD_TABLE_NAME}.png",
+        ]
     outputs += ["results/tables/claims.md", "results/figures/beta_schedule.png"]
     if config["report"].get("size_series"):
         outputs.append("results/figures/size_series.png")
@@ -303,7 +306,9 @@ def train_inputs(wildcards):
     if uses_world(judge=annotator_spec(wildcards)):
         inputs["scenes"] = WORLD_INPUTS["scenes"]
     reward_model = config["variants"][wildcards.trained].get("reward_model")
-    if methods.get(config["variants"][wildcards.trained]["method"]).reward_model:  # RL: samples scored by an RM
+    if methods.get(
+        config["variants"][wildcards.trained]["method"]
+    ).reward_model:  # RL: samples scored by an RM
         inputs["reward_model"] = reward_model_adapter(reward_model)
     inputs.update(embedder_input((config["variants"][wildcards.trained].get("online") or {}).get("embedder")))
     return inputs
@@ -433,18 +438,31 @@ def reward_model_settings(wildcards):
 
 
 def reward_train_splits(wildcards):
-    return [f"results/reward/splits/{p}/train.parquet" for p in config["reward_models"][wildcards.rm]["pairsets"]]
+    return [
+        f"results/reward/splits/{p}/train.parquet" for p in config["reward_models"][wildcards.rm]["pairsets"]
+    ]
 
 
 def reward_model_adapter(rm):
     return f"results/reward_models/{rm}/adapter"
 
 
+REWARD_HELDOUT = list(dict.fromkeys((REWARD_TABLE.get("columns") or {}).values()))  # Table 7's columns
+
+
+def reward_heldout_splits():
+    return [f"results/reward/splits/{p}/heldout.parquet" for p in REWARD_HELDOUT]
+
+
+def reward_heldout_outputs(suffix):
+    """A reward model's held-out results, one file per Table 7 column ({rm} left as the rule's wildcard)."""
+    return [f"results/reward_models/{{rm}}/heldout/{p}.{suffix}" for p in REWARD_HELDOUT]
+
+
 def reward_accuracies():
     """Every (reward model, held-out set) of Table 7."""
-    columns = list((REWARD_TABLE.get("columns") or {}).values())
     rows = list((REWARD_TABLE.get("rows") or {}).values())
-    return expand("results/reward_models/{rm}/heldout/{pairset}.json", rm=rows, pairset=columns)
+    return expand("results/reward_models/{rm}/heldout/{pairset}.json", rm=rows, pairset=REWARD_HELDOUT)
 
 
 def reward_variant_runs():

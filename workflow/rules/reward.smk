@@ -57,22 +57,23 @@ rule train_reward_model:
 
 
 rule eval_reward_model:
-    """One cell of Table 7: a reward model's accuracy on one pair set's held-out split (the share of pairs whose
-    chosen answer it scores strictly above the rejected one), with every pair's scores."""
+    """One row of Table 7: a reward model's accuracy on the held-out split of every pair set of the table's
+    columns (the share of pairs whose chosen answer it scores strictly above the rejected one), with every pair's
+    scores; one job per model, which loads it once."""
     input:
         model=base_model_dir(),
         adapter="results/reward_models/{rm}/adapter",
-        heldout="results/reward/splits/{pairset}/heldout.parquet",
+        metrics="results/reward_models/{rm}/train_metrics.json",
+        heldout=reward_heldout_splits(),
     output:
-        accuracy="results/reward_models/{rm}/heldout/{pairset}.json",
-        scores="results/reward_models/{rm}/heldout/{pairset}.jsonl",
+        accuracy=reward_heldout_outputs("json"),
+        scores=reward_heldout_outputs("jsonl"),
     log:
-        "logs/eval_reward_model/{rm}/{pairset}.log",
+        "logs/eval_reward_model/{rm}.log",
     benchmark:
-        "results/timing/eval_reward_model/{rm}/{pairset}.tsv"
+        "results/timing/eval_reward_model/{rm}.tsv"
     wildcard_constraints:
         rm=_alternatives(REWARD_MODELS),
-        pairset=_alternatives(REWARD_PAIRSETS),
     conda:
         "../../envs/eval.yaml"
     threads: 1

@@ -1,4 +1,4 @@
-"""Snakemake adapter: one reward model's accuracy on one pair set's held-out split (a cell of Table 7)."""
+"""Snakemake adapter: one reward model's accuracy on the held-out split of every Table 7 column (a row)."""
 
 from mmalign.runlog import to_file
 
@@ -9,16 +9,13 @@ from pathlib import Path
 
 from mmalign.reward.study import evaluate_heldout
 
-adapter = Path(snakemake.input.adapter)
-trained = json.loads((adapter.parent / "train_metrics.json").read_text())  # written beside the adapter
+trained = json.loads(Path(snakemake.input.metrics).read_text())
 evaluate_heldout(
     snakemake.input.model,
-    adapter,
-    snakemake.input.heldout,
+    snakemake.input.adapter,
+    {Path(p).parent.name: p for p in snakemake.input.heldout},  # results/reward/splits/<pairset>/heldout.parquet
     reward_model=snakemake.wildcards.rm,
-    pairset=snakemake.wildcards.pairset,
     trained_on=trained["trained_on"],
-    out_json=snakemake.output.accuracy,
-    out_jsonl=snakemake.output.scores,
+    out_dir=Path(snakemake.output.accuracy[0]).parent,
     batch_size=trained["settings"].get("score_batch_size", 8),
 )

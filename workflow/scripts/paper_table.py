@@ -14,7 +14,9 @@ published = list(snakemake.input.published)  # empty unless report.compare_with_
 published = published[0] if published else None
 name, table, columns = snakemake.wildcards.table, snakemake.params.table, snakemake.params.columns
 unstable = read_stability(snakemake.input.stability, dict(snakemake.params.replicates))  # RL runs shown as such
-write_table(snakemake.input.metrics, name, table, columns, snakemake.output.csv, snakemake.output.md, published, unstable)
+write_table(
+    snakemake.input.metrics, name, table, columns, snakemake.output.csv, snakemake.output.md, published, unstable
+)
 drawn = plot_table(
     snakemake.input.metrics, name, table, columns, snakemake.output.png, snakemake.output.svg, published, unstable
 )

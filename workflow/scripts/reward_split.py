@@ -4,7 +4,7 @@ from mmalign.runlog import to_file
 
 to_file(snakemake.log[0])
 
-from mmalign.reward.study import DEFAULT_HELDOUT_SHARE, write_split
+from mmalign.reward.splits import DEFAULT_HELDOUT_SHARE, write_split
 
 split = dict(snakemake.params.split)
 write_split(

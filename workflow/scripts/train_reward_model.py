@@ -6,12 +6,12 @@ to_file(snakemake.log[0], snakemake.threads)
 
 from pathlib import Path
 
+import torch
+
 from mmalign.gpus import check_gpus
 from mmalign.provenance import run_environment
 from mmalign.reward.study import train_study_reward_model
 from mmalign.schema import write_json
-
-import torch
 
 settings = dict(snakemake.params.settings)
 gpus = check_gpus(dict(snakemake.resources.items()), torch.cuda.is_available(), torch.cuda.device_count())
@@ -19,4 +19,6 @@ splits = {Path(p).parent.name: p for p in snakemake.input.train}  # results/rewa
 metrics = train_study_reward_model(
     snakemake.input.model, splits, Path(snakemake.output.adapter).parent, settings, use_cpu=gpus == 0
 )
-write_json({"reward_model": snakemake.wildcards.rm, **metrics, "environment": run_environment()}, snakemake.output.metrics)
+write_json(
+    {"reward_model": snakemake.wildcards.rm, **metrics, "environment": run_environment()}, snakemake.output.metrics
+)

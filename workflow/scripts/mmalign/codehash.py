@@ -115,7 +115,7 @@ FIXED_ENTRIES = {  # rule -> its entry modules, whatever the job
     "figure_size_series": ["mmalign.report.figures"],
     "beta_schedule": ["mmalign.bdhs"],
     "figure_beta_schedule": ["mmalign.report.figures"],
-    "reward_split": ["mmalign.reward.study"],
+    "reward_split": ["mmalign.reward.splits"],
     "train_reward_model": ["mmalign.reward.study", "mmalign.reward.train", "mmalign.gpus", "mmalign.provenance"],
     "eval_reward_model": ["mmalign.reward.study", "mmalign.reward.accuracy", "mmalign.reward.model"],
     "reward_table": ["mmalign.report.reward_table"],

@@ -328,7 +328,7 @@ def _rl_problems(name: str, variant: dict) -> list[str]:
     from mmalign.train.rl_settings import RLSettings
 
     try:
-        RLSettings.from_spec(variant)
+        RLSettings.from_variant(variant)
     except (TypeError, ValueError) as err:
         return [f"config key 'variants.{name}.rl': {err}"]
     return []

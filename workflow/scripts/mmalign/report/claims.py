@@ -13,16 +13,16 @@ Claims live in a data file (workflow/resources/claims.yaml), one entry per claim
         - {left: ipo_povid, op: ">=", right: dpo_povid, column: POPE, margin: 1.0}   # within 1 point
         - {left: rm_povid, op: "<", value: 0.5, column: "rm:rlhfv"}   # against a constant (here: chance)
         - {stable: [ppo_vlfeedback_rm], expect: true}                # RL runs' stability verdicts
-    - id: 23
+    - id: 21
       claim: ...
-      not_measured: reward models are not trained in this workflow
+      not_measured: the reason this workflow cannot check it
 
 Columns are the labels of ``report.columns`` and values are in their display units (the paper's units), so a
 margin reads in the paper's units too. Two more kinds of column serve the reward-model claims (Table 7,
 ``mmalign.report.reward_table``): ``rm:<pair set>``, a reward model's accuracy on that set's held-out split, and
 ``generalisation``, its mean accuracy on the held-out splits of the sets it did not train on. A ``stable`` check
-reads the RL runs' stability verdicts (``mmalign.report.stability``; the paper's: Table 8's ``stable`` column). Checks compare directions only, never absolute values, so the same
-claims apply to the synthetic default study.
+reads the RL runs' stability verdicts (``mmalign.report.stability``; the paper's: Table 8's ``stable`` column).
+Checks compare directions only, never absolute values, so the same claims apply to the synthetic default study.
 
 Our own numbers are judged with the paired interval of each difference (``mmalign.report.uncertainty``: items
 resampled jointly for both sides, and seeds when a variant has replicates): a comparison *holds* when the interval

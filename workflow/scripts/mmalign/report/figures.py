@@ -81,7 +81,11 @@ def plot_table(
                 ax.text(
                     0.01,
                     y,
-                    "not run" if not metrics.ran(rows[y][1]) else "not stable" if rows[y][1] in metrics.unstable else "n/a",
+                    "not run"
+                    if not metrics.ran(rows[y][1])
+                    else "not stable"
+                    if rows[y][1] in metrics.unstable
+                    else "n/a",
                     va="center",
                     fontsize=7,
                     color=BASE_COLOUR,

@@ -160,8 +160,13 @@ def train_variant(
     args = [str(spec_path), str(model_dir), str(pairs_path), str(out_dir), str(metrics_path)]
     online = dict(judge=judge, judge_cache=judge_cache, scenes_path=scenes_path, reference_logps=reference_logps)
     if reward_model:
-        if plan.processes > 1:
-            raise ValueError("RL variants (rloo, ppo) train in one process: set resources.processes to 1")
+        if plan.processes > 1:  # the paper's PPO ran on 1 GPU; our RL runs are not launched over several
+            import logging
+
+            logging.getLogger(__name__).warning(
+                "RL variants (rloo, ppo) train in one process on one device: %d processes asked for, 1 used",
+                plan.processes,
+            )
         run_worker(*args, use_cpu=plan.use_cpu, reward_model=reward_model)
         return plan
     if plan.processes == 1:

@@ -20,7 +20,7 @@ import logging
 import math
 import re
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -30,73 +30,10 @@ from mmalign.schema import read_pairs
 
 from .chat_format import frame_for_training
 from .lora import LM_LINEAR_LAYERS
-from .stability import ENTROPY, KL, LENGTH, REWARD, StabilityRule, stability_verdict
+from .rl_settings import RLSettings
+from .stability import ENTROPY, KL, LENGTH, REWARD, stability_verdict
 
 log = logging.getLogger(__name__)
-
-METHODS = ("rloo", "ppo")
-
-# The paper's settings where it states them (App. A); None in RLSettings means "this method's default".
-METHOD_DEFAULTS = {
-    # RLOO: k=4 at temperature 1.0, 2 epochs, batch 256, lr 3e-4, KL beta 0.4
-    "rloo": {"learning_rate": 3e-4, "epochs": 2.0, "batch_size": 256, "beta": 0.4, "ppo_epochs": 1},
-    # PPO: 3 epochs, lr 1.41e-5 constant, batch 32. Not stated, chosen here: beta 0.05 and 4 PPO epochs per
-    # rollout, the defaults of TRL's last PPO trainer, whose default learning rate (1.41e-5) the paper's is.
-    "ppo": {"learning_rate": 1.41e-5, "epochs": 3.0, "batch_size": 32, "beta": 0.05, "ppo_epochs": 4},
-}
-
-
-@dataclass
-class RLSettings:
-    """One RL run's settings (config ``variants.<name>`` of an RL variant)."""
-
-    method: str = "rloo"  # rloo | ppo
-    learning_rate: float | None = None
-    epochs: float | None = None  # passes over the prompts
-    max_steps: int | None = None  # optional cap on optimizer steps (overrides epochs)
-    # Completions per optimizer step, as TRL counts it (prompts x num_generations): 256 = 64 prompts x 4 samples.
-    # The paper's "batch 256" does not say which it counts; completions is how TRL's RLOO counts its batch.
-    batch_size: int | None = None
-    gradient_accumulation_steps: int = 1  # batch_size is split into this many micro-batches
-    num_generations: int = 4  # k samples per prompt (TRL needs at least 2, for PPO too)
-    temperature: float = 1.0
-    max_completion_length: int = 256  # not stated in the paper
-    beta: float | None = None  # KL coefficient (RLOO: sequence-level penalty; PPO: per token)
-    max_grad_norm: float = 1.0
-    lr_scheduler_type: str = "constant"  # the paper states constant for PPO; RLOO's schedule is not stated
-    lora_r: int = 16
-    lora_alpha: int = 32
-    lora_dropout: float = 0.0  # RL compares log-probs of the same tokens across passes: dropout would bias ratios
-    max_prompts: int | None = None  # a sample of the pair table's prompts (None: all)
-    seed: int = 0
-    logging_steps: int = 1  # the stability rule reads the per-step log
-    normalise_rewards: bool = True
-    # PPO only
-    clip_range: float = 0.2
-    vf_coef: float = 0.1
-    gae_lambda: float = 0.95
-    gamma: float = 1.0
-    cliprange_value: float = 0.2
-    ppo_epochs: int | None = None  # passes over one rollout (TRL's num_iterations)
-    stability: dict = field(default_factory=dict)  # StabilityRule fields (max_kl, min_length_ratio, ...)
-
-    def __post_init__(self):
-        if self.method not in METHODS:
-            raise ValueError(f"RL method must be one of {METHODS}, got {self.method!r}")
-        for key, value in METHOD_DEFAULTS[self.method].items():
-            if getattr(self, key) is None:
-                setattr(self, key, value)
-        if self.batch_size % (self.num_generations * self.gradient_accumulation_steps):
-            raise ValueError("batch_size must be a multiple of num_generations x gradient_accumulation_steps")
-        StabilityRule.from_dict(self.stability)  # unknown keys fail now, not after training
-
-    @property
-    def rule(self) -> StabilityRule:
-        return StabilityRule.from_dict(self.stability)
-
-    @classmethod
-    def from_spec(cls, spec: dict) -> RLSettings:
-        return cls(**{k: v for k, v in spec.items() if k in cls.__dataclass_fields__})
 
 
 def rl_lora_config(settings: RLSettings):
@@ -353,3 +290,38 @@ def publish(trainer, settings: RLSettings, out_dir: Path, verdict: dict) -> str 
     if hasattr(trainer, "value_head"):
         torch.save(trainer.value_head.state_dict(), out_dir / "value_head.pt")
     return str(out_dir / "adapter")
+
+
+def zero_adapter(model) -> None:
+    """LoRA B matrices to zero: the adapter of a diverged run becomes the base model itself, published only so that
+    the workflow's downstream jobs have their input; its numbers are shown as "policy training not stable"."""
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            if "lora_B" in name:
+                param.zero_()
+
+
+def train_with_reward_model(model_dir, pairs_path, out_dir, spec: dict, reward_model_dir, use_cpu: bool = True) -> dict:
+    """The workflow's entry (rule ``train``, methods rloo and ppo): the variant's RL settings from its spec, its
+    reward model loaded as the scorer, then ``train_rl``. A run that left no adapter (it diverged) publishes a
+    zeroed one beside its "not stable" verdict, so the study goes on and its tables say what happened."""
+    from functools import partial
+
+    from mmalign.reward.model import load_reward_model, reward_scores
+
+    settings = RLSettings.from_variant(spec)
+    reward_model, reward_processor = load_reward_model(model_dir, reward_model_dir)
+    score = partial(reward_scores, reward_model, reward_processor)
+    metrics = train_rl(model_dir, pairs_path, out_dir, settings, score, use_cpu=use_cpu)
+    adapter = Path(out_dir) / "adapter"
+    if metrics["adapter"] is None:
+        from peft import get_peft_model
+        from transformers import AutoModelForImageTextToText
+
+        base = AutoModelForImageTextToText.from_pretrained(model_dir, dtype=torch.float32)
+        policy = get_peft_model(base, rl_lora_config(settings))
+        zero_adapter(policy)
+        policy.save_pretrained(adapter)
+        metrics["adapter"] = "zeroed (the base model): nothing trained was publishable"
+    (adapter / "stability.json").write_text(json.dumps(metrics["stability"], indent=2, default=str) + "\n")
+    return {**metrics, "reward_model": str(reward_model_dir)}

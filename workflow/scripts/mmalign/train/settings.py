@@ -64,5 +64,11 @@ class DPOSettings:
 
 def resolved_spec(spec: dict) -> dict:
     """A variant spec with every training setting filled in (``results/runs/<variant>/spec.json``): its own keys
-    (pair set, variant and base model names) and the resolved ``DPOSettings``."""
+    (pair set, variant and base model names) and the resolved ``DPOSettings``, or for an RL variant (rloo, ppo)
+    the resolved ``RLSettings`` under ``rl`` (the DPO keys it inherited from variant_defaults do not apply)."""
+    if get(spec["method"]).reward_model:
+        from .rl_settings import RLSettings
+
+        keep = ("variant", "base_model", "pairset", "method", "reward_model", "seed")
+        return {**{k: spec[k] for k in keep if k in spec}, "rl": asdict(RLSettings.from_variant(spec))}
     return {**spec, **asdict(DPOSettings.from_spec(spec))}

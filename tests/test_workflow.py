@@ -32,7 +32,12 @@ def test_dry_run_plans_every_rule_of_the_default_study():
         "reference_logps", "train",
         "benchmark_items", "evaluate_variant", "aggregate_metrics", "figure_pope", "figure_bdhs_iterations", "all",
         "paper_table", "claims_scorecard", "figure_size_series", "beta_schedule", "figure_beta_schedule",
+        "reward_split", "train_reward_model", "eval_reward_model", "reward_table",
     }  # fmt: skip
+    text = out.stdout + out.stderr
+    # Table 7: one split per pair set a reward model reads, one training and one held-out evaluation per model
+    assert re.search(r"^reward_split\s+3$", text, re.M) and re.search(r"^train_reward_model\s+4$", text, re.M)
+    assert re.search(r"^eval_reward_model\s+4$", text, re.M) and re.search(r"^reward_table\s+1$", text, re.M)
     # evaluation.jobs: per_variant: one job per evaluated model (the base model and every run: a replicated
     # variant is one run per seed)
     config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
@@ -74,6 +79,10 @@ def test_dry_run_plans_the_paper_study_without_network():
         "figure_size_series",
         "figure_beta_schedule",
         "build_pairs_with_images",
+        "reward_split",
+        "train_reward_model",
+        "eval_reward_model",
+        "reward_table",
     } <= rules
     assert "build_world" not in rules and "build_base_model" not in rules  # nothing synthetic in the paper study
 

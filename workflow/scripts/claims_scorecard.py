@@ -23,5 +23,7 @@ card = write_scorecard(
     groups=dict(snakemake.params.replicates),
     settings=Settings.from_config(snakemake.params.uncertainty),
     out_comparisons=snakemake.output.comparisons,
+    reward_accuracy_paths=list(snakemake.input.reward_accuracies),  # Table 7's cells (claim 17)
+    stability_paths=list(snakemake.input.stability),  # the RL runs' stability verdicts (claim 18)
 )
 logging.info("verdicts: %s", card["verdict"].value_counts().to_dict())

@@ -28,8 +28,8 @@ from transformers.modeling_outputs import SequenceClassifierOutputWithPast
 from transformers.models.llava.modeling_llava import LlavaPreTrainedModel
 from transformers.models.llava_next.modeling_llava_next import LlavaNextPreTrainedModel
 
+from mmalign.adapters import LM_LINEAR_LAYERS
 from mmalign.models import unmasked_position_ids, user_message
-from mmalign.train.lora import LM_LINEAR_LAYERS
 
 # a checkpoint of the generative model carries lm_head (unused here) and lacks score (trained here)
 _IGNORE_MISSING = [r"^score\."]

@@ -22,8 +22,8 @@ from pathlib import Path
 import torch
 from trl import RewardTrainer
 
+from mmalign.adapters import save_adapter
 from mmalign.schema import read_pairs
-from mmalign.train.ranks import save_adapter
 
 from .accuracy import open_image, reward_accuracy
 from .data import reward_rows, split_by_image

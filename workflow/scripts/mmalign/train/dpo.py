@@ -33,13 +33,14 @@ from pathlib import Path
 
 import torch
 
+from mmalign.adapters import save_adapter
 from mmalign.schema import validate_pair_table
 
 from .arithmetic import StepArithmetic
 from .chat_format import end_answers, frame_for_training
 from .lora import PROJECTOR, attach_lora
 from .methods import get, table_rejected_columns
-from .ranks import per_process_batch, save_adapter, world_size
+from .ranks import per_process_batch, world_size
 from .reference import precompute_for_run, precomputed_reference_trainer_class
 from .rows import preference_dataset
 from .settings import DPOSettings

@@ -3,9 +3,7 @@ trained in full (``modules_to_save``), the vision tower frozen (the paper's reci
 
 from __future__ import annotations
 
-# LoRA goes on the language model's linear layers only (the vision tower has q/k/v projections too).
-LM_LINEAR_LAYERS = r".*language_model.*\.(q_proj|k_proj|v_proj|o_proj|gate_proj|up_proj|down_proj)"
-PROJECTOR = "multi_modal_projector"
+from mmalign.adapters import LM_LINEAR_LAYERS, PROJECTOR
 
 
 def attach_lora(model, settings):

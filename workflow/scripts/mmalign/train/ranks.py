@@ -1,10 +1,9 @@
-"""What a training process needs to know about the others: how many there are, its share of the batch, and how
-the trained adapter is written once."""
+"""What a training process needs to know about the others: how many there are and its share of the batch (the
+trained adapter is written once by ``mmalign.adapters.save_adapter``)."""
 
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 
 def world_size() -> int:
@@ -21,12 +20,3 @@ def per_process_batch(batch_size: int, world_size: int) -> int:
     if batch_size % world_size:
         raise ValueError(f"batch_size {batch_size} does not split evenly over {world_size} training processes")
     return batch_size // world_size
-
-
-def save_adapter(trainer, model, path: str | Path) -> None:
-    """Write the trained adapter once. Every rank takes part in gathering the weights (ZeRO-3 and FSDP shard
-    them; the gathered dict is the whole model, from which PEFT keeps the adapter's keys); rank 0 writes."""
-    state = trainer.accelerator.get_state_dict(trainer.model)
-    if trainer.is_world_process_zero():
-        model.save_pretrained(path, state_dict=state)
-    trainer.accelerator.wait_for_everyone()

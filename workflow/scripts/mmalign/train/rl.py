@@ -26,10 +26,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from mmalign.adapters import LM_LINEAR_LAYERS
 from mmalign.schema import read_pairs
 
 from .chat_format import frame_for_training
-from .lora import LM_LINEAR_LAYERS
 from .rl_settings import RLSettings
 from .stability import ENTROPY, KL, LENGTH, REWARD, stability_verdict
 

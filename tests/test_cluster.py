@@ -33,7 +33,10 @@ def test_profile_sizes_gpu_jobs_and_grows_memory_and_time_on_retries():
             if key in section:  # every size is a function of the attempt: a retry asks for more
                 assert "attempt" in str(section[key]), section
     gpu_rules = {rule for rule, res in profile["set-resources"].items() if res.get("gpu")}
-    assert gpu_rules == {"train", "evaluate", "evaluate_variant", "build_bdhs_pairs", "reference_logps"}
+    assert gpu_rules == {
+        "train", "evaluate", "evaluate_variant", "build_bdhs_pairs", "reference_logps", "train_reward_model",
+        "eval_reward_model",
+    }  # fmt: skip
     accelerate = profile["set-resources"]["train"]["accelerate"]
     assert (REPO / "config" / "accelerate" / f"{accelerate}.yaml").is_file()
 

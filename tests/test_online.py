@@ -45,7 +45,7 @@ def test_online_settings_reject_bad_values():
     with pytest.raises(ValueError, match="offline_prob"):
         OnlineSettings(mode="mixed", offline_prob=1.5)
     with pytest.raises(ValueError, match="method"):
-        DPOSettings(method="ppo")
+        DPOSettings(method="rlhf")
 
 
 def test_online_bdhs_step_regenerates_rejected_answers_and_trains(tiny_model, pairs, tmp_path):

@@ -25,13 +25,14 @@ def test_every_rule_of_the_paper_dag_ran(rehearsal):
     _, summary = rehearsal
     assert summary["paper_rules_not_run"] == []
     assert all(summary["jobs_per_rule"][rule] >= 1 for rule in summary["paper_rules"])
-    assert summary["jobs_per_rule"]["evaluate"] == 8 * 11  # base + 10 variants, every benchmark
+    assert summary["jobs_per_rule"]["evaluate"] == 8 * 13  # base + 12 variants, every benchmark
     assert summary["report_returncode"] == 0 and summary["report_archive"]
 
 
 def test_every_table_renders_with_the_papers_numbers_beside(rehearsal):
     workdir, summary = rehearsal
-    assert "claims.md" in summary["tables"] and len(summary["tables"]) == 8 + 1  # paper.yaml's tables, the scorecard
+    # paper.yaml's 9 tables, Table 7 (reward models) and the scorecard
+    assert "claims.md" in summary["tables"] and len(summary["tables"]) == 9 + 1 + 1
     table2 = (workdir / "results" / "tables" / "table2.md").read_text()
     assert "(paper 86.40" in table2  # LLaVA-1.6-7B's published POPE beside the rehearsal's
     assert "not run (paper" in table2  # a variant the rehearsal leaves out
@@ -65,3 +66,20 @@ def test_downloads_are_manifested_and_the_base_model_is_llava_next(rehearsal):
     assert manifest["processor_settings"]["patch_size"] == 7 and all(len(f["sha256"]) == 64 for f in manifest["files"])
     config = json.loads((workdir / "resources/models/llava-v1.6-vicuna-7b/config.json").read_text())
     assert config["model_type"] == "llava_next"
+
+
+def test_reward_models_and_rl_ran_on_llava_next(rehearsal):
+    """Table 7 from four reward models on the tiny LLaVA-NeXT (AnyRes tiles through the scalar head), with the
+    paper's numbers beside; RLOO and PPO trained against them, each with its stability verdict."""
+    workdir, summary = rehearsal
+    assert summary["jobs_per_rule"]["train_reward_model"] == 4 and summary["jobs_per_rule"]["eval_reward_model"] == 4
+    table7 = (workdir / "results" / "tables" / "table7.md").read_text()
+    assert "(paper 0.99)" in table7 and "(paper 0.12)" in table7  # POVID on POVID; the LLaVA-1.5 RLHF-V row
+    for variant, method in (("rloo_vlfeedback_rm", "rloo"), ("ppo_povid_rm", "ppo")):
+        metrics = json.loads((workdir / "results" / "runs" / variant / "train_metrics.json").read_text())
+        assert metrics["method"] == method and metrics["steps"] == 2 and "stable" in metrics["stability"]
+        assert metrics["reward_statistics"]["std"] > 0  # the reward model scored the dataset's answers
+    assert "policy training" in (workdir / "results" / "tables" / "table8.md").read_text() or all(
+        json.loads((workdir / "results" / "runs" / v / "train_metrics.json").read_text())["stable"]
+        for v in ("rloo_vlfeedback_rm", "ppo_povid_rm")
+    )  # a run the rule rejects reads "policy training not stable", never its numbers

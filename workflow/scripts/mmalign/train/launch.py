@@ -106,7 +106,7 @@ def run_worker(
     Online variants also get their annotator (a ``judges`` entry) and the world's scenes for the exact judge;
     RL variants (rloo, ppo) their reward model's adapter, and train through their method module instead."""
     spec = json.loads(Path(spec_path).read_text())
-    method = get_method(spec["method"])
+    method = get_method(spec.get("method", DPOSettings.method))
     if method.reward_model:  # imported by name: RL code enters only the RL variants' code hashes
         metrics = import_module(method.module).train_with_reward_model(
             model_dir, pairs_path, out_dir, spec, reward_model, use_cpu=use_cpu

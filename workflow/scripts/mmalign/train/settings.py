@@ -66,7 +66,7 @@ def resolved_spec(spec: dict) -> dict:
     """A variant spec with every training setting filled in (``results/runs/<variant>/spec.json``): its own keys
     (pair set, variant and base model names) and the resolved ``DPOSettings``, or for an RL variant (rloo, ppo)
     the resolved ``RLSettings`` under ``rl`` (the DPO keys it inherited from variant_defaults do not apply)."""
-    if get(spec["method"]).reward_model:
+    if get(spec.get("method", DPOSettings.method)).reward_model:
         from .rl_settings import RLSettings
 
         keep = ("variant", "base_model", "pairset", "method", "reward_model", "seed")

@@ -45,7 +45,7 @@ import yaml
 
 from .metrics import Evaluations
 from .reward_table import GENERALISATION, RM_COLUMN_PREFIX, RewardAccuracies
-from .stability import stable_runs
+from .stability import NOT_STABLE, stable_runs
 from .tables import Metrics, read_published
 from .uncertainty import Interval, Settings, interval, paired_difference
 
@@ -248,13 +248,12 @@ def paired_compare(
     def compare(left: str, right: str | float, column: str) -> Interval:
         spec = columns[column]
         benchmark, key = spec["benchmark"], (str(spec.get("subset", "all")), spec["metric"])
-        scale = spec.get("scale", 1.0)
         if isinstance(right, float):  # left against a constant in display units: left's own interval, shifted
             runs = groups.get(left, [left])
             if not all(evals.has(run, benchmark) for run in runs):
                 return Interval(math.nan, note=f"{left} has no item scores for {column}")
-            own = interval([evals.scores(run, benchmark) for run in runs], key, settings, left).scaled(scale)
-            return Interval(own.value - right, own.low - right, own.high - right, own.items, own.note)
+            own = interval([evals.scores(run, benchmark) for run in runs], key, settings, left)
+            return own.scaled(spec.get("scale", 1.0)).shifted(right)
         sides = []
         for name in (left, right):
             runs = groups.get(name, [name])
@@ -274,8 +273,7 @@ def reward_compare(accuracies: RewardAccuracies, settings: Settings) -> Compare:
 
     def compare(left: str, right: str | float, column: str) -> Interval:
         if isinstance(right, float):
-            own = accuracies.interval(left, column, settings)
-            return Interval(own.value - right, own.low - right, own.high - right, own.items, own.note)
+            return accuracies.interval(left, column, settings).shifted(right)
         return accuracies.difference(left, right, column, settings)
 
     return compare
@@ -401,11 +399,8 @@ def write_scorecard(
     and ``out_comparisons`` lists them with the seed spread of either side (``left_seed_sd``, ``right_seed_sd``:
     NaN for a variant with one seed), to read the noise of training against the effects the claims test."""
     groups = groups or {}
-    stable = stable_runs(stability_paths)
-    for group, runs in groups.items():  # a replicated RL variant is stable when every seed run is
-        if any(r in stable for r in runs):
-            stable[group] = all(stable.get(r, False) for r in runs)
-    unstable = {v: "policy training not stable" for v, ok in stable.items() if not ok}
+    stable = stable_runs(stability_paths, groups)
+    unstable = {v: NOT_STABLE for v, ok in stable.items() if not ok}
     metrics = Metrics.read(metrics_csv, unstable)  # an unstable RL run's numbers are not compared
     rewards = RewardAccuracies.read(reward_accuracy_paths) if reward_accuracy_paths else None
     claims = load_claims(claims_path, columns)

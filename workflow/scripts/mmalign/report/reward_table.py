@@ -73,16 +73,21 @@ class RewardAccuracies:
 
     def interval(self, rm: str, column: str, settings: Settings) -> Interval:
         """The number with its percentile bootstrap interval (pairs resampled within each held-out split)."""
-        return self._bootstrap([(rm, column)], settings)[0]
+        value, items = self.value(rm, column), self._items(rm, column)
+        stats = self._draws([(rm, column)], settings)
+        if stats is None:
+            note = f"{items} pairs; a split has < report.uncertainty.min_items {settings.min_items}"
+            return Interval(value, items=items, note=note if items else "not evaluated")
+        return _percentile_interval(value, stats[0], settings, items)
 
     def difference(self, left: str, right: str, column: str, settings: Settings) -> Interval:
         """left - right: two reward models on the same held-out splits (or the generalisation of each), resampled
         independently (each model's own pairs; cells of different rows are separate evaluations)."""
+        value = self.value(left, column) - self.value(right, column)
         stats = self._draws([(left, column), (right, column)], settings)
         if stats is None:
-            return Interval(self.value(left, column) - self.value(right, column), note="too few pairs")
-        return _percentile_interval(self.value(left, column) - self.value(right, column), stats[0] - stats[1],
-                                    settings, self._items(left, column))  # fmt: skip
+            return Interval(value, note="too few pairs")
+        return _percentile_interval(value, stats[0] - stats[1], settings, self._items(left, column))
 
     def _items(self, rm: str, column: str) -> int:
         return int(sum(len(p) for p in self.parts(rm, column))) if self.has(rm) else 0
@@ -100,18 +105,6 @@ class RewardAccuracies:
                 per_part.append(counts @ part / len(part))
             draws.append(np.mean(per_part, axis=0))
         return draws
-
-    def _bootstrap(self, cells: list[tuple[str, str]], settings: Settings) -> list[Interval]:
-        out = []
-        for rm, column in cells:
-            value, items = self.value(rm, column), self._items(rm, column)
-            stats = self._draws([(rm, column)], settings)
-            if stats is None:
-                note = f"{items} pairs; a split has < report.uncertainty.min_items {settings.min_items}"
-                out.append(Interval(value, items=items, note=note if items else "not evaluated"))
-            else:
-                out.append(_percentile_interval(value, stats[0], settings, items))
-        return out
 
 
 def _percentile_interval(value: float, stats: np.ndarray, settings: Settings, items: int) -> Interval:

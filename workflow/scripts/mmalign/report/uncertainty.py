@@ -59,6 +59,10 @@ class Interval:
     def half_width(self) -> float:
         return (self.high - self.low) / 2
 
+    def shifted(self, by: float) -> Interval:
+        """The interval of value - by (a number against a constant, e.g. an accuracy against chance)."""
+        return Interval(self.value - by, self.low - by, self.high - by, self.items, self.note)
+
     def scaled(self, factor: float) -> Interval:
         low, high = sorted((self.low * factor, self.high * factor)) if self.measured else (math.nan, math.nan)
         return Interval(self.value * factor, low, high, self.items, self.note)

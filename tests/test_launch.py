@@ -8,9 +8,9 @@ import json
 import pytest
 from safetensors.torch import load_file
 
+from mmalign.compute import ComputeError, micro_batches
 from mmalign.gpus import GPUUnavailableError, requested_gpus
 from mmalign.train.launch import ACCELERATE_CONFIGS, accelerate_command, plan_launch, train_variant
-from mmalign.train.ranks import per_process_batch
 
 
 @pytest.mark.parametrize(
@@ -40,9 +40,18 @@ def test_processes_default_to_one_per_gpu_and_share_the_threads():
 
 
 def test_the_global_batch_is_split_evenly_over_processes():
-    assert per_process_batch(16, 1) == 16 and per_process_batch(16, 8) == 2
-    with pytest.raises(ValueError, match="does not split evenly over 3"):
-        per_process_batch(16, 3)
+    assert micro_batches(16, None, 1) == (16, 1) and micro_batches(16, None, 8) == (2, 1)
+    with pytest.raises(ComputeError, match="does not split evenly over 3"):
+        micro_batches(16, None, 3)
+
+
+def test_a_job_whose_processes_cannot_reach_the_global_batch_fails_before_training(tmp_path):
+    spec = tmp_path / "spec.json"
+    spec.write_text(json.dumps({"variant": "dpo_x", "method": "dpo", "batch_size": 16, "per_device_batch_size": 4}))
+    args = [spec, "model", "pairs.parquet", tmp_path / "out", tmp_path / "metrics.json"]
+    with pytest.raises(ComputeError, match=r"variants.dpo_x.per_device_batch_size: 4 per device .* over 8 process"):
+        train_variant(*args, resources={"processes": 8}, threads=8)
+    assert not (tmp_path / "out").exists()
 
 
 def test_accelerate_command_launches_the_worker_module_with_the_named_config():

@@ -23,6 +23,7 @@ from mmalign.config import (
     expand_sweeps,
     validate_config,
 )  # noqa: E402
+from mmalign.compute import Compute  # noqa: E402
 from mmalign.hub import repo_type_of  # noqa: E402
 from mmalign.pairs.build import DERIVED_KINDS, RULES as PAIRSET_RULES  # noqa: E402
 from mmalign.train import methods  # noqa: E402
@@ -44,6 +45,7 @@ except ConfigError as err:
     raise WorkflowError(str(err)) from None
 
 MODEL = config["base_model"]["name"]
+COMPUTE = Compute.from_dict(config.get("compute")).as_dict()  # every request filled in: jobs resolve it
 VARIANTS = list(config["variants"])
 EVALUATED = ["base"] + VARIANTS
 BENCHMARKS = list(config["benchmarks"])
@@ -253,6 +255,7 @@ def variant_spec(wildcards):
     spec.setdefault("seed", config["seed"])
     spec["variant"] = wildcards.trained
     spec["base_model"] = MODEL
+    spec["compute"] = COMPUTE  # precision decides the numbers: a change retrains
     online = spec.get("online") or {}
     if online.get("embedder") in DOWNLOADS:  # the embedder's download directory (an input of the train job)
         spec["online"] = {**online, "embedder": embedder_input(online["embedder"])["embedder"]}

@@ -54,6 +54,7 @@ if not EVAL_PER_VARIANT:
             judge=benchmark_judge,
             judge_cache=JUDGMENT_CACHE,
             seed=config["seed"],
+            compute=COMPUTE,
         script:
             "../scripts/evaluate.py"
 
@@ -82,5 +83,6 @@ else:
             runs=suite_runs(),
             judge_cache=JUDGMENT_CACHE,
             seed=config["seed"],
+            compute=COMPUTE,
         script:
             "../scripts/evaluate_variant.py"

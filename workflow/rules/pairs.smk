@@ -48,6 +48,7 @@ rule build_bdhs_pairs:
         spec=settings_of("pairsets"),
         seed=config["seed"],
         code=code_of("build_bdhs_pairs"),
+        compute=COMPUTE,
     script:
         "../scripts/build_bdhs_pairs.py"
 

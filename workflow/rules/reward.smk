@@ -52,6 +52,7 @@ rule train_reward_model:
     params:
         settings=reward_model_settings,
         code=code_of("train_reward_model"),
+        compute=COMPUTE,
     script:
         "../scripts/train_reward_model.py"
 
@@ -81,6 +82,7 @@ rule eval_reward_model:
         mem_mb=4000,
     params:
         code=code_of("eval_reward_model"),
+        compute=COMPUTE,
     script:
         "../scripts/eval_reward_model.py"
 

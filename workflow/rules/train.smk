@@ -42,6 +42,7 @@ rule reference_logps:
         mem_mb=4000,
     params:
         code=code_of("reference_logps"),
+        compute=COMPUTE,
     script:
         "../scripts/reference_logps.py"
 

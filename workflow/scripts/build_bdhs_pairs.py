@@ -22,4 +22,5 @@ build_bdhs_pairset(
     manifest_path=snakemake.output.manifest,
     stats_path=snakemake.output.stats,
     seed=snakemake.params.seed,
+    compute=snakemake.params.compute,
 )

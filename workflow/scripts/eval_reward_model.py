@@ -18,4 +18,5 @@ evaluate_heldout(
     trained_on=trained["trained_on"],
     out_dir=Path(snakemake.output.accuracy[0]).parent,
     batch_size=trained["settings"].get("score_batch_size", 8),
+    compute=snakemake.params.compute,
 )

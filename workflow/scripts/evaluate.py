@@ -24,4 +24,5 @@ evaluate(
     judge_spec=snakemake.params.judge or None,
     judge_cache=snakemake.params.judge_cache,
     judge_model_dir=snakemake.input.get("judge_model"),
+    compute=snakemake.params.compute,
 )

@@ -34,4 +34,5 @@ evaluate_suite(
     adapter_dir=snakemake.input.get("adapter"),
     seed=snakemake.params.seed,
     judge_cache=snakemake.params.judge_cache,
+    compute=snakemake.params.compute,
 )

@@ -10,4 +10,6 @@ from mmalign.gpus import check_gpus
 from mmalign.train.reference import compute_reference_logps
 
 check_gpus(dict(snakemake.resources.items()), torch.cuda.is_available(), torch.cuda.device_count())
-compute_reference_logps(snakemake.input.model, snakemake.input.pairs, snakemake.output.logps)
+compute_reference_logps(
+    snakemake.input.model, snakemake.input.pairs, snakemake.output.logps, compute=snakemake.params.compute
+)

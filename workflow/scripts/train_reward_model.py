@@ -17,7 +17,12 @@ settings = dict(snakemake.params.settings)
 gpus = check_gpus(dict(snakemake.resources.items()), torch.cuda.is_available(), torch.cuda.device_count())
 splits = {Path(p).parent.name: p for p in snakemake.input.train}  # results/reward/splits/<pairset>/train.parquet
 metrics = train_study_reward_model(
-    snakemake.input.model, splits, Path(snakemake.output.adapter).parent, settings, use_cpu=gpus == 0
+    snakemake.input.model,
+    splits,
+    Path(snakemake.output.adapter).parent,
+    settings,
+    use_cpu=gpus == 0,
+    compute=snakemake.params.compute,
 )
 write_json(
     {"reward_model": snakemake.wildcards.rm, **metrics, "environment": run_environment()}, snakemake.output.metrics

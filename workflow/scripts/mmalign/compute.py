@@ -171,3 +171,8 @@ def micro_batches(global_batch: int, per_device: int | None, processes: int, key
             f"process(es) ({share} each); use one of {divisors}"
         )
     return per_device, share // per_device
+
+
+def resolve_here(compute: Compute | dict | None, use_cpu: bool = False) -> Resolved:
+    """The request resolved for this job's device (the first GPU, unless ``use_cpu`` or none is visible)."""
+    return resolve(compute, Device.detect(use_cpu))

@@ -190,6 +190,7 @@ def _variant_problems(config: dict) -> list[str]:
             )
         if variant["pairset"] not in pairsets:
             problems.append(f"config key 'variants.{name}.pairset': no pair set named {variant['pairset']!r}")
+        problems += _micro_batch_problems(f"variants.{name}", variant)
         method = methods.get(variant["method"])
         rejected = variant.get("rejected", methods.DEFAULT_REJECTED)
         reward_models = config.get("reward_models") or {}
@@ -222,6 +223,23 @@ def _variant_problems(config: dict) -> list[str]:
                 f"config key 'variants.{name}.rejected': a policy-derived rejected answer needs a bdhs pair set"
             )
     return problems
+
+
+def _micro_batch_problems(key: str, spec: dict) -> list[str]:
+    """``per_device_batch_size`` must divide ``batch_size``: gradient accumulation then reaches the global batch
+    on one process. Whether it also splits over a job's processes is checked when the job starts (the process
+    count is the job's resources, not the study's config)."""
+    from mmalign.compute import ComputeError, micro_batches
+
+    per_device = spec.get("per_device_batch_size")
+    if per_device is None or "batch_size" not in spec:
+        return []
+    try:
+        micro_batches(spec["batch_size"], per_device, 1, key=f"{key}.per_device_batch_size")
+    except ComputeError as err:
+        named, _, message = str(err).partition(": ")
+        return [f"config key '{named}': {message}"]
+    return []
 
 
 DOWNLOAD_KINDS = {"povid": ("download", "images"), "vlfeedback": ("download", "images"), "rlhfv": ("download",)}
@@ -342,6 +360,7 @@ def _reward_problems(config: dict) -> list[str]:
         for pairset in spec["pairsets"]:
             if pairset not in pairsets:
                 problems.append(f"config key 'reward_models.{name}.pairsets': no pair set named {pairset!r}")
+        problems += _micro_batch_problems(f"reward_models.{name}", spec)
     table = config["report"].get("reward_table") or {}
     for label, rm in (table.get("rows") or {}).items():
         if rm not in reward_models:

@@ -10,16 +10,24 @@ import torch
 log = logging.getLogger(__name__)
 
 
-def load_policy(model_dir: str | Path, adapter_dir: str | Path | None = None):
-    """A model ready for inference and its processor; a PEFT adapter is merged in for speed."""
+def load_policy(model_dir: str | Path, adapter_dir: str | Path | None = None, compute=None):
+    """A model ready for inference and its processor; a PEFT adapter is merged in for speed. ``compute``: the
+    config's compute section (precision and attention, resolved for this job's device; default auto). On a GPU
+    the model is placed on it, and ``generate`` sends each batch there."""
     from transformers import AutoModelForImageTextToText, AutoProcessor
 
+    from mmalign.compute import resolve_here
+
+    resolved = resolve_here(compute)
     processor = AutoProcessor.from_pretrained(model_dir)
-    model = AutoModelForImageTextToText.from_pretrained(model_dir, dtype=torch.float32)
+    model = AutoModelForImageTextToText.from_pretrained(model_dir, **resolved.model_kwargs())
     if adapter_dir is not None:
         from peft import PeftModel
 
         model = PeftModel.from_pretrained(model, adapter_dir).merge_and_unload()
+        model = model.to(resolved.torch_dtype)  # the adapter's float32 projector, merged into a bf16 model
+    if resolved.device == "cuda":
+        model = model.to("cuda")
     model.eval()
     return model, processor
 
@@ -109,6 +117,7 @@ def generate(
         )
         if transform is not None:
             batch = transform(batch, rows)
+        batch = batch.to(model.device)  # pixel values stay float32 here: the vision tower casts them to its dtype
         kwargs = dict(max_new_tokens=max_new_tokens, do_sample=do_sample, pad_token_id=processor.tokenizer.pad_token_id)
         if do_sample:
             kwargs["temperature"] = temperature

@@ -81,9 +81,10 @@ def evaluate(
     judge_cache=None,
     judge_model_dir=None,
     policy=None,
+    compute: dict | None = None,
 ) -> dict:
     """`policy`: a (model, processor) the caller loaded and keeps (evaluate_suite); else loaded here and freed
-    before a local judge model loads."""
+    before a local judge model loads. `compute`: the config's compute section (precision, attention)."""
     module = benchmarks.get(spec["kind"])
     source = source_module(spec)
     decoding = decoding_settings(spec, module, source)
@@ -97,7 +98,7 @@ def evaluate(
     judge = None
     if module.JUDGED and not judge_model_dir:
         judge = make_judge(judge_spec, judge_cache)
-    model, processor = policy or load_policy(model_dir, adapter_dir)
+    model, processor = policy or load_policy(model_dir, adapter_dir, compute)
     prompts = [module.prompt(item, decoding["prompt_suffix"]) for item in items]
     images = [Image.open(item["image"]).convert("RGB") for item in items]
     start = time.time()
@@ -161,12 +162,12 @@ def evaluate(
 
 
 def evaluate_suite(
-    variant: str, runs: dict[str, dict], model_dir, adapter_dir, seed: int = 0, judge_cache=None
+    variant: str, runs: dict[str, dict], model_dir, adapter_dir, seed: int = 0, judge_cache=None, compute=None
 ) -> dict:
     """Evaluate one policy on several benchmarks, loading it once. `runs` maps a benchmark name to the keyword
     arguments of `evaluate` that differ per benchmark: spec, items_path, out_predictions, out_judgments,
     out_metrics, judge_spec, judge_model_dir. Same outputs as one `evaluate` call per benchmark."""
-    policy = load_policy(model_dir, adapter_dir)
+    policy = load_policy(model_dir, adapter_dir, compute)
     results = {}
     for benchmark, run in runs.items():
         results[benchmark] = evaluate(

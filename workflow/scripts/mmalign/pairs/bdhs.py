@@ -12,7 +12,9 @@ from mmalign.models import load_policy
 from mmalign.schema import Manifest, read_pairs, write_pairs
 
 
-def build_bdhs_pairset(source_pairs, model_dir, spec: dict, pairs_path, manifest_path, stats_path, seed: int = 0):
+def build_bdhs_pairset(
+    source_pairs, model_dir, spec: dict, pairs_path, manifest_path, stats_path, seed: int = 0, compute=None
+):
     """Offline BDHS: for every source pair (prompt, image, chosen = SFT answer) sample a policy-derived
     rejected answer with the initial policy. The source's external rejected answer is kept in ``rejected`` and
     the BDHS answer goes to ``rejected_policy``, so one pair set serves plain BDHS and BDHS + external (Avg-DPO)."""
@@ -36,7 +38,7 @@ def build_bdhs_pairset(source_pairs, model_dir, spec: dict, pairs_path, manifest
             continue
         examples.append(Example(row.id, image, row.prompt, row.chosen))
         rows[row.id] = row
-    model, processor = load_policy(model_dir)
+    model, processor = load_policy(model_dir, compute=compute)
     embedder = load_embedder(spec.get("embedder", DEFAULT_EMBEDDER))
     try:
         results = run_bdhs(model, processor, examples, settings, embedder)

@@ -28,7 +28,7 @@ from transformers.modeling_outputs import SequenceClassifierOutputWithPast
 from transformers.models.llava.modeling_llava import LlavaPreTrainedModel
 from transformers.models.llava_next.modeling_llava_next import LlavaNextPreTrainedModel
 
-from mmalign.adapters import LM_LINEAR_LAYERS
+from mmalign.adapters import LM_LINEAR_LAYERS, trainable_in_float32
 from mmalign.models import unmasked_position_ids, user_message
 
 # a checkpoint of the generative model carries lm_head (unused here) and lacks score (trained here)
@@ -112,20 +112,27 @@ def attach_reward_lora(model, r: int, alpha: int, dropout: float):
         modules_to_save=["score"],
         task_type="SEQ_CLS",
     )
-    return get_peft_model(model, config)
+    return trainable_in_float32(get_peft_model(model, config))
 
 
-def load_reward_model(model_dir: str | Path, adapter_dir: str | Path | None = None):
-    """The reward model (eval mode, float32) and its processor; a trained adapter (LoRA + head) is merged in."""
+def load_reward_model(model_dir: str | Path, adapter_dir: str | Path | None = None, compute=None):
+    """The reward model (eval mode) and its processor; a trained adapter (LoRA + head) is merged in. ``compute``:
+    the config's compute section (precision and attention for this job's device; float32 on a CPU)."""
     from transformers import AutoProcessor
 
+    from mmalign.compute import resolve_here
+
+    resolved = resolve_here(compute)
     processor = AutoProcessor.from_pretrained(model_dir)
-    model = AutoModelForSequenceClassification.from_pretrained(model_dir, num_labels=1, dtype=torch.float32)
+    model = AutoModelForSequenceClassification.from_pretrained(model_dir, num_labels=1, **resolved.model_kwargs())
     model.config.get_text_config().pad_token_id = processor.tokenizer.pad_token_id
     if adapter_dir is not None:
         from peft import PeftModel
 
         model = PeftModel.from_pretrained(model, adapter_dir).merge_and_unload()
+        model = model.to(resolved.torch_dtype)  # the adapter's float32 head, merged into a bf16 model
+    if resolved.device == "cuda":
+        model = model.to("cuda")
     model.eval()
     return model, processor
 

@@ -41,7 +41,9 @@ def union_of_splits(train_paths: dict[str, str | Path], out_path: Path) -> Path:
     return out_path
 
 
-def train_study_reward_model(model_dir, train_paths: dict[str, str | Path], out_dir, spec: dict, use_cpu: bool) -> dict:
+def train_study_reward_model(
+    model_dir, train_paths: dict[str, str | Path], out_dir, spec: dict, use_cpu: bool, compute: dict | None = None
+) -> dict:
     """Train one ``reward_models`` entry on the union of its pair sets' train splits (``train_paths``: pair set
     -> train split); the metrics name the sets it trained on (Table 7's diagonal)."""
     from .train import train_reward_model
@@ -49,7 +51,7 @@ def train_study_reward_model(model_dir, train_paths: dict[str, str | Path], out_
     out_dir = Path(out_dir)
     table = union_of_splits(train_paths, out_dir / "train_pairs.parquet")
     try:
-        metrics = train_reward_model(model_dir, table, out_dir, reward_settings(spec), use_cpu=use_cpu)
+        metrics = train_reward_model(model_dir, table, out_dir, reward_settings(spec), use_cpu, compute)
     finally:
         table.unlink(missing_ok=True)  # a copy of the splits: not an output
     return {"trained_on": list(train_paths), **metrics}
@@ -57,14 +59,14 @@ def train_study_reward_model(model_dir, train_paths: dict[str, str | Path], out_
 
 def evaluate_heldout(
     model_dir, adapter_dir, heldout_paths: dict[str, str | Path], reward_model: str, trained_on: list[str], out_dir,
-    batch_size: int = 8,
+    batch_size: int = 8, compute: dict | None = None,
 ) -> dict[str, dict]:  # fmt: skip
     """One row of Table 7: the reward model (loaded once) on each held-out split (``heldout_paths``: pair set ->
     split); writes ``<out_dir>/<pair set>.json`` (accuracy and counts) and ``.jsonl`` (each pair's scores)."""
     from .accuracy import reward_accuracy
     from .model import load_reward_model
 
-    model, processor = load_reward_model(model_dir, adapter_dir)
+    model, processor = load_reward_model(model_dir, adapter_dir, compute)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     summaries = {}

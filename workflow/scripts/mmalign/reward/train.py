@@ -19,10 +19,10 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import torch
 from trl import RewardTrainer
 
 from mmalign.adapters import save_adapter
+from mmalign.compute import micro_batches, resolve_here
 from mmalign.schema import read_pairs
 
 from .accuracy import open_image, reward_accuracy
@@ -40,6 +40,7 @@ class RewardSettings:
     steps: int = 4000  # optimizer steps (the data repeats when a pass is shorter)
     warmup_ratio: float = 0.03  # share of ``steps``; then constant (``constant_with_warmup``)
     batch_size: int = 32  # pairs per step (twice as many sequences: chosen and rejected)
+    per_device_batch_size: int | None = None  # pairs per forward pass; gradient accumulation makes up batch_size
     lora_r: int = 16
     lora_alpha: int = 32
     lora_dropout: float = 0.05
@@ -92,13 +93,16 @@ class VisionRewardTrainer(RewardTrainer):
         return dataset
 
 
-def reward_config(out_dir: Path, settings: RewardSettings, use_cpu: bool):
+def reward_config(out_dir: Path, settings: RewardSettings, use_cpu: bool, compute=None):
+    """TRL's RewardConfig for one process; ``compute``: the resolved precision and checkpointing (default: none)."""
     from trl import RewardConfig
 
+    per_device, accumulation = micro_batches(settings.batch_size, settings.per_device_batch_size, 1)
     return RewardConfig(
         output_dir=str(out_dir / "checkpoints"),
         max_steps=settings.steps,
-        per_device_train_batch_size=settings.batch_size,
+        per_device_train_batch_size=per_device,
+        gradient_accumulation_steps=accumulation,
         learning_rate=settings.learning_rate,
         lr_scheduler_type="constant_with_warmup",
         warmup_steps=settings.warmup_ratio,  # a float in [0, 1) is a ratio of the total steps
@@ -106,7 +110,7 @@ def reward_config(out_dir: Path, settings: RewardSettings, use_cpu: bool):
         save_strategy="no",
         report_to="none",
         use_cpu=use_cpu,
-        bf16=False,
+        **(compute.trainer_kwargs() if compute else {}),  # bf16 / fp16 autocast, gradient checkpointing
         max_length=None,  # never filter or truncate: image tokens are most of a LLaVA-1.6 sequence
         remove_unused_columns=False,  # the collator reads the raw columns (the image path included)
         seed=settings.seed,
@@ -115,7 +119,12 @@ def reward_config(out_dir: Path, settings: RewardSettings, use_cpu: bool):
 
 
 def train_reward_model(
-    model_dir: str | Path, pairs_path: str | Path, out_dir: str | Path, settings: RewardSettings, use_cpu: bool = True
+    model_dir: str | Path,
+    pairs_path: str | Path,
+    out_dir: str | Path,
+    settings: RewardSettings,
+    use_cpu: bool = True,
+    compute: dict | None = None,
 ) -> dict:
     """Train an RM on the training split of a pair table; write ``adapter/`` (LoRA + head), ``train_log.jsonl``,
     ``heldout_ids.json`` and return the metrics. Raises RewardModelAtChanceError (publishing nothing) when the
@@ -130,8 +139,9 @@ def train_reward_model(
     rows, manifest = reward_rows(train_table, source=str(pairs_path))
     if not rows:
         raise ValueError(f"{pairs_path}: no usable training pair (dropped: {dict(manifest.dropped)})")
+    resolved = resolve_here(compute, use_cpu=use_cpu)  # before the model loads: a bad request fails now
     processor = AutoProcessor.from_pretrained(model_dir)
-    model = AutoModelForSequenceClassification.from_pretrained(model_dir, num_labels=1, dtype=torch.float32)
+    model = AutoModelForSequenceClassification.from_pretrained(model_dir, num_labels=1, **resolved.model_kwargs())
     model = attach_reward_lora(model, settings.lora_r, settings.lora_alpha, settings.lora_dropout)
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     log.info(
@@ -139,7 +149,7 @@ def train_reward_model(
     )
     trainer = VisionRewardTrainer(
         model=model,
-        args=reward_config(out_dir, settings, use_cpu),
+        args=reward_config(out_dir, settings, use_cpu, resolved),
         train_dataset=Dataset.from_list(rows),
         processor=processor,
     )

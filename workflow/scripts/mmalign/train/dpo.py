@@ -34,13 +34,14 @@ from pathlib import Path
 import torch
 
 from mmalign.adapters import save_adapter
+from mmalign.compute import micro_batches, resolve_here
 from mmalign.schema import validate_pair_table
 
 from .arithmetic import StepArithmetic
 from .chat_format import end_answers, frame_for_training
 from .lora import PROJECTOR, attach_lora
 from .methods import get, table_rejected_columns
-from .ranks import per_process_batch, world_size
+from .ranks import world_size
 from .reference import precompute_for_run, precomputed_reference_trainer_class
 from .rows import preference_dataset
 from .settings import DPOSettings
@@ -162,9 +163,19 @@ def train_dpo(
     # every row the run reads, checked before the model loads: a bad image fails now, not hours in
     checked = validate_pair_table(pairs_path, table_rejected_columns(settings.method, settings.rejected))
     log.info("%s: %d pairs checked (images decode, no empty prompt or answer)", pairs_path, checked)
+    # precision, attention and the micro-batch, checked against this device before the model loads
+    compute = resolve_here(settings.compute, use_cpu=use_cpu)
+    per_device, accumulation = micro_batches(
+        settings.batch_size, settings.per_device_batch_size, world_size(), key="per_device_batch_size"
+    )
+    log.info(
+        "compute: %s, %s attention, gradient checkpointing %s; %d pairs per device x %d accumulation x %d processes",
+        compute.dtype, compute.attention, "on" if compute.gradient_checkpointing else "off",
+        per_device, accumulation, world_size(),
+    )  # fmt: skip
     processor = AutoProcessor.from_pretrained(model_dir)
     answer_end = frame_for_training(processor)
-    model = AutoModelForImageTextToText.from_pretrained(model_dir, dtype=torch.float32)
+    model = AutoModelForImageTextToText.from_pretrained(model_dir, **compute.model_kwargs())
     model = attach_lora(model, settings)
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     method = method_module(settings)
@@ -184,8 +195,10 @@ def train_dpo(
     args = DPOConfig(
         output_dir=str(out_dir / "checkpoints"),
         max_steps=steps if steps > natural else -1,  # -1: `epochs` decides
-        # batch_size is the global batch: each of several processes (mmalign.train.launch) takes its share
-        per_device_train_batch_size=per_process_batch(settings.batch_size, world_size()),
+        # batch_size is the global batch: each of several processes (mmalign.train.launch) takes its share, in
+        # micro-batches of per_device_batch_size whose gradients accumulate
+        per_device_train_batch_size=per_device,
+        gradient_accumulation_steps=accumulation,
         num_train_epochs=settings.epochs,
         learning_rate=settings.learning_rate,
         lr_scheduler_type="cosine",
@@ -199,8 +212,7 @@ def train_dpo(
         save_total_limit=2,
         report_to="none",
         use_cpu=use_cpu,
-        bf16=False,
-        gradient_checkpointing=False,
+        **compute.trainer_kwargs(),  # bf16 / fp16 autocast, gradient checkpointing
         max_length=None,  # never truncate image tokens (TRL's advice for VLMs)
         seed=settings.seed,
         dataloader_num_workers=0,
@@ -219,7 +231,7 @@ def train_dpo(
         # plain DPO's trainer, reading the reference from the batch: from the pair set's artifact, or scored here
         trainer = precomputed_reference_trainer_class()(**common)
         start = time.time()
-        reference = precompute_for_run(trainer, pairs_path, model_dir, answer_end, reference_logps)
+        reference = precompute_for_run(trainer, pairs_path, model_dir, answer_end, reference_logps, compute.dtype)
         log.info("reference log-probs: %s (%.1f s)", reference, time.time() - start)
         if reference == "inline":
             trainer.precompute_ref_logps, trainer.data_collator = False, trainer.vision_collator

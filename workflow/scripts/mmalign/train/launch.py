@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from importlib import import_module
 from pathlib import Path
 
+from mmalign.compute import micro_batches
 from mmalign.gpus import check_gpus
 from mmalign.judges import make_judge
 from mmalign.provenance import run_environment
@@ -87,6 +88,17 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def check_micro_batches(spec_path, processes: int) -> None:
+    """The variant's per-device batch reaches its global batch over the job's processes (else ComputeError naming
+    the variant's key), checked before any process starts or any model loads. RL variants count their own."""
+    spec = json.loads(Path(spec_path).read_text())
+    if get_method(spec.get("method", DPOSettings.method)).reward_model:
+        return
+    settings = DPOSettings.from_spec(spec)
+    key = f"variants.{spec.get('variant', '<variant>')}.per_device_batch_size"
+    micro_batches(settings.batch_size, settings.per_device_batch_size, processes, key=key)
 
 
 def run_worker(
@@ -157,6 +169,7 @@ def train_variant(
     import torch
 
     plan = plan_launch(resources, threads, torch.cuda.is_available(), torch.cuda.device_count())
+    check_micro_batches(spec_path, plan.processes)
     args = [str(spec_path), str(model_dir), str(pairs_path), str(out_dir), str(metrics_path)]
     online = dict(judge=judge, judge_cache=judge_cache, scenes_path=scenes_path, reference_logps=reference_logps)
     if reward_model:

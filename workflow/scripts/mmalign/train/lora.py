@@ -3,7 +3,7 @@ trained in full (``modules_to_save``), the vision tower frozen (the paper's reci
 
 from __future__ import annotations
 
-from mmalign.adapters import LM_LINEAR_LAYERS, PROJECTOR
+from mmalign.adapters import LM_LINEAR_LAYERS, PROJECTOR, trainable_in_float32
 
 
 def attach_lora(model, settings):
@@ -18,4 +18,4 @@ def attach_lora(model, settings):
         modules_to_save=[PROJECTOR],
         task_type="CAUSAL_LM",
     )
-    return get_peft_model(model, config)
+    return trainable_in_float32(get_peft_model(model, config))

@@ -1,5 +1,6 @@
-"""What a training process needs to know about the others: how many there are and its share of the batch (the
-trained adapter is written once by ``mmalign.adapters.save_adapter``)."""
+"""What a training process needs to know about the others: how many there are and whether it is the first (its
+share of the batch: ``mmalign.compute.micro_batches``; the adapter is written once by
+``mmalign.adapters.save_adapter``)."""
 
 from __future__ import annotations
 
@@ -13,10 +14,3 @@ def world_size() -> int:
 
 def is_rank_zero() -> bool:
     return int(os.environ.get("RANK", "0")) == 0
-
-
-def per_process_batch(batch_size: int, world_size: int) -> int:
-    """Split the global batch evenly over the processes (same batches, whatever the process count)."""
-    if batch_size % world_size:
-        raise ValueError(f"batch_size {batch_size} does not split evenly over {world_size} training processes")
-    return batch_size // world_size

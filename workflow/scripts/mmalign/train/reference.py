@@ -29,6 +29,8 @@ from pathlib import Path
 
 import torch
 
+from mmalign.compute import resolve_here
+
 from .ranks import world_size
 
 log = logging.getLogger(__name__)
@@ -92,29 +94,35 @@ def code_fingerprint() -> str:
     return " ".join([digest.hexdigest()[:16], *(f"{name} {module.__version__}" for name, module in versions.items())])
 
 
-def fingerprint(model_dir, pairs_path) -> dict:
+def fingerprint(model_dir, pairs_path, dtype: str = "float32") -> dict:
+    """What the numbers depend on; ``dtype``: the precision the reference ran in (a bfloat16 run reads only
+    bfloat16 values: the two differ by far more than rounding order)."""
     return {
         "base_model": model_fingerprint(str(model_dir)),
         "pairs": _file_digest(Path(pairs_path)),
         "code": code_fingerprint(),
+        "dtype": dtype,
     }
 
 
-def reference_trainer(model_dir, processor, dataset, out_dir: str, batch_size: int):
+def reference_trainer(model_dir, processor, dataset, out_dir: str, batch_size: int, resolved=None):
     """A DPOTrainer on the base model with a fresh LoRA adapter (disabled for the reference forward), set up as
-    a training run sets it up, so its collator and ``compute_ref_log_probs`` are the ones training uses."""
+    a training run sets it up, so its collator and ``compute_ref_log_probs`` are the ones training uses.
+    ``resolved``: the job's ``mmalign.compute.Resolved`` (precision, attention; default: this device's auto)."""
     from transformers import AutoModelForImageTextToText
     from trl import DPOConfig, DPOTrainer
 
     from .lora import attach_lora
     from .settings import DPOSettings
 
-    model = AutoModelForImageTextToText.from_pretrained(model_dir, dtype=torch.float32)
+    resolved = resolved or resolve_here(None)
+    model = AutoModelForImageTextToText.from_pretrained(model_dir, **resolved.model_kwargs())
     model = attach_lora(model, DPOSettings())  # its B matrices are zero, and it is disabled for the reference
+    precision = {k: v for k, v in resolved.trainer_kwargs().items() if k in ("bf16", "fp16")}
     args = DPOConfig(
         output_dir=out_dir, per_device_train_batch_size=batch_size, report_to="none",
-        use_cpu=not torch.cuda.is_available(), bf16=False, gradient_checkpointing=False, max_length=None,
-        dataloader_num_workers=0,
+        use_cpu=resolved.device == "cpu", gradient_checkpointing=False, max_length=None,
+        dataloader_num_workers=0, **precision,
     )  # fmt: skip
     return DPOTrainer(model=model, ref_model=None, args=args, train_dataset=dataset, processing_class=processor)
 
@@ -161,9 +169,9 @@ def score_rows(trainer, collator, rows, keys: list[str], batch_size: int = BATCH
     return pd.DataFrame({"key": keys, COLUMNS[0]: torch.cat(chosen).numpy(), COLUMNS[1]: torch.cat(rejected).numpy()})
 
 
-def compute_reference_logps(model_dir, pairs_path, out_path, batch_size: int = BATCH_SIZE) -> dict:
+def compute_reference_logps(model_dir, pairs_path, out_path, batch_size: int = BATCH_SIZE, compute=None) -> dict:
     """Write ``out_path`` (parquet: key, ref_chosen_logps, ref_rejected_logps) and its fingerprint beside it
-    (``<out_path>.json``); returns the fingerprint record."""
+    (``<out_path>.json``); returns the fingerprint record. ``compute``: the config's compute section."""
     from transformers import AutoProcessor
 
     from .chat_format import frame_for_training
@@ -171,13 +179,19 @@ def compute_reference_logps(model_dir, pairs_path, out_path, batch_size: int = B
     processor = AutoProcessor.from_pretrained(model_dir)
     rows, keys = table_rows(pairs_path, frame_for_training(processor))
     with tempfile.TemporaryDirectory() as tmp:
-        trainer = reference_trainer(model_dir, processor, rows, tmp, batch_size)
+        resolved = resolve_here(compute)
+        trainer = reference_trainer(model_dir, processor, rows, tmp, batch_size, resolved)
         table = score_rows(trainer, trainer.data_collator, rows, keys, batch_size)
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     table.to_parquet(out_path, index=False)
     mode = rejected_mode(pairs_path)
-    record = {**fingerprint(model_dir, pairs_path), "rows": len(table), "rejected": mode, "batch_size": batch_size}
+    record = {
+        **fingerprint(model_dir, pairs_path, resolved.dtype),
+        "rows": len(table),
+        "rejected": mode,
+        "batch_size": batch_size,
+    }
     Path(f"{out_path}.json").write_text(json.dumps(record, indent=2) + "\n")
     log.info("%s: reference log-probs of %d rows (%s rejected answers)", pairs_path, len(table), mode)
     return record
@@ -209,15 +223,15 @@ class StaleReferenceError(RuntimeError):
     """A reference log-prob artifact that does not cover the rows of the run it was made for."""
 
 
-def read_reference_logps(reference_path, model_dir, pairs_path):
-    """The artifact's table, or None when it was made for another base model, pair table or code version
-    (logged: the run then scores the rows itself)."""
+def read_reference_logps(reference_path, model_dir, pairs_path, dtype: str = "float32"):
+    """The artifact's table, or None when it was made for another base model, pair table, code version or
+    precision (logged: the run then scores the rows itself)."""
     import pandas as pd
 
     reference_path = Path(reference_path)
     record_path = Path(f"{reference_path}.json")
     made_for = json.loads(record_path.read_text()) if record_path.is_file() else {}
-    wanted = fingerprint(model_dir, pairs_path)
+    wanted = fingerprint(model_dir, pairs_path, dtype)
     stale = [k for k, v in wanted.items() if made_for.get(k) != v]
     if stale:
         log.warning(
@@ -245,12 +259,12 @@ def attach_reference_logps(dataset, table, source="reference log-probs"):
     return dataset
 
 
-def precompute_for_run(trainer, pairs_path, model_dir, answer_end: str, reference_path=None) -> str:
+def precompute_for_run(trainer, pairs_path, model_dir, answer_end: str, reference_path=None, dtype="float32") -> str:
     """Give a ``PrecomputedReferenceDPOTrainer`` its rows' reference log-probs before it trains: read from the
     pair set's artifact when there is a valid one, else scored here by the run's own model (its adapter, still
     zero, disabled; one process only). Returns where they came from; "inline" means they were not given, and
     the trainer must then compute them at every step (``trainer.precompute_ref_logps = False``)."""
-    table = read_reference_logps(reference_path, model_dir, pairs_path) if reference_path else None
+    table = read_reference_logps(reference_path, model_dir, pairs_path, dtype) if reference_path else None
     source = "artifact"
     if table is None and world_size() > 1:  # the model is not on its devices before train() (FSDP, DeepSpeed)
         log.warning("no valid reference log-prob artifact for a %d-process run: computed inline", world_size())

@@ -27,6 +27,7 @@ import numpy as np
 import torch
 
 from mmalign.adapters import LM_LINEAR_LAYERS
+from mmalign.compute import resolve_here
 from mmalign.schema import read_pairs
 
 from .chat_format import frame_for_training
@@ -149,7 +150,8 @@ def numerical_failure(error: Exception, model) -> bool:
     return not weights_finite(model) or re.search(r"\b(nan|inf)\b", str(error).lower()) is not None
 
 
-def rl_config(settings: RLSettings, out_dir: Path, use_cpu: bool):
+def rl_config(settings: RLSettings, out_dir: Path, use_cpu: bool, compute=None):
+    """TRL's RLOOConfig; ``compute``: the resolved precision and checkpointing (default: none)."""
     from trl import RLOOConfig
 
     return RLOOConfig(
@@ -172,7 +174,7 @@ def rl_config(settings: RLSettings, out_dir: Path, use_cpu: bool):
         save_strategy="no",  # RL runs are not resumable here (see the report of this module)
         report_to="none",
         use_cpu=use_cpu,
-        bf16=False,
+        **(compute.trainer_kwargs() if compute else {}),  # bf16 / fp16 autocast, gradient checkpointing
         seed=settings.seed,
         dataloader_num_workers=0,
     )
@@ -209,6 +211,7 @@ def train_rl(
     settings: RLSettings,
     score,
     use_cpu: bool = True,
+    compute: dict | None = None,
 ) -> dict:
     """Train one RL variant; writes ``train_log.jsonl``, ``adapter/`` (a PEFT adapter for the base model) and, for
     PPO, ``value_head.pt`` beside it (the value head is not part of the policy), and returns the metrics.
@@ -225,13 +228,13 @@ def train_rl(
     processor = AutoProcessor.from_pretrained(model_dir)
     frame_for_training(processor)  # prompts start with BOS as at inference; the policy writes its own EOS
     processor.tokenizer.padding_side = "left"  # TRL generates from left-padded prompts
-    model = AutoModelForImageTextToText.from_pretrained(model_dir, dtype=torch.float32)
+    resolved = resolve_here(compute, use_cpu=use_cpu)  # precision, attention: the config's compute section
+    model = AutoModelForImageTextToText.from_pretrained(model_dir, **resolved.model_kwargs())
     dataset = prompt_dataset(pairs_path, settings.max_prompts, settings.seed)
     mean, std = reward_statistics(score, pairs_path) if settings.normalise_rewards else (0.0, 1.0)
     log.info("%s on %d prompts; RM statistics mean %.4g std %.4g", settings.method, len(dataset), mean, std)
-    trainer = build_trainer(
-        model, processor, dataset, reward_function(score, mean, std), settings, rl_config(settings, out_dir, use_cpu)
-    )
+    args = rl_config(settings, out_dir, use_cpu, resolved)
+    trainer = build_trainer(model, processor, dataset, reward_function(score, mean, std), settings, args)
     error = None
     start = time.time()
     try:
@@ -310,9 +313,10 @@ def train_with_reward_model(model_dir, pairs_path, out_dir, spec: dict, reward_m
     from mmalign.reward.model import load_reward_model, reward_scores
 
     settings = RLSettings.from_variant(spec)
-    reward_model, reward_processor = load_reward_model(model_dir, reward_model_dir)
+    compute = spec.get("compute")
+    reward_model, reward_processor = load_reward_model(model_dir, reward_model_dir, compute)
     score = partial(reward_scores, reward_model, reward_processor)
-    metrics = train_rl(model_dir, pairs_path, out_dir, settings, score, use_cpu=use_cpu)
+    metrics = train_rl(model_dir, pairs_path, out_dir, settings, score, use_cpu=use_cpu, compute=compute)
     adapter = Path(out_dir) / "adapter"
     if metrics["adapter"] is None:
         from peft import get_peft_model

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
+from mmalign.compute import Compute
+
 from .methods import DEFAULT_REJECTED, REJECTED, get
 
 
@@ -26,7 +28,9 @@ class DPOSettings:
     # sets otherwise get a handful of full-size Adam steps, whose sign-like first updates perturb the tiny model
     # more than they teach it (NOTES.md, 2026-11-22); the paper searched 3-7 epochs per row for the same reason.
     min_steps: int = 0
-    batch_size: int = 16
+    batch_size: int = 16  # the global batch: pairs per optimizer step over every process
+    # pairs per forward pass on one device; gradient accumulation makes up the rest (None: a process's whole share)
+    per_device_batch_size: int | None = None
     lora_r: int = 16
     lora_alpha: int = 32
     lora_dropout: float = 0.0
@@ -42,6 +46,9 @@ class DPOSettings:
     # precomputed: reference log-probs computed once per pair before training (mmalign.train.reference), for the
     # methods whose rows are fixed; inline: TRL's forward of the reference at every step
     reference_logps: str = "precomputed"
+    # the config's compute section (mmalign.compute.Compute): precision, attention kernel, gradient checkpointing,
+    # resolved against the device when the run starts
+    compute: dict = field(default_factory=dict)
 
     def __post_init__(self):
         method = get(self.method)
@@ -53,6 +60,8 @@ class DPOSettings:
             )
         if self.reference_logps not in ("precomputed", "inline"):
             raise ValueError("reference_logps must be 'precomputed' or 'inline'")
+        # every request filled in (spec.json shows them); an unknown or misspelled key fails now, not on the device
+        self.compute = Compute.from_dict(self.compute).as_dict()
         if self.loss_weights is not None and len(self.loss_weights) != len(self.loss_type):
             raise ValueError("loss_weights needs one weight per entry of loss_type")
 
@@ -69,6 +78,8 @@ def resolved_spec(spec: dict) -> dict:
     if get(spec.get("method", DPOSettings.method)).reward_model:
         from .rl_settings import RLSettings
 
-        keep = ("variant", "base_model", "pairset", "method", "reward_model", "seed")
-        return {**{k: spec[k] for k in keep if k in spec}, "rl": asdict(RLSettings.from_variant(spec))}
+        keep = ("variant", "base_model", "pairset", "method", "reward_model", "seed", "compute")
+        resolved = {k: spec[k] for k in keep if k in spec}
+        resolved["compute"] = Compute.from_dict(spec.get("compute")).as_dict()
+        return {**resolved, "rl": asdict(RLSettings.from_variant(spec))}
     return {**spec, **asdict(DPOSettings.from_spec(spec))}

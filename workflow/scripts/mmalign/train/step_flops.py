@@ -299,19 +299,23 @@ def dpo_step(
     return total
 
 
+def image_tiles(image_sizes, config) -> int:
+    """Vision tiles of images of these (height, width) sizes: AnyRes's grid plus the base tile, each."""
+    from transformers.models.llava_next.modeling_llava_next import image_size_to_num_patches
+
+    return sum(
+        image_size_to_num_patches(size, config.image_grid_pinpoints, config.vision_config.image_size)
+        for size in image_sizes.tolist()
+    )
+
+
 def micro_batch(batch, config, compact_lm_head: bool) -> MicroBatch:
     """The shapes of a collated DPO batch (TRL's vision collator: input_ids, completion_mask, image_sizes).
     ``compact_lm_head``: the head scores only completion positions (TRL with Triton, i.e. on CUDA)."""
-    from transformers.models.llava_next.modeling_llava_next import image_size_to_num_patches
-
     sequences, length = batch["input_ids"].shape
-    tiles = sum(
-        image_size_to_num_patches(size, config.image_grid_pinpoints, config.vision_config.image_size)
-        for size in batch["image_sizes"].tolist()
-    )
     # labels are the input ids where completion_mask is 1, shifted by one: the head scores position t for token t+1
     scored = int(batch["completion_mask"][:, 1:].sum()) if compact_lm_head else sequences * (length - 1)
-    return MicroBatch(sequences, length, tiles, scored)
+    return MicroBatch(sequences, length, image_tiles(batch["image_sizes"], config), scored)
 
 
 def counter_mapping() -> dict:

@@ -25,7 +25,8 @@ generation); it has not run on a GPU yet, so the plan is an estimate:
    fewer once ``--train-seconds`` have passed. Printed: seconds per step, pairs/s, positions/s (padding included:
    it is computed), peak GPU memory, model FLOPs per step (``mmalign.train.step_flops``), MFU and HFU against the
    device's dense bf16 peak (``--peak-tflops`` overrides; on CPU the measured float32 matmul rate). After the first
-   configuration one micro-batch is counted with ``FlopCounterMode`` beside the formula (``--no-count`` skips).
+   configuration that trains, one micro-batch is counted with ``FlopCounterMode`` beside the formula
+   (``--no-count`` skips).
 3. Generation with ``generate`` (greedy, KV cache, left-padded batches of ``--gen-batch``): a POPE-like load
    (one-word answers, 3 new tokens: prefill-bound) and a description-like load (``--describe-tokens`` new tokens,
    forced with ``min_new_tokens``: a random model's EOS comes at random). Prefill is timed alone (one new token);
@@ -61,7 +62,7 @@ warnings.filterwarnings("ignore", category=FutureWarning)
 
 import torch  # noqa: E402
 
-from mmalign.compute import Compute, Device, Resolved, micro_batches, resolve  # noqa: E402
+from mmalign.compute import Compute, ComputeError, Device, Resolved, micro_batches, resolve  # noqa: E402
 from mmalign.train import step_flops  # noqa: E402
 
 FULL_CONFIG = REPO / "benchmarks" / "models" / "llava-v1.6-vicuna-7b-hf" / "config.json"
@@ -509,12 +510,16 @@ class Bench:
         figures["collate_seconds_per_pair"] = self.collate_seconds(trainer)
         try:
             trainer.train()
+        except torch.OutOfMemoryError:
+            figures["error"] = f"out of GPU memory at {run.per_device} pair(s) per device"
+        else:
             figures |= step_figures(self, trainer, run, shapes, clock.timed_steps())
             figures |= memory_now(self.resolved.device)
             if count:
-                figures["flop_count"] = self.flop_count(trainer, run)
-        except torch.OutOfMemoryError:
-            figures["error"] = f"out of GPU memory at {run.per_device} pair(s) per device"
+                try:
+                    figures["flop_count"] = self.flop_count(trainer, run)
+                except torch.OutOfMemoryError:  # the counter's module hooks hold a little more
+                    figures["flop_count"] = {"error": "out of GPU memory while counting"}
         del trainer  # the model, its adapter, the optimizer's states: freed before the next configuration
         reset_memory(self.resolved.device)
         return figures
@@ -665,8 +670,10 @@ def print_training(t: dict) -> None:
         f"HFU {hfu}; peak {memory}, host max RSS {t['host_max_rss_gib']} GiB; "
         f"collator {t['collate_seconds_per_pair']} s/pair"
     )
-    if "flop_count" in t:
-        c = t["flop_count"]
+    c = t.get("flop_count")
+    if c and "error" in c:
+        print(f"  {'':>12}  FlopCounterMode: {c['error']}")
+    elif c:
         print(
             f"  {'':>12}  FlopCounterMode, one micro-batch: {c['counted'] / 1e12:.6g} TFLOP counted, "
             f"{c['analytic_hardware'] / 1e12:.6g} by the formula ({c['relative_difference']:+.3%}; attention "
@@ -733,6 +740,11 @@ def parse_args(argv=None):
     for key in ("global_batch", "steps", "lora_r", "lora_alpha", "gen_batch", "describe_tokens"):
         if getattr(args, key) is None:
             setattr(args, key, getattr(preset, key))
+    for run in args.configs:  # a configuration that cannot reach the global batch fails now, not after the setup
+        try:
+            micro_batches(args.global_batch, run.per_device, args.processes, key=f"--configs {run.per_device}")
+        except ComputeError as error:
+            parser.error(str(error))
     return args
 
 
@@ -754,9 +766,11 @@ def main(argv=None) -> dict:
             f"{s['peak_tflops']} TFLOP/s ({s['peak_source']})"
         )
         figures["training"] = []
-        for i, run in enumerate(args.configs):
+        for run in args.configs:
             start = time.perf_counter()
-            result = bench.measure_training(run, count=args.count and i == 0)
+            # the FlopCounterMode check once, on the first configuration that trains (one may not fit)
+            counted = any("flop_count" in t for t in figures["training"])
+            result = bench.measure_training(run, count=args.count and not counted)
             figures["training"].append(result)
             phases.done(f"train {run.name}", start)
             print_training(result)

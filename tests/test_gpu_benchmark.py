@@ -245,3 +245,36 @@ def test_a_configuration_is_pairs_and_an_optional_gc(spec):
     with pytest.raises(Exception, match="PAIRS"):
         gpu_dpo_step.RunConfig.parse(spec)
     assert gpu_dpo_step.RunConfig.parse("4:gc") == gpu_dpo_step.RunConfig(4, True)
+
+
+def test_a_configuration_out_of_memory_is_reported_and_the_run_goes_on(monkeypatch, tmp_path, capsys):
+    """The GPU run's out-of-memory path, on the CPU: the trainer raises as CUDA would."""
+    from transformers import Trainer
+
+    def out_of_memory(self, *args, **kwargs):
+        raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
+
+    monkeypatch.setattr(Trainer, "train", out_of_memory)
+    figures = gpu_dpo_step.main(["--tiny", "--configs", "4", "--gen-batch", "2", "--json", str(tmp_path / "f.json")])
+    assert figures["training"] == [
+        {
+            "configuration": "4/device",
+            "per_device": 4,
+            "checkpointing": False,
+            "build_seconds": figures["training"][0]["build_seconds"],
+            "trainables_cast_to_float32": 0,
+            "accumulation": 1,
+            "collate_seconds_per_pair": figures["training"][0]["collate_seconds_per_pair"],
+            "error": "out of GPU memory at 4 pair(s) per device",
+        }
+    ]
+    assert [g["load"] for g in figures["generation"]] == ["pope-like", "description"]
+    assert "nothing to suggest" in figures["slurm_hint"]["note"]
+    assert "out of GPU memory at 4 pair(s) per device" in capsys.readouterr().out
+    assert json.loads((tmp_path / "f.json").read_text())["training"] == figures["training"]
+
+
+def test_a_configuration_that_cannot_reach_the_global_batch_fails_before_the_setup(capsys):
+    with pytest.raises(SystemExit):
+        gpu_dpo_step.parse_args(["--tiny", "--configs", "1", "3"])  # the tiny global batch is 4
+    assert "--configs 3: 3 per device cannot reach the global batch 4" in capsys.readouterr().err

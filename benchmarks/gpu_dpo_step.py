@@ -431,7 +431,8 @@ class Phases:
 
 
 class Bench:
-    """The model, processor and pairs of one run, and the measurements made with them."""
+    """The processor, model config and pairs of one run, and the measurements made with them (each on a fresh
+    model)."""
 
     def __init__(self, args, workdir: Path):
         from mmalign.train.settings import DPOSettings
@@ -518,7 +519,7 @@ class Bench:
             if count:
                 try:
                     figures["flop_count"] = self.flop_count(trainer, run)
-                except torch.OutOfMemoryError:  # the counter's module hooks hold a little more
+                except torch.OutOfMemoryError:  # the step figures stand; only the check is lost
                     figures["flop_count"] = {"error": "out of GPU memory while counting"}
         del trainer  # the model, its adapter, the optimizer's states: freed before the next configuration
         reset_memory(self.resolved.device)

@@ -17,8 +17,9 @@ generation); it has not run on a GPU yet, so the plan is an estimate:
 2. Training, per configuration (``--configs 1 4:gc``: pairs per device, ``:gc`` for gradient checkpointing):
    TRL's ``DPOTrainer`` with the project's adapter (``mmalign.train.lora.attach_lora``: LoRA r128 / alpha 256 on
    the language model's linear layers, the projector trained in full, the vision tower frozen) and optimizer
-   (``mmalign.train.dpo.optimizer_groups``), the reference inline (``ref_model=None``: given a PeftModel, TRL 1.16
-   runs it with a copy of the initial adapter, ``ref``). Pairs are a 672x672 image (AnyRes: 5 tiles, 2,928 image
+   (``mmalign.train.dpo.optimizer_groups``), the reference inline, the adapter disabled as the study's training
+   runs it (``mmalign.train.reference.reference_by_disabled_adapter`` removes TRL 1.16's ``ref`` adapter copy).
+   Pairs are a 672x672 image (AnyRes: 5 tiles, 2,928 image
    tokens), a short prompt, chosen and rejected answers of 50-100 tokens: ~3,040 positions per padded sequence.
    ``--global-batch`` pairs per optimizer step (the paper's 16), reached by accumulation
    (``mmalign.compute.micro_batches``). The first ``--warmup`` steps are not timed; then ``--steps`` steps, or
@@ -57,7 +58,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))  # rehearsal.tiny_llava_next: the repository's processor files
 sys.path.insert(0, str(REPO / "workflow" / "scripts"))
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-# transformers 5.23 renames gradient_checkpointing (activation_checkpointing) and warns at every use
+# transformers 5.23 deprecates its gradient_checkpointing names and warns from inside the library at every use
 warnings.filterwarnings("ignore", category=FutureWarning)
 
 import torch  # noqa: E402
@@ -341,11 +342,12 @@ def compact_lm_head(device: str) -> bool:
 
 
 def dpo_trainer(model, processor, dataset, resolved: Resolved, run: RunConfig, args, settings, workdir: Path):
-    """TRL's DPOTrainer as the project builds it (mmalign.train.dpo), the reference inline."""
+    """TRL's DPOTrainer as the project builds it (mmalign.train.dpo), the reference inline (adapter disabled)."""
     from transformers.trainer_callback import PrinterCallback
     from trl import DPOConfig, DPOTrainer
 
     from mmalign.train.dpo import optimizer_groups
+    from mmalign.train.reference import reference_by_disabled_adapter
 
     per_device, accumulation = micro_batches(args.global_batch, run.per_device, args.processes)
     config = DPOConfig(
@@ -369,13 +371,14 @@ def dpo_trainer(model, processor, dataset, resolved: Resolved, run: RunConfig, a
     )
     trainer = DPOTrainer(
         model=model,
-        ref_model=None,  # PEFT: the reference is the initial adapter (TRL's "ref" copy), computed inline
+        ref_model=None,  # PEFT: the reference is the model with its adapter disabled, computed inline
         args=config,
         train_dataset=dataset,
         processing_class=processor,
         optimizers=(optimizer_groups(model, settings), None),
     )
     trainer.remove_callback(PrinterCallback)  # the benchmark prints its own figures
+    reference_by_disabled_adapter(trainer)
     return trainer
 
 

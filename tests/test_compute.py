@@ -66,10 +66,10 @@ def test_trainer_kwargs_switch_autocast_and_non_reentrant_checkpointing():
     assert resolved.trainer_kwargs() == {
         "bf16": True,
         "fp16": False,
-        "gradient_checkpointing": True,
-        "gradient_checkpointing_kwargs": {"use_reentrant": False},
+        "activation_checkpointing": True,
+        "activation_checkpointing_kwargs": {"use_reentrant": False},
     }
-    assert resolve({}, CPU).trainer_kwargs() == {"bf16": False, "fp16": False, "gradient_checkpointing": False}
+    assert resolve({}, CPU).trainer_kwargs() == {"bf16": False, "fp16": False, "activation_checkpointing": False}
 
 
 def test_cpu_bf16_support_is_read_from_the_cpu_flags(tmp_path):

@@ -130,8 +130,12 @@ def test_the_formula_equals_flop_counter_mode_on_a_dpo_micro_batch(benches, atte
     trainer = bench.trainer(run)
     trainer.args.max_steps = 1
     trainer.train()  # as in the benchmark: the count follows training (checkpointing is switched on by train)
-    if reference == "disabled":
-        trainer.model.delete_adapter("ref")  # TRL then disables the adapter for the reference
+    if reference == "adapter":  # TRL 1.16's own reference: a "ref" copy of the fresh adapter (the study removes it)
+        model = trainer.model
+        model.add_adapter("ref", model.peft_config["default"])
+        for name, param in model.named_parameters():
+            if ".default." in name:
+                model.get_parameter(name.replace(".default.", ".ref.")).data.copy_(param.data)
     count = bench.flop_count(trainer, run, reference=reference is not None)
     print(attention, checkpointing, reference, count)
     assert count["reference"] == reference

@@ -70,8 +70,9 @@ def test_the_kv_cache_is_the_size_generate_keeps(tiny_next):
 
 
 def test_image_tokens_are_the_processors_count_at_the_largest_pinpoint(tiny_next):
-    from rehearsal.tiny_llava_next import image_tokens_per_image
     from transformers import AutoConfig, AutoProcessor
+
+    from rehearsal.tiny_llava_next import image_tokens_per_image
 
     config = AutoConfig.from_pretrained(tiny_next)
     processor = AutoProcessor.from_pretrained(tiny_next)

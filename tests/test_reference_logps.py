@@ -125,3 +125,29 @@ def test_the_fingerprint_names_what_the_numbers_depend_on(artifact):
     assert set(record) >= {"base_model", "pairs", "code", "rows", "rejected"}
     assert "torch" in record["code"] and "trl" in record["code"]
     assert json.loads(open(f"{artifact[0]}.json").read()) == record
+
+
+def test_the_reference_is_the_model_with_its_adapter_disabled_and_scores_as_trls_adapter_copy(
+    tiny_model, pairs, tmp_path
+):
+    from transformers import AutoProcessor
+
+    from mmalign.train.chat_format import frame_for_training
+
+    model_dir, _ = tiny_model
+    processor = AutoProcessor.from_pretrained(model_dir)
+    rows, _ = reference.table_rows(pairs, frame_for_training(processor))
+    trainer = reference.reference_trainer(model_dir, processor, rows, str(tmp_path), 8)
+    model = trainer.accelerator.unwrap_model(trainer.model)
+    assert list(model.peft_config) == ["default"]  # TRL's "ref" copy is gone: nothing held twice
+    trained = sorted(n for n, p in model.named_parameters() if p.requires_grad)
+    assert trained and all(".default." in n for n in trained)  # still the adapter and the projector copy train
+    batch = trainer.data_collator([rows[i] for i in range(8)])
+    disabled = trainer.compute_ref_log_probs(trainer.model, batch)
+    # TRL's own way: a "ref" adapter copying the fresh one (LoRA B = 0, the projector untrained)
+    model.add_adapter("ref", model.peft_config["default"])
+    for name, param in model.named_parameters():
+        if ".default." in name:
+            model.get_parameter(name.replace(".default.", ".ref.")).data.copy_(param.data)
+    copied = trainer.compute_ref_log_probs(trainer.model, batch)
+    assert all(torch.equal(a, b) for a, b in zip(disabled, copied))  # the same numbers, bit for bit

@@ -101,15 +101,17 @@ class Resolved:
         return {"dtype": self.torch_dtype, "attn_implementation": self.attention}
 
     def trainer_kwargs(self) -> dict:
-        """Keyword arguments of a TRL / transformers training config: mixed precision and checkpointing.
-        Non-reentrant checkpointing: it needs no ``enable_input_require_grads`` under PEFT (frozen embeddings)."""
+        """Keyword arguments of a TRL / transformers training config: mixed precision and checkpointing, always
+        both given: TRL's configs turn checkpointing on unless told otherwise. transformers 5 names it
+        ``activation_checkpointing`` (``gradient_checkpointing`` is its deprecated alias). Non-reentrant: it needs
+        no ``enable_input_require_grads`` under PEFT (frozen embeddings)."""
         kwargs = {
             "bf16": self.dtype == "bfloat16",
             "fp16": self.dtype == "float16",
-            "gradient_checkpointing": self.gradient_checkpointing,
+            "activation_checkpointing": self.gradient_checkpointing,
         }
         if self.gradient_checkpointing:
-            kwargs["gradient_checkpointing_kwargs"] = {"use_reentrant": False}
+            kwargs["activation_checkpointing_kwargs"] = {"use_reentrant": False}
         return kwargs
 
 

@@ -39,12 +39,16 @@ class StepArithmetic:
         asks its annotator, which a count must not repeat."""
         from torch.utils.flop_counter import FlopCounterMode
 
+        from .step_flops import counter_mapping
+
         if self.unsized_steps or not self.steps:
             return
         batch = trainer._prepare_inputs(next(iter(trainer.get_train_dataloader())))
         model = trainer.model
         model.train()
-        with FlopCounterMode(display=False) as counter:
+        # with formulas for the CPU kernels the counter does not know (SDPA's CPU flash kernel, TRL's in-place head
+        # backward): without them a CPU count leaves out attention
+        with FlopCounterMode(display=False, custom_mapping=counter_mapping()) as counter:
             loss = trainer.compute_loss(model, batch)
             loss.backward()
         model.zero_grad(set_to_none=True)

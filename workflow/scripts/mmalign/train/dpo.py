@@ -42,7 +42,7 @@ from .chat_format import end_answers, frame_for_training
 from .lora import PROJECTOR, attach_lora
 from .methods import get, table_rejected_columns
 from .ranks import world_size
-from .reference import precompute_for_run, precomputed_reference_trainer_class
+from .reference import precompute_for_run, precomputed_reference_trainer_class, reference_by_disabled_adapter
 from .rows import preference_dataset
 from .settings import DPOSettings
 
@@ -230,6 +230,7 @@ def train_dpo(
     if settings.reference_logps == "precomputed" and get(settings.method).precomputed_reference:
         # plain DPO's trainer, reading the reference from the batch: from the pair set's artifact, or scored here
         trainer = precomputed_reference_trainer_class()(**common)
+        reference_by_disabled_adapter(trainer)
         start = time.time()
         reference = precompute_for_run(trainer, pairs_path, model_dir, answer_end, reference_logps, compute.dtype)
         log.info("reference log-probs: %s (%.1f s)", reference, time.time() - start)
@@ -237,6 +238,7 @@ def train_dpo(
             trainer.precompute_ref_logps, trainer.data_collator = False, trainer.vision_collator
     else:
         trainer = method.build_trainer(common, settings, judge=judge, scenes=scenes)
+        reference_by_disabled_adapter(trainer)
     arithmetic = StepArithmetic(trainer)
     start = time.time()
     result = trainer.train(resume_from_checkpoint=resume)

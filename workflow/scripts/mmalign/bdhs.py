@@ -111,7 +111,8 @@ def add_diffusion_noise(pixel_values: torch.Tensor, n: int, generator: torch.Gen
     if n == 0:
         return pixel_values
     a = alpha_bar(n)
-    eps = torch.randn(pixel_values.shape, generator=generator, dtype=pixel_values.dtype)
+    # drawn on the CPU generator (the same noise on every device), then moved to the image's device
+    eps = torch.randn(pixel_values.shape, generator=generator, dtype=pixel_values.dtype).to(pixel_values.device)
     return a**0.5 * pixel_values + (1 - a) ** 0.5 * eps
 
 

@@ -23,6 +23,8 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
+from mmalign.train.step_flops import Architecture
+
 GB = 1e9
 OVERHEAD_GB = 3.0  # CUDA context, cuBLAS workspaces, allocator fragmentation: a round figure, not measured here
 ADAM_BYTES_PER_TRAINED_PARAM = 16  # float32 weight, gradient, and Adam's two moments
@@ -31,15 +33,12 @@ LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", 
 
 @dataclass(frozen=True)
 class ModelShapes:
-    """What a LLaVA(-NeXT) configuration says about memory: parameter counts and the language model's widths."""
+    """What a LLaVA(-NeXT) configuration says about memory: parameter counts, and its widths as the FLOP count
+    reads them (``mmalign.train.step_flops.Architecture``: one reading of a configuration for both)."""
 
     parameters: int
     projector_parameters: int
-    layers: int
-    hidden: int
-    kv_heads: int
-    head_dim: int
-    vocab: int
+    arch: Architecture
     text_config: dict  # the language model's configuration, to build probe layers of its real width
 
     @classmethod
@@ -50,17 +49,11 @@ class ModelShapes:
         with torch.device("meta"):
             model = AutoModelForImageTextToText.from_config(config)
         projector = sum(p.numel() for n, p in model.named_parameters() if "multi_modal_projector" in n)
-        text = config.get_text_config()
-        head_dim = getattr(text, "head_dim", None) or text.hidden_size // text.num_attention_heads
         return cls(
             parameters=sum(p.numel() for p in model.parameters()),
             projector_parameters=projector,
-            layers=text.num_hidden_layers,
-            hidden=text.hidden_size,
-            kv_heads=text.num_key_value_heads,
-            head_dim=head_dim,
-            vocab=text.vocab_size,
-            text_config=text.to_dict(),
+            arch=Architecture.from_config(config),
+            text_config=config.get_text_config().to_dict(),
         )
 
     @classmethod
@@ -70,18 +63,22 @@ class ModelShapes:
         path = Path(path)
         return cls.from_config(AutoConfig.from_pretrained(path.parent if path.is_file() else path))
 
+    @property
+    def layers(self) -> int:
+        return self.arch.text_layers
+
+    @property
+    def hidden(self) -> int:
+        return self.arch.text_hidden
+
     def lora_parameters(self, rank: int) -> int:
         """LoRA's A and B of every targeted linear layer of the language model: rank x (in + out) each."""
-        text = self.text_config
-        hidden, inner = self.hidden, text["intermediate_size"]
-        q_out, kv_out = text["num_attention_heads"] * self.head_dim, self.kv_heads * self.head_dim
-        shapes = [(hidden, q_out), (hidden, kv_out), (hidden, kv_out), (q_out, hidden)]
-        shapes += [(hidden, inner), (hidden, inner), (inner, hidden)]
-        return self.layers * sum(rank * (fan_in + fan_out) for fan_in, fan_out in shapes)
+        return self.layers * self.arch.lora_weights(rank)
 
     def kv_cache_bytes(self, sequences: int, tokens: int, dtype_bytes: int) -> int:
         """Keys and values of every layer for ``sequences`` sequences of ``tokens`` positions each."""
-        return 2 * self.layers * self.kv_heads * self.head_dim * dtype_bytes * sequences * tokens
+        per_position = 2 * self.layers * self.arch.kv_heads * self.arch.head_dim * dtype_bytes
+        return per_position * sequences * tokens
 
 
 @dataclass(frozen=True)
@@ -196,7 +193,7 @@ def forward_plan(
     layer over every position at once, the prefill's peak: the residual stream and a layer's input, and the MLP's
     gate, up and product (``(2*D + 3*F) x dtype`` bytes a position; attention's q, k, v, out are fewer). Nothing
     is kept for a backward pass, and generation computes the logits of the last position only."""
-    inner = shapes.text_config["intermediate_size"]
+    inner = shapes.arch.text_intermediate
     plan = {
         "weights": shapes.parameters * dtype_bytes / GB,
         "working set": sequences * prompt_tokens * (2 * shapes.hidden + 3 * inner) * dtype_bytes / GB,

@@ -106,6 +106,7 @@ class HFJudge(LLMJudge):
             for p in prompts
         ]
         batch = self.processor(text=texts, padding=True, padding_side="left", return_tensors="pt")
+        batch = batch.to(self.model.device)  # a model on a GPU (mmalign.models.load_policy places it there)
         out = self.model.generate(
             **batch,
             max_new_tokens=self.max_new_tokens,

@@ -255,6 +255,7 @@ def study_plan(config: dict, model_config, gpu_gb: float = 80.0, answer_tokens: 
     from mmalign.compute import micro_batches
     from mmalign.evaluate import benchmarks
     from mmalign.evaluate.run import decoding_settings
+    from mmalign.train.reference import BATCH_SIZE
 
     shapes = ModelShapes.from_config(model_config)
     prompt = max_image_tokens(model_config) + PROMPT_TEXT_TOKENS
@@ -298,8 +299,6 @@ def study_plan(config: dict, model_config, gpu_gb: float = 80.0, answer_tokens: 
         if key not in seen:
             seen.add(key)
             train_rows("train", f"{method} ({name})", per_device, variant.get("lora_r", 16), tokens)
-    from mmalign.train.reference import BATCH_SIZE
-
     plan = forward_plan(shapes, sequences=2 * BATCH_SIZE, prompt_tokens=pair_tokens)
     rows.append(_row("reference_logps", "reference forward, no gradient", f"{BATCH_SIZE} pairs", plan, gpu_gb))
     for name, spec in config.get("benchmarks", {}).items():

@@ -21,15 +21,20 @@ def load_policy(model_dir: str | Path, adapter_dir: str | Path | None = None, co
     resolved = resolve_here(compute)
     processor = AutoProcessor.from_pretrained(model_dir)
     model = AutoModelForImageTextToText.from_pretrained(model_dir, **resolved.model_kwargs())
+    return ready_for_inference(model, adapter_dir, resolved), processor
+
+
+def ready_for_inference(model, adapter_dir, resolved):
+    """``model`` with its trained adapter (if any) merged in, in the job's dtype (the adapter's float32 projector or
+    head would otherwise sit in a bf16 model), on the job's device, in eval mode. ``resolved``: a
+    ``mmalign.compute.Resolved``."""
     if adapter_dir is not None:
         from peft import PeftModel
 
-        model = PeftModel.from_pretrained(model, adapter_dir).merge_and_unload()
-        model = model.to(resolved.torch_dtype)  # the adapter's float32 projector, merged into a bf16 model
+        model = PeftModel.from_pretrained(model, adapter_dir).merge_and_unload().to(resolved.torch_dtype)
     if resolved.device == "cuda":
         model = model.to("cuda")
-    model.eval()
-    return model, processor
+    return model.eval()
 
 
 def user_message(prompt: str) -> list[dict]:

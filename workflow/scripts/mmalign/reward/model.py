@@ -29,7 +29,7 @@ from transformers.models.llava.modeling_llava import LlavaPreTrainedModel
 from transformers.models.llava_next.modeling_llava_next import LlavaNextPreTrainedModel
 
 from mmalign.adapters import LM_LINEAR_LAYERS, trainable_in_float32
-from mmalign.models import unmasked_position_ids, user_message
+from mmalign.models import ready_for_inference, unmasked_position_ids, user_message
 
 # a checkpoint of the generative model carries lm_head (unused here) and lacks score (trained here)
 _IGNORE_MISSING = [r"^score\."]
@@ -126,15 +126,7 @@ def load_reward_model(model_dir: str | Path, adapter_dir: str | Path | None = No
     processor = AutoProcessor.from_pretrained(model_dir)
     model = AutoModelForSequenceClassification.from_pretrained(model_dir, num_labels=1, **resolved.model_kwargs())
     model.config.get_text_config().pad_token_id = processor.tokenizer.pad_token_id
-    if adapter_dir is not None:
-        from peft import PeftModel
-
-        model = PeftModel.from_pretrained(model, adapter_dir).merge_and_unload()
-        model = model.to(resolved.torch_dtype)  # the adapter's float32 head, merged into a bf16 model
-    if resolved.device == "cuda":
-        model = model.to("cuda")
-    model.eval()
-    return model, processor
+    return ready_for_inference(model, adapter_dir, resolved), processor
 
 
 def conversation(prompt: str, answer: str) -> list[dict]:

@@ -94,8 +94,11 @@ class VisionRewardTrainer(RewardTrainer):
 
 
 def reward_config(out_dir: Path, settings: RewardSettings, use_cpu: bool, compute=None):
-    """TRL's RewardConfig for one process; ``compute``: the resolved precision and checkpointing (default: none)."""
+    """TRL's RewardConfig for one process; ``compute``: the resolved precision and checkpointing (default: the
+    device's auto request, so TRL's own defaults, checkpointing on, never apply)."""
     from trl import RewardConfig
+
+    compute = compute or resolve_here(None, use_cpu=use_cpu)
 
     per_device, accumulation = micro_batches(settings.batch_size, settings.per_device_batch_size, 1)
     return RewardConfig(
@@ -110,7 +113,7 @@ def reward_config(out_dir: Path, settings: RewardSettings, use_cpu: bool, comput
         save_strategy="no",
         report_to="none",
         use_cpu=use_cpu,
-        **(compute.trainer_kwargs() if compute else {}),  # bf16 / fp16 autocast, gradient checkpointing
+        **compute.trainer_kwargs(),  # bf16 / fp16 autocast, gradient checkpointing
         max_length=None,  # never filter or truncate: image tokens are most of a LLaVA-1.6 sequence
         remove_unused_columns=False,  # the collator reads the raw columns (the image path included)
         seed=settings.seed,

@@ -151,8 +151,11 @@ def numerical_failure(error: Exception, model) -> bool:
 
 
 def rl_config(settings: RLSettings, out_dir: Path, use_cpu: bool, compute=None):
-    """TRL's RLOOConfig; ``compute``: the resolved precision and checkpointing (default: none)."""
+    """TRL's RLOOConfig; ``compute``: the resolved precision and checkpointing (default: the device's auto
+    request, so TRL's own defaults, checkpointing on, never apply)."""
     from trl import RLOOConfig
+
+    compute = compute or resolve_here(None, use_cpu=use_cpu)
 
     return RLOOConfig(
         output_dir=str(out_dir / "checkpoints"),
@@ -174,7 +177,7 @@ def rl_config(settings: RLSettings, out_dir: Path, use_cpu: bool, compute=None):
         save_strategy="no",  # RL runs are not resumable here (see the report of this module)
         report_to="none",
         use_cpu=use_cpu,
-        **(compute.trainer_kwargs() if compute else {}),  # bf16 / fp16 autocast, gradient checkpointing
+        **compute.trainer_kwargs(),  # bf16 / fp16 autocast, gradient checkpointing
         seed=settings.seed,
         dataloader_num_workers=0,
     )

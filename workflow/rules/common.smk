@@ -10,6 +10,9 @@ from snakemake.exceptions import WorkflowError
 # OpenMP threads that wait for work sleep instead of spinning: with the default (active) policy a 2-thread torch
 # job slows 6-10x as soon as another job wants a core (docs/performance.md). Jobs inherit this environment.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+# Local jobs that import torch & co. fork from a warm interpreter instead of importing them again (~6.8 s a job;
+# mmalign/prefork.py says how, and why seeded results are unchanged). MMALIGN_PREFORK=0 turns it off.
+os.environ.setdefault("MMALIGN_PREFORK", "1")
 
 LIBRARY_ROOT = Path(workflow.basedir) / "workflow" / "scripts"
 sys.path.insert(0, str(LIBRARY_ROOT))

@@ -1,5 +1,9 @@
 """Snakemake adapter: one reward model's accuracy on the held-out split of every Table 7 column (a row)."""
 
+from mmalign.prefork import hand_over
+
+hand_over(globals())  # locally: run in a warm interpreter that has imported torch & co. (mmalign/prefork.py)
+
 from mmalign.runlog import to_file
 
 to_file(snakemake.log[0], snakemake.threads)

@@ -1,5 +1,9 @@
 """Snakemake adapter: train one reward model on the train splits of its pair sets."""
 
+from mmalign.prefork import hand_over
+
+hand_over(globals())  # locally: run in a warm interpreter that has imported torch & co. (mmalign/prefork.py)
+
 from mmalign.runlog import to_file
 
 to_file(snakemake.log[0], snakemake.threads)

@@ -1,6 +1,10 @@
 """Snakemake adapter: train one variant (offline, or online with a judge) from its spec.json, on the processes /
 GPUs the job was given."""
 
+from mmalign.prefork import hand_over
+
+hand_over(globals())  # locally: run in a warm interpreter that has imported torch & co. (mmalign/prefork.py)
+
 from mmalign.runlog import to_file
 
 to_file(snakemake.log[0], snakemake.threads)

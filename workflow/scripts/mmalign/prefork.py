@@ -15,10 +15,11 @@ environment (the key of :func:`zygote_key`: every variable but the shell's bookk
 preloaded, so edited study code is always read fresh. Seeded runs are bit-identical either way (tested).
 
 Local runs only: Snakemake's workflow sets ``MMALIGN_PREFORK=1`` for its jobs unless the environment says otherwise;
-``MMALIGN_PREFORK=0`` turns it off, and so does a SLURM job (no zygote would live long enough to be reused on a
-cluster node). Anything that goes wrong before the child starts (no Unix sockets, a zygote that cannot start) is
-logged to the job's stderr and the job runs in its own process as before. ``multiprocessing``'s forkserver does
-the same for the children of one parent only; no maintained library does it for unrelated processes.
+``MMALIGN_PREFORK=0`` turns it off, and so do a SLURM job (no zygote would live long enough to be reused on a
+cluster node) and a machine with an NVIDIA GPU (CUDA in a forked child has not been tried on one). Anything that
+goes wrong before the child starts (no Unix sockets, a zygote that cannot start) is logged to the job's stderr and
+the job runs in its own process as before. ``multiprocessing``'s forkserver does the same for the children of one
+parent only; no maintained library does it for unrelated processes.
 """
 
 from __future__ import annotations
@@ -85,6 +86,8 @@ def enabled(environ=os.environ) -> bool:
     if environ.get("MMALIGN_PREFORK", "0").lower() not in ("1", "true", "yes"):
         return False
     if environ.get(_CHILD_FLAG) == "1" or "SLURM_JOB_ID" in environ:
+        return False
+    if Path("/dev/nvidiactl").exists():  # a child's CUDA after a fork is untested here: GPU hosts import per job
         return False
     return sys.platform.startswith("linux") and hasattr(socket, "send_fds")
 

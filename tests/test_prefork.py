@@ -147,3 +147,14 @@ def test_sigterm_reaches_the_job_and_a_killed_client_takes_its_job_along(tmp_pat
     while alive(job) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not alive(job)
+
+
+def test_slurm_jobs_children_and_opted_out_runs_import_for_themselves():
+    from mmalign.prefork import enabled
+
+    on = {"MMALIGN_PREFORK": "1"}
+    assert enabled(on) == (not Path("/dev/nvidiactl").exists())  # GPU hosts import per job
+    assert not enabled({})  # outside the workflow (which sets it) nothing is handed over
+    assert not enabled({**on, "MMALIGN_PREFORK": "0"})
+    assert not enabled({**on, "SLURM_JOB_ID": "42"})  # a cluster node: nothing would reuse a zygote
+    assert not enabled({**on, "MMALIGN_PREFORK_CHILD": "1"})  # already inside a child

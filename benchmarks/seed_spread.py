@@ -11,6 +11,9 @@ DIR/results/tables/claims_comparisons.csv (every paired difference the scorecard
   its effect cannot be decided by one run, whatever the items say.
 
 This is the measurement a recipe change (docs/uncertainty.md) is judged by: the same script before and after.
+It also says how many seeds each comparison would need if its effect is what the seeds measured: the fewest
+per side with which the seed-only standard error of the mean difference puts zero outside the 95% interval (a
+lower bound: item noise only adds to it).
 """
 
 from __future__ import annotations
@@ -55,7 +58,20 @@ def comparison_noise(comparisons: pd.DataFrame) -> pd.DataFrame:
     frame.loc[frame.left_seed_sd.isna() & frame.right_seed_sd.isna(), "seed_spread"] = math.nan
     frame["effect"] = frame["diff"].abs()
     frame["spread_over_effect"] = frame.seed_spread / frame.effect
+    frame["seeds_to_resolve"] = [seeds_to_resolve(s, e) for s, e in zip(frame.seed_spread, frame.effect)]
     return frame
+
+
+SEED_BUDGETS = (3, 5, 10, 20)
+
+
+def seeds_to_resolve(seed_spread: float, effect: float, z: float = 1.96) -> float:
+    """Fewest seeds per side n with effect > z * seed_spread / sqrt(n); inf for no effect, nan without a spread."""
+    if math.isnan(seed_spread):
+        return math.nan
+    if effect == 0:
+        return math.inf
+    return float(math.floor((z * seed_spread / effect) ** 2) + 1)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -76,7 +92,8 @@ def main(argv: list[str] | None = None) -> int:
     print("Seed spread (standard deviation across seeds, the paper's units):")
     print(spreads.round(2).to_string())
     print("\nClaim comparisons: effect |left - right| against the seed spread of the difference:")
-    shown = noise[["id", "column", "left", "right", "diff", "low", "high", "seed_spread", "spread_over_effect"]]
+    names = ["id", "column", "left", "right", "diff", "low", "high", "seed_spread", "spread_over_effect"]
+    shown = noise[[*names, "seeds_to_resolve"]]
     print(shown.round(2).to_string(index=False))
     measured = noise.dropna(subset=["seed_spread"])
     noisy = measured[measured.seed_spread > measured.effect]
@@ -87,6 +104,8 @@ def main(argv: list[str] | None = None) -> int:
         "comparisons_with_seed_spread": len(measured),
         "seed_spread_larger_than_effect": len(noisy),
         "median_spread_over_effect": float(measured.spread_over_effect.median()) if len(measured) else None,
+        # comparisons whose measured effect the seeds alone would resolve with this many seeds per side
+        "resolvable_with_seeds": {n: int((measured.seeds_to_resolve <= n).sum()) for n in SEED_BUDGETS},
     }
     print(f"\n{json.dumps(summary, indent=2)}")
     if args.json:

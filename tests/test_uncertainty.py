@@ -408,3 +408,7 @@ def test_the_seed_spread_benchmark_reads_a_finished_study(tmp_path, capsys):
     assert summary["median_seed_sd"]["GQA"] == pytest.approx(100 * runs.value.std(ddof=1))
     assert summary["comparisons"] == 1 and summary["comparisons_with_seed_spread"] == 1
     assert "Seed spread" in capsys.readouterr().out
+    assert set(summary["resolvable_with_seeds"]) == {"3", "5", "10", "20"}
+    # spread 2 against an effect of 1: 1.96 * 2 / sqrt(n) < 1 first at n = 16; twice the effect: n = 4
+    assert module.seeds_to_resolve(2.0, 1.0) == 16 and module.seeds_to_resolve(2.0, 2.0) == 4
+    assert module.seeds_to_resolve(2.0, 0.0) == math.inf and math.isnan(module.seeds_to_resolve(math.nan, 1.0))

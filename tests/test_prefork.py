@@ -158,3 +158,12 @@ def test_slurm_jobs_children_and_opted_out_runs_import_for_themselves():
     assert not enabled({**on, "MMALIGN_PREFORK": "0"})
     assert not enabled({**on, "SLURM_JOB_ID": "42"})  # a cluster node: nothing would reuse a zygote
     assert not enabled({**on, "MMALIGN_PREFORK_CHILD": "1"})  # already inside a child
+
+
+def test_a_runtime_folder_others_can_reach_is_not_used_and_the_job_runs_here(tmp_path, runtime):
+    folder = Path(runtime["TMPDIR"]) / f"mmalign-prefork-{os.getuid()}"
+    folder.mkdir(mode=0o755)
+    folder.chmod(0o755)  # whoever can write here could hand our jobs to their own zygote
+    out = run_job(tmp_path, runtime, "ok")
+    assert out.returncode == 0 and out.stdout.split()[1] == "0"
+    assert "not private to this user" in out.stderr

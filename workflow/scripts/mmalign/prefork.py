@@ -104,6 +104,8 @@ def runtime_dir() -> Path:
     """Where the zygotes' sockets, locks and logs live: private to this user (Unix socket paths must stay short)."""
     path = Path(tempfile.gettempdir()) / f"mmalign-prefork-{os.getuid()}"
     path.mkdir(mode=0o700, exist_ok=True)
+    if path.stat().st_uid != os.getuid() or path.stat().st_mode & 0o077:  # another user's: never fork from it
+        raise PermissionError(f"{path} is not private to this user")
     return path
 
 
@@ -135,8 +137,11 @@ def _start_job(script: Path) -> tuple[socket.socket, int]:
     for attempt in range(2):
         connection = _connect_or_start(zygote_key())
         try:
+            connection.settimeout(_START_TIMEOUT_S)  # a zygote that never forks must not hang the job
             socket.send_fds(connection, [_INT.pack(len(request)) + request], [0, 1, 2])
-            return connection, _recv_int(connection)
+            job_pid = _recv_int(connection)
+            connection.settimeout(None)  # the job itself may run for hours
+            return connection, job_pid
         except OSError:
             connection.close()
             if attempt:

@@ -100,8 +100,9 @@ def training_arithmetic(workdir: Path, rate: float) -> dict:
 
 def warm_started(workdir: Path) -> int:
     """Jobs that ran in a child of a warm interpreter (mmalign/prefork.py writes one line to the job's log)."""
-    marker = "mmalign.prefork: the job ran as pid"
-    return sum(marker in log.read_text(errors="replace") for log in (workdir / "logs").rglob("*.log"))
+    from mmalign.prefork import USAGE_LINE
+
+    return sum(USAGE_LINE in log.read_text(errors="replace") for log in (workdir / "logs").rglob("*.log"))
 
 
 def main() -> None:

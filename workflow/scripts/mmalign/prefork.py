@@ -79,6 +79,7 @@ _START_TIMEOUT_S = 300.0  # the zygote's imports take ~7 s on an idle core, far 
 _IDLE_EXIT_S = 120.0  # MMALIGN_PREFORK_IDLE_S overrides it (the tests use a few seconds)
 _INT = struct.Struct("q")
 _END = struct.Struct("qdd")  # the job's exit status, CPU seconds, peak RSS in MiB
+USAGE_LINE = "mmalign.prefork: the job ran as pid"  # how a job's log says it ran in a warm child
 
 
 def enabled(environ=os.environ) -> bool:
@@ -161,10 +162,7 @@ def _connect_or_start(key: str) -> socket.socket:
         log = open(directory / f"{key}.log", "a")  # noqa: SIM115 (the zygote's stdout and stderr)
         zygote = subprocess.Popen(
             [sys.executable, "-m", "mmalign.prefork", str(path)],
-            env={
-                **os.environ,
-                "PYTHONPATH": os.pathsep.join(filter(None, [_library_root(), os.environ.get("PYTHONPATH")])),
-            },
+            env={**os.environ, "PYTHONPATH": pythonpath_with_library()},
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=log,
@@ -191,8 +189,10 @@ def _connect(path: Path) -> socket.socket:
     return connection
 
 
-def _library_root() -> str:
-    return str(Path(__file__).resolve().parent.parent)
+def pythonpath_with_library(environ=os.environ) -> str:
+    """``PYTHONPATH`` for a process that imports ``mmalign`` by name (a zygote, an accelerate rank): the folder
+    holding the package first."""
+    return os.pathsep.join(filter(None, [str(Path(__file__).resolve().parent.parent), environ.get("PYTHONPATH")]))
 
 
 def _wait_for_job(connection: socket.socket, job_pid: int, job=None) -> int:
@@ -216,7 +216,7 @@ def _wait_for_job(connection: socket.socket, job_pid: int, job=None) -> int:
     if logs:
         with contextlib.suppress(OSError), open(logs[0], "a") as log:
             print(
-                f"mmalign.prefork: the job ran as pid {job_pid} of a warm interpreter: {cpu_s:.1f} s CPU, "
+                f"{USAGE_LINE} {job_pid} of a warm interpreter: {cpu_s:.1f} s CPU, "
                 f"peak RSS {max_rss_mib:.0f} MiB (the benchmark file's CPU and memory columns count only the "
                 "process that waited for it)",
                 file=log,

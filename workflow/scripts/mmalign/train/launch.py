@@ -28,6 +28,7 @@ from pathlib import Path
 from mmalign.compute import micro_batches
 from mmalign.gpus import check_gpus
 from mmalign.judges import make_judge
+from mmalign.prefork import pythonpath_with_library
 from mmalign.provenance import run_environment
 from mmalign.schema import write_json
 
@@ -37,7 +38,6 @@ from .ranks import is_rank_zero, world_size
 from .settings import DPOSettings
 
 ACCELERATE_CONFIGS = Path(__file__).resolve().parents[4] / "config" / "accelerate"
-LIBRARY_ROOT = Path(__file__).resolve().parents[2]  # the folder holding the mmalign package
 
 
 @dataclass(frozen=True)
@@ -193,7 +193,7 @@ def train_variant(
         args += ["--scenes", str(scenes_path)]
     if reference_logps:
         args += ["--reference-logps", str(reference_logps)]
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(LIBRARY_ROOT), os.environ.get("PYTHONPATH")]))}
+    env = {**os.environ, "PYTHONPATH": pythonpath_with_library()}
     with open(log_path or os.devnull, "a") as log:
         subprocess.run(accelerate_command(plan, args, free_port()), env=env, stdout=log, stderr=log, check=True)
     return plan

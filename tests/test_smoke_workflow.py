@@ -27,7 +27,7 @@ def copy_workflow(dest: Path) -> Path:
     return dest
 
 
-def snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
+def snakemake(workdir: Path, *args: str, configfile: Path = SMOKE) -> subprocess.CompletedProcess:
     cmd = [
         sys.executable,
         "-m",
@@ -37,7 +37,7 @@ def snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
         "--directory",
         str(workdir),
         "--configfile",
-        str(SMOKE),
+        str(configfile),
         *args,
     ]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=1200)
@@ -297,3 +297,39 @@ def test_one_evaluation_job_per_variant_writes_what_one_job_per_benchmark_wrote(
         keep = [r for r in first["metrics"] if r["metric"] != "judge_cached"]  # the copied cache answers the rerun
         assert [r for r in again["metrics"] if r["metric"] != "judge_cached"] == keep, benchmark
     assert (work / "logs/evaluate/base.log").is_file()
+
+
+@pytest.mark.slow
+def test_base_model_replicates_train_each_run_from_its_own_base_model(tmp_path):
+    """replicates.base_model on the smoke study: the second base model is built with seed 1 (other weights), its
+    BDHS pairs are its own (same prompts and chosen answers, other policy-made rejected ones), run 1 of each replicated variant
+    trains from it, and metrics.csv reports the base model as the mean of its two seeds."""
+    config = yaml.safe_load(SMOKE.read_text())
+    config["replicates"] = {"seeds": 2, "base_model": True, "variants": ["ipo_povid", "dpo_bdhs_povid"]}
+    configfile = tmp_path / "config.yaml"
+    configfile.write_text(yaml.safe_dump(config, sort_keys=False))
+    work = copy_workflow(tmp_path / "w")
+    out = snakemake(work, "--cores", "2", "results/tables/metrics.csv", configfile=configfile)
+    assert out.returncode == 0, (out.stdout + out.stderr)[-5000:]
+    models = work / "resources/models"
+    weights = [(models / m / "model.safetensors").read_bytes() for m in ("tinyllava-smoke", "tinyllava-smoke-seed1")]
+    assert weights[0] != weights[1]
+    assert json.loads((work / "results/base_model/tinyllava-smoke-seed1.json").read_text())["settings"]["seed"] == 1
+    pairs = [pd.read_parquet(work / f"results/pairs/bdhs/{p}pairs.parquet") for p in ("", "seed1/")]
+    assert pairs[0]["chosen"].tolist() == pairs[1]["chosen"].tolist()
+    assert pairs[0]["rejected_policy"].tolist() != pairs[1]["rejected_policy"].tolist()  # the BDHS answers
+    spec = {r: json.loads((work / f"results/runs/{r}/spec.json").read_text()) for r in ("ipo_povid/seed0",
+            "ipo_povid/seed1", "dpo_bdhs_povid/seed1")}  # fmt: skip
+    assert spec["ipo_povid/seed0"]["base_model"] == "tinyllava-smoke" and spec["ipo_povid/seed0"]["seed"] == 0
+    assert (spec["ipo_povid/seed1"]["base_model"], spec["ipo_povid/seed1"]["pairset"]) == (
+        "tinyllava-smoke-seed1",
+        "povid",
+    )
+    assert spec["dpo_bdhs_povid/seed1"]["pairset"] == "bdhs/seed1"
+    metrics = pd.read_csv(work / "results/tables/metrics.csv")
+    pope = metrics[(metrics.benchmark == "pope") & (metrics.subset == "all") & (metrics.metric == "accuracy")]
+    rows = pope.set_index("variant")
+    assert rows.loc["base", "seeds"] == 2 and {"base/seed0", "base/seed1"} <= set(rows.index)
+    assert rows.loc["base", "value"] == pytest.approx(
+        (rows.loc["base/seed0", "value"] + rows.loc["base/seed1", "value"]) / 2
+    )

@@ -43,7 +43,10 @@ def test_dry_run_plans_every_rule_of_the_default_study():
     config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
     replicated = config["replicates"]["variants"]
     runs = len(config["variants"]) - len(replicated) + config["replicates"]["seeds"] * len(replicated)
-    assert re.search(rf"^evaluate_variant\s+{runs + 1}$", out.stdout + out.stderr, re.M)
+    base_runs = config["replicates"]["seeds"] if config["replicates"].get("base_model") else 1
+    assert re.search(rf"^evaluate_variant\s+{runs + base_runs}$", out.stdout + out.stderr, re.M)
+    # replicates.base_model: one base model per seed
+    assert re.search(rf"^build_base_model\s+{base_runs}$", out.stdout + out.stderr, re.M)
 
 
 def test_a_derived_pair_set_reads_its_source_pair_set():
@@ -180,6 +183,45 @@ def test_replicate_seeds_are_each_their_own_target(tmp_path):
         assert evaluated == {f"{variant}/seed{k}" for k in range(3)}
     assert "results/runs/dpo_povid/seed2/adapter" in text
     assert "results/eval/dpo_povid/seed1/pope/judgments.jsonl" in text
+
+
+def job_inputs(text: str, rule: str, wildcard: str) -> str:
+    """The input line of one planned job of a dry run (its wildcards line names it)."""
+    block = re.search(
+        rf"rule {rule}:\n(?:    .*\n)*?    input: (.*)\n(?:    .*\n)*?    wildcards: {re.escape(wildcard)}\n", text
+    )
+    assert block, f"no {rule} job with {wildcard}"
+    return block.group(1)
+
+
+def test_base_model_replicates_wire_each_run_to_its_own_base_model_and_pairs():
+    """The default study (replicates.base_model): run k trains from base model k on the pairs base model k made,
+    with reference log-probs scored by base model k; base model k is evaluated without an adapter; run 0 reads
+    exactly what the variant alone would."""
+    out = run_snakemake("-n", "--forceall", "--directory", str(REPO))
+    text = out.stdout + out.stderr
+    assert out.returncode == 0, text
+    for k, model in enumerate(["tinyllava", "tinyllava-seed1", "tinyllava-seed2"]):
+        assert f"output: resources/models/{model}, results/base_model/{model}.json" in text
+        evaluated = job_inputs(text, "evaluate_variant", f"variant=base/seed{k}")
+        assert evaluated.startswith(f"resources/models/{model}, ") and "adapter" not in evaluated
+    assert job_inputs(text, "train", "trained=dpo_rlhfv/seed0").split(", ")[1:3] == [
+        "resources/models/tinyllava", "results/pairs/rlhfv/pairs.parquet"
+    ]  # fmt: skip
+    assert job_inputs(text, "train", "trained=dpo_rlhfv/seed1").split(", ")[1:3] == [
+        "resources/models/tinyllava-seed1", "results/pairs/rlhfv/seed1/pairs.parquet"
+    ]  # fmt: skip
+    assert job_inputs(text, "build_analog_pairs", "pairset=rlhfv/seed2").endswith("resources/models/tinyllava-seed2")
+    assert "resources/models/tinyllava-seed1" in job_inputs(text, "build_bdhs_pairs", "pairset=bdhs_attn/seed1")
+    # the POVID analog's pairs are shared by every base model; their reference log-probs are not
+    ipo = job_inputs(text, "train", "trained=ipo_povid/seed2")
+    assert "results/pairs/povid/pairs.parquet" in ipo and "results/reference_logps/povid/seed2/logps.parquet" in ipo
+    assert job_inputs(text, "reference_logps", "pairset=povid/seed2") == (
+        "results/pairs/povid/pairs.parquet, resources/models/tinyllava-seed2"
+    )
+    # Fig. 10 draws the config's BDHS sets, not their copies for other base models
+    figure = re.search(r"rule figure_bdhs_iterations:\n    input: (.*)\n", text).group(1)
+    assert "results/pairs/bdhs_attn/bdhs_iterations.jsonl" in figure and "/seed" not in figure
 
 
 def test_replicating_an_unknown_variant_stops_naming_the_key(tmp_path):

@@ -22,6 +22,8 @@ from mmalign.config import (
     apply_defaults,
     check_references,
     check_yaml_file,
+    BASE_REPLICATES,
+    expand_base_replicates,
     expand_replicates,
     expand_sweeps,
     validate_config,
@@ -44,13 +46,18 @@ try:
     validate_config(config, SCHEMA)
     check_references(config)
     REPLICATES = expand_replicates(config)  # variant -> its seed runs <variant>/seed<k>, each its own target
+    # replicates.base_model: run k of each replicated variant starts from base model k, and pair sets generated with
+    # the base model are rebuilt with it (<pairset>/seed<k>); the base model's evaluations become base/seed<k>
+    BASE_SEEDS = expand_base_replicates(config, REPLICATES)
 except ConfigError as err:
     raise WorkflowError(str(err)) from None
 
 MODEL = config["base_model"]["name"]
 COMPUTE = Compute.from_dict(config.get("compute")).as_dict()  # every request filled in: jobs resolve it
 VARIANTS = list(config["variants"])
-EVALUATED = ["base"] + VARIANTS
+# the base model's evaluations: base, or base/seed<k> with replicates.base_model
+BASE_RUNS = REPLICATES.get(BASE_REPLICATES, [BASE_REPLICATES])
+EVALUATED = BASE_RUNS + VARIANTS
 BENCHMARKS = list(config["benchmarks"])
 DOWNLOADS = config.get("downloads", {})
 REPORT_COLUMNS = config["report"].get("columns", {})
@@ -139,7 +146,12 @@ def published_numbers():
 
 
 def bdhs_stats():
-    return [f"results/pairs/{name}/bdhs_iterations.jsonl" for name in BDHS_PAIRSETS]
+    """Fig. 10 reads the BDHS sets of the config (made with base model 0), not their base-seed copies."""
+    return [
+        f"results/pairs/{name}/bdhs_iterations.jsonl"
+        for name in BDHS_PAIRSETS
+        if name not in BASE_SEEDS.pairsets
+    ]
 
 
 def settings_of(section):
@@ -155,12 +167,18 @@ def settings_of(section):
 # ----------------------------------------------------------------------------------- base model
 
 
-def base_model_dir():
-    return f"resources/models/{MODEL}"
+def base_model_dir(k=0):
+    """The base model, or with replicates.base_model its replicate built with the study's seed + k."""
+    return f"resources/models/{BASE_SEEDS.model(MODEL, k)}"
 
 
 def built_models():
-    return [MODEL] if "build" in config["base_model"] else []
+    return BASE_SEEDS.models(MODEL) if "build" in config["base_model"] else []
+
+
+def base_build_seed(wildcards):
+    """The seed of a built base model: the study's, plus k for its replicate k."""
+    return config["seed"] + BASE_SEEDS.models(MODEL).index(wildcards.model)
 
 
 def embedder_downloads():
@@ -243,9 +261,14 @@ def bdhs_inputs(wildcards):
     spec = config["pairsets"][wildcards.pairset]
     return {
         "source": f"results/pairs/{spec['source']}/pairs.parquet",
-        "model": base_model_dir(),
+        "model": base_model_dir(BASE_SEEDS.pairsets.get(wildcards.pairset, 0)),
         **embedder_input(spec.get("embedder")),
     }
+
+
+def pairset_base_model(wildcards):
+    """The base model that generates a pair set's answers (build_analog_pairs)."""
+    return base_model_dir(BASE_SEEDS.pairsets.get(wildcards.pairset, 0))
 
 
 # ------------------------------------------------------------------------------------ training
@@ -257,7 +280,7 @@ def variant_spec(wildcards):
     spec = dict(config["variants"][wildcards.trained])
     spec.setdefault("seed", config["seed"])
     spec["variant"] = wildcards.trained
-    spec["base_model"] = MODEL
+    spec["base_model"] = BASE_SEEDS.model(MODEL, BASE_SEEDS.runs.get(wildcards.trained, 0))
     spec["compute"] = COMPUTE  # precision decides the numbers: a change retrains
     online = spec.get("online") or {}
     if online.get("embedder") in DOWNLOADS:  # the embedder's download directory (an input of the train job)
@@ -275,6 +298,14 @@ def annotator_spec(wildcards):
     return dict(config["judges"][variant["annotator"]]) if methods.get(variant["method"]).annotator else {}
 
 
+def reference_set(variant):
+    """The name of a run's reference log-probs: its pair set's name, or '<pairset>/seed<k>' when the run starts
+    from base model k but its pair set does not depend on the base model (same pairs, another reference)."""
+    pairset = config["variants"][variant]["pairset"]
+    k = BASE_SEEDS.runs.get(variant, 0)
+    return pairset if BASE_SEEDS.pairsets.get(pairset, 0) == k else f"{pairset}/seed{k}"
+
+
 def reads_precomputed_reference(variant):
     """Whether a variant's reference log-probs are computed before training (its method trains on fixed pairs)."""
     spec = config["variants"][variant]
@@ -290,12 +321,18 @@ def reference_pairsets():
     readers = {}
     for variant in config["variants"]:
         if reads_precomputed_reference(variant):
-            pairset = config["variants"][variant]["pairset"]
-            readers[pairset] = readers.get(pairset, 0) + 1
-    return sorted(p for p, n in readers.items() if n > 1)
+            pairset, k = config["variants"][variant]["pairset"], BASE_SEEDS.runs.get(variant, 0)
+            readers.setdefault(reference_set(variant), (pairset, k, []))[2].append(variant)
+    return {name: (pairset, k) for name, (pairset, k, runs) in sorted(readers.items()) if len(runs) > 1}
 
 
-REFERENCE_PAIRSETS = reference_pairsets()
+REFERENCE_PAIRSETS = reference_pairsets()  # reference set -> (its pair set, its base model's seed)
+
+
+def reference_inputs(wildcards):
+    """The pairs a reference set scores and the base model that scores them."""
+    pairset, k = REFERENCE_PAIRSETS[wildcards.pairset]
+    return {"pairs": f"results/pairs/{pairset}/pairs.parquet", "model": base_model_dir(k)}
 
 
 def train_inputs(wildcards):
@@ -303,12 +340,12 @@ def train_inputs(wildcards):
     annotator checks samples against the world's ground truth also reads the world's scenes."""
     inputs = {
         "spec": f"results/runs/{wildcards.trained}/spec.json",
-        "model": base_model_dir(),
+        "model": base_model_dir(BASE_SEEDS.runs.get(wildcards.trained, 0)),
         "pairs": variant_pairs(wildcards),
     }
-    pairset = config["variants"][wildcards.trained]["pairset"]
-    if reads_precomputed_reference(wildcards.trained) and pairset in REFERENCE_PAIRSETS:
-        inputs["reference_logps"] = f"results/reference_logps/{pairset}/logps.parquet"
+    reference = reference_set(wildcards.trained)
+    if reads_precomputed_reference(wildcards.trained) and reference in REFERENCE_PAIRSETS:
+        inputs["reference_logps"] = f"results/reference_logps/{reference}/logps.parquet"
     if uses_world(judge=annotator_spec(wildcards)):
         inputs["scenes"] = WORLD_INPUTS["scenes"]
     reward_model = config["variants"][wildcards.trained].get("reward_model")
@@ -347,8 +384,8 @@ def judge_model_dir(benchmark):
 
 def model_inputs(variant):
     """The base model, plus the variant's adapter unless the variant is the base model itself."""
-    inputs = {"model": base_model_dir()}
-    if variant != "base":
+    inputs = {"model": base_model_dir(BASE_SEEDS.runs.get(variant, 0))}
+    if variant not in BASE_RUNS:
         inputs["adapter"] = f"results/runs/{variant}/adapter"
     return inputs
 

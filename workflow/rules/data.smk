@@ -43,7 +43,7 @@ rule build_base_model:
         code=code_of("build_base_model"),
         world=config.get("world", {}),
         build=config["base_model"].get("build", {}),
-        seed=config["seed"],
+        seed=base_build_seed,
     script:
         "../scripts/build_base_model.py"
 

@@ -58,7 +58,7 @@ rule build_analog_pairs:
     input:
         scenes="results/world/scenes.jsonl",
         images="results/world/images",
-        model=base_model_dir(),
+        model=pairset_base_model,
     output:
         pairs="results/pairs/{pairset}/pairs.parquet",
         manifest="results/pairs/{pairset}/manifest.json",

@@ -25,8 +25,7 @@ rule reference_logps:
     (mmalign.train.reference; a set only one variant reads is scored inside that run). The fingerprint beside it
     names the base model, pair table and code it is for."""
     input:
-        pairs="results/pairs/{pairset}/pairs.parquet",
-        model=base_model_dir(),
+        unpack(reference_inputs),
     output:
         logps="results/reference_logps/{pairset}/logps.parquet",
         fingerprint="results/reference_logps/{pairset}/logps.parquet.json",

@@ -3,12 +3,13 @@ each reported with the dotted key that is wrong (e.g. ``variants.dpo_povid.lerni
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
 
 from mmalign import registry
-from mmalign.pairs.build import DERIVED_KINDS
+from mmalign.pairs.build import DERIVED_KINDS, RULES
 from mmalign.train import methods
 
 
@@ -95,6 +96,84 @@ def expand_replicates(config: dict) -> dict[str, list[str]]:
         for k, run in enumerate(runs):
             config["variants"][run] = {**template, "seed": template.get("seed", config["seed"]) + k}
     return groups
+
+
+# Pair-set rules whose jobs generate with the base model (mmalign.pairs.build.RULES): their pairs change with it.
+RULES_READING_THE_BASE_MODEL = ("build_bdhs_pairs", "build_analog_pairs")
+BASE_REPLICATE_MODEL = "{model}-seed{k}"  # base model k >= 1: resources/models/<model>-seed<k>
+BASE_REPLICATE_PAIRSET = "{pairset}/seed{k}"  # a pair set made with base model k >= 1
+BASE_REPLICATES = "base"  # the base model's own evaluations: base/seed0..seed<n-1>
+
+
+def _depends_on_base_model(config: dict, pairset: str) -> bool:
+    """Whether a pair set's pairs are generated with the base model, itself or through its sources."""
+    spec = config["pairsets"][pairset]
+    if RULES.get(spec["kind"]) in RULES_READING_THE_BASE_MODEL:
+        return True
+    sources = [spec.get(key) for key in ("source", "prompts_from")] if spec["kind"] in DERIVED_KINDS else []
+    return any(source and _depends_on_base_model(config, source) for source in sources)
+
+
+def _replicate_pairset(config: dict, pairset: str, k: int, made: dict[str, int]) -> str:
+    """The pair set as built with base model k: itself when its pairs do not depend on the base model, else a copy
+    named ``<pairset>/seed<k>`` whose base-dependent sources are replaced by their own copies (added to config)."""
+    if k == 0 or not _depends_on_base_model(config, pairset):
+        return pairset
+    name = BASE_REPLICATE_PAIRSET.format(pairset=pairset, k=k)
+    if name not in config["pairsets"]:
+        spec = dict(config["pairsets"][pairset])
+        for key in ("source", "prompts_from"):
+            if spec.get(key):
+                spec[key] = _replicate_pairset(config, spec[key], k, made)
+        config["pairsets"][name] = spec
+        made[name] = k
+    return name
+
+
+@dataclass
+class BaseSeeds:
+    """Which base model each run and pair set uses: its seed k (model ``<model>-seed<k>``); absent means 0."""
+
+    runs: dict[str, int] = field(default_factory=dict)  # variant seed runs, and base/seed<k>
+    pairsets: dict[str, int] = field(default_factory=dict)  # the pair sets added for base model k
+
+    def model(self, name: str, k: int) -> str:
+        return BASE_REPLICATE_MODEL.format(model=name, k=k) if k else name
+
+    def models(self, name: str) -> list[str]:
+        """The base model and its replicates, k = 0 first."""
+        return [self.model(name, k) for k in sorted({0, *self.runs.values()})]
+
+
+def expand_base_replicates(config: dict, groups: dict[str, list[str]]) -> BaseSeeds:
+    """``replicates.base_model``: replicate k of every replicated variant starts from its own base model, built
+    with the study's seed + k, as it trains with the variant's seed + k; the pair sets the base model generates
+    (BDHS, the VLFeedback / RLHF-V analogs, and sets derived from them) are rebuilt with it. Run 0 is unchanged.
+    The base model's own evaluations become the group ``base`` (runs ``base/seed<k>``), added to ``groups``.
+
+    Edits config in place (each run's ``pairset``; the added pair sets) and returns the base seed of every run and
+    pair set whose seed is not 0 (the rest use the base model itself). A base model that is downloaded has no build
+    seed, so asking for its replicates is an error naming the key."""
+    section = config.get("replicates") or {}
+    if not section.get("base_model"):
+        return BaseSeeds()
+    if "build" not in config["base_model"]:
+        raise ConfigError(
+            "config key 'replicates.base_model': only a built base model (base_model.build) has seeds; "
+            "a downloaded one is the same model every time"
+        )
+    if not groups:
+        raise ConfigError("config key 'replicates.base_model': needs replicates.seeds of 2 or more")
+    seeds = BaseSeeds()
+    for runs in groups.values():
+        for k, run in enumerate(runs[1:], start=1):
+            spec = config["variants"][run]
+            spec["pairset"] = _replicate_pairset(config, spec["pairset"], k, seeds.pairsets)
+            seeds.runs[run] = k
+    count = len(next(iter(groups.values())))
+    groups[BASE_REPLICATES] = [REPLICATE.format(variant=BASE_REPLICATES, k=k) for k in range(count)]
+    seeds.runs.update({run: k for k, run in enumerate(groups[BASE_REPLICATES]) if k})
+    return seeds
 
 
 def apply_defaults(config: dict) -> None:

@@ -14,6 +14,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+import yaml
 from PIL import Image
 
 from chat_server import chat_server, openai_spec  # noqa: F401 (chat_server: a fixture)
@@ -145,6 +146,38 @@ def test_item_counts_stay_small(eval_scenes):
     scenes = [s for s in generate_scenes(settings) if s.split == "eval"]
     for kind in ("mmhal", "mmhalv", "llavaw", "vqat", "gqa", "mmvet"):
         assert 90 <= len(synthetic.ITEMS[kind](scenes, "imgs", 0, [])) <= 150, kind
+
+
+def test_items_scale_multiplies_the_items_without_repeating_a_question_on_a_scene():
+    """items_scale: k times the items of each family (and the same items as before at 1); a scene met again is
+    asked another family's question, and gqa / vqat (one family) stop at one item per eval scene."""
+    settings = WorldSettings(seed=5, split_sizes={"sft": 20, "preference": 0, "eval": 300})
+    from mmalign.synthetic.world import generate_scenes
+
+    scenes = [s for s in generate_scenes(settings) if s.split == "eval"]
+    for kind in synthetic.SCALABLE:
+        default, scaled = (synthetic.ITEMS[kind](scenes, "imgs", 0, [], scale=k) for k in (1, 3))
+        assert default == synthetic.ITEMS[kind](scenes, "imgs", 0, [])
+        assert len(scaled) == min(3 * len(default), len(scenes) if kind in ("gqa", "vqat") else math.inf), kind
+        assert len({it["id"] for it in scaled}) == len(scaled), kind
+        asked = [(it["meta"]["scene"]["id"], it["question"]) for it in scaled]
+        assert len(set(asked)) == len(asked), kind
+        if kind not in ("gqa", "vqat"):  # every family (and so every subset) three times over
+            families = [it["subset"] for it in default]
+            assert sorted(it["subset"] for it in scaled) == sorted(families * 3), kind
+
+
+def test_items_scale_of_a_benchmark_with_fixed_items_fails_naming_the_key(tmp_path):
+    from mmalign.config import ConfigError, apply_defaults, check_references
+
+    config = yaml.safe_load((Path(__file__).resolve().parents[1] / "config/config.yaml").read_text())
+    apply_defaults(config)
+    config["benchmarks"]["pope"]["items_scale"] = 2
+    config["benchmarks"]["gqa"]["items_scale"] = 2  # scalable: no complaint
+    with pytest.raises(ConfigError) as err:
+        check_references(config)
+    assert "'benchmarks.pope.items_scale': pope has a fixed number of items" in str(err.value)
+    assert "benchmarks.gqa" not in str(err.value)
 
 
 def test_the_image_seeing_judge_catches_hallucinations_the_text_only_judge_misses(eval_scenes):

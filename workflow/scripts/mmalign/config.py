@@ -374,11 +374,27 @@ def _benchmark_problems(config: dict) -> list[str]:
             problems.append(
                 f"config key 'benchmarks.{name}.download': no downloads entry named {spec.get('download')!r}"
             )
+        if spec.get("items_scale", 1) != 1:
+            problems += _items_scale_problems(name, spec)
         if spec["source"] in registry.BENCHMARK_SOURCES and "world" not in config:
             problems.append(
                 f"config key 'benchmarks.{name}.source': {spec['source']} benchmarks need a 'world' section"
             )
     return problems
+
+
+def _items_scale_problems(name: str, spec: dict) -> list[str]:
+    """items_scale: only a generated source makes as many items as asked, and only for the kinds it lists."""
+    import importlib
+
+    key = f"config key 'benchmarks.{name}.items_scale'"
+    module = registry.BENCHMARK_SOURCES.get(spec["source"])
+    if not module:
+        return [f"{key}: a {spec['source']} benchmark has the items it was published with"]
+    scalable = getattr(importlib.import_module(module), "SCALABLE", ())
+    if spec["kind"] in scalable:
+        return []
+    return [f"{key}: {spec['kind']} has a fixed number of items (scalable: {', '.join(scalable)})"]
 
 
 def _judge_problems(config: dict) -> list[str]:

@@ -24,6 +24,9 @@ ITEMS = {
     "gqa": gqa.synthetic_items,
     "mmvet": mmvet.synthetic_items,
 }
+# kinds whose item count `items_scale` multiplies: past the eval split's size, a question-family benchmark uses the
+# scenes again in turn, with another family; gqa and vqat (one family) stop at one item per scene
+SCALABLE = ("mmhal", "mmhalv", "llavaw", "vqat", "gqa", "mmvet")
 DEFAULTS = {"pope": pope.DEFAULTS}  # over the benchmark module's own DEFAULTS
 READERS = {"objhal": objhal.WorldReader(), "vqat": vqat.WorldReader(), "gqa": gqa.WorldReader()}
 
@@ -35,7 +38,11 @@ def build_items(spec: dict, inputs: dict, items_path, images_dir, manifest_path,
     scenes = load_scenes(inputs["scenes"])
     evaluation = [s for s in scenes if s.split == "eval"]
     training = [s for s in scenes if s.split == "sft"]
-    items = ITEMS[spec["kind"]](evaluation, inputs["images"], seed, training)
+    scale = spec.get("items_scale", 1)
+    if scale != 1 and spec["kind"] not in SCALABLE:
+        raise ValueError(f"items_scale: {spec['kind']} has a fixed item count (scalable: {', '.join(SCALABLE)})")
+    extra = {"scale": scale} if scale != 1 else {}
+    items = ITEMS[spec["kind"]](evaluation, inputs["images"], seed, training, **extra)
     if spec.get("max_items"):
         items = items[: spec["max_items"]]
     manifest = Manifest(source=f"synthetic:{spec['kind']}", rows_read=len(items), rows_kept=len(items))

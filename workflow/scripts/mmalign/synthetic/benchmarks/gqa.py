@@ -40,10 +40,12 @@ class WorldReader(gqa.Reader):
         return item["meta"]["short_answer"]
 
 
-def synthetic_items(scenes: list[Scene], images_dir, seed: int, train_scenes: list[Scene]) -> list[dict]:
+def synthetic_items(
+    scenes: list[Scene], images_dir, seed: int, train_scenes: list[Scene], scale: int = 1
+) -> list[dict]:
     rng = random.Random(stable_seed(seed, "gqa"))
     items = []
-    for scene in scenes[:MAX_ITEMS]:
+    for scene in scenes[: MAX_ITEMS * scale]:  # one question per scene: at most one item per eval scene
         item = world_item(f"gqa-{scene.id}", scene, images_dir, "compositional", rng)
         item["meta"]["short_answer"] = world_attribute(item["answer"], item["question"])
         items.append(item)

@@ -19,16 +19,18 @@ CATEGORY = {
 PER_FAMILY = {"attribute": 10, "count": 10, "position": 10, "description": 30, "compositional": 30}
 
 
-def synthetic_items(scenes: list[Scene], images_dir, seed: int, train_scenes: list[Scene]) -> list[dict]:
+def synthetic_items(
+    scenes: list[Scene], images_dir, seed: int, train_scenes: list[Scene], scale: int = 1
+) -> list[dict]:
     items = []
     for family, n in PER_FAMILY.items():
         items += family_items(
-            scenes[len(items) :] + scenes[: len(items)],
+            scenes[len(items) % len(scenes) :] + scenes[: len(items) % len(scenes)],
             images_dir,
             seed,
             f"llavaw-{family}",
             [family],
-            n,
+            n * scale,
             subset_of=CATEGORY.get,
         )
     return items

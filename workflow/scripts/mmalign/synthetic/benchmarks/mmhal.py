@@ -50,11 +50,13 @@ def adversarial_item(item_id: str, scene: Scene, images_dir, rng: random.Random)
     }
 
 
-def synthetic_items(scenes: list[Scene], images_dir, seed: int, train_scenes: list[Scene]) -> list[dict]:
+def synthetic_items(
+    scenes: list[Scene], images_dir, seed: int, train_scenes: list[Scene], scale: int = 1
+) -> list[dict]:
     rng = random.Random(stable_seed(seed, "mmhal"))  # mmhal and mmhalv ask the same questions
     items, k = [], 0
     for qtype, family in QUESTION_TYPES.items():
-        for i in range(PER_TYPE):
+        for i in range(PER_TYPE * scale):
             scene = scenes[k % len(scenes)]
             k += 1
             item_id = f"mmhal-{qtype}-{i}-{scene.id}"

@@ -12,8 +12,10 @@ from .common import family_items
 PER_FAMILY = 15
 
 
-def synthetic_items(scenes: list[Scene], images_dir, seed: int, train_scenes: list[Scene]) -> list[dict]:
-    items = family_items(scenes, images_dir, seed, "mmvet", FAMILIES, PER_FAMILY)
+def synthetic_items(
+    scenes: list[Scene], images_dir, seed: int, train_scenes: list[Scene], scale: int = 1
+) -> list[dict]:
+    items = family_items(scenes, images_dir, seed, "mmvet", FAMILIES, PER_FAMILY * scale)
     for item in items:
         item["meta"]["capability"] = [item["meta"]["family"]]
         item["subset"] = "all"

@@ -36,10 +36,12 @@ class WorldReader(vqat.Reader):
         return item["meta"].get("answers") or [item["answer"]]
 
 
-def synthetic_items(scenes: list[Scene], images_dir, seed: int, train_scenes: list[Scene]) -> list[dict]:
+def synthetic_items(
+    scenes: list[Scene], images_dir, seed: int, train_scenes: list[Scene], scale: int = 1
+) -> list[dict]:
     rng = random.Random(stable_seed(seed, "vqat"))
     items = []
-    for scene in scenes[:MAX_ITEMS]:
+    for scene in scenes[: MAX_ITEMS * scale]:  # one question per scene: at most one item per eval scene
         item = world_item(f"vqat-{scene.id}", scene, images_dir, "letter", rng)
         letter = world_letter(item["answer"])
         item["meta"]["answers"] = [letter] * 10

@@ -199,3 +199,31 @@ def test_corrupted_variant_of_a_source_keeps_the_subsample_pairs(source, small_w
     )
     sub, cor = set(read_pairs(tmp_path / "s.parquet").id), set(read_pairs(tmp_path / "c.parquet").id)
     assert len(cor) == 25 and len(sub & cor) == 25 - sum(man.dropped.values())
+
+
+def test_a_corrupted_set_short_of_n_fails_unless_min_share_of_n_was_kept(source, small_world, tmp_path):
+    """A source with fewer usable candidates than n (as a base-model replicate's VLFeedback analog can be): an
+    error naming the set, or with min_share the set as it is, its shortfall counted in the manifest."""
+    path, _ = source
+    settings, scenes_path, _ = small_world
+    available = len(read_pairs(path))
+    spec = {
+        "kind": "corrupted",
+        "source": "povid",
+        "n": available + 3,
+        "corrupter": {"kind": "prior"},
+        "max_drop_rate": 0.5,
+    }
+
+    def build(**extra):
+        return build_pairset(
+            {**spec, **extra}, {"source": path, "scenes": scenes_path}, tmp_path / "c.parquet", tmp_path / "c.json",
+            seed=3, world_config={"split_sizes": settings.split_sizes, "seed": settings.seed}, name="povid_short",
+        )  # fmt: skip
+
+    with pytest.raises(ValueError, match=rf"pair set 'povid_short': only \d+ of n={available + 3} pairs"):
+        build()
+    man = build(min_share=0.5)
+    kept = len(read_pairs(tmp_path / "c.parquet"))
+    assert kept == man.rows_kept and man.extra["shortfall"] == available + 3 - kept > 0
+    assert json.loads((tmp_path / "c.json").read_text())["extra"]["shortfall"] == available + 3 - kept

@@ -412,3 +412,25 @@ def test_the_seed_spread_benchmark_reads_a_finished_study(tmp_path, capsys):
     # spread 2 against an effect of 1: 1.96 * 2 / sqrt(n) < 1 first at n = 16; twice the effect: n = 4
     assert module.seeds_to_resolve(2.0, 1.0) == 16 and module.seeds_to_resolve(2.0, 2.0) == 4
     assert module.seeds_to_resolve(2.0, 0.0) == math.inf and math.isnan(module.seeds_to_resolve(math.nan, 1.0))
+
+
+def test_the_claims_comparison_benchmark_counts_verdict_changes_and_interval_widths():
+    """benchmarks/compare_claims.py on constructed scorecards: a claim that stays, one that turns inconclusive ->
+    holds; widths and zero-excluding intervals per column, over the comparisons both studies measured."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("compare_claims", REPO / "benchmarks" / "compare_claims.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    before = pd.DataFrame({"id": [1, 2], "verdict": ["does not hold", "inconclusive"]})
+    after = pd.DataFrame({"id": [1, 2], "verdict": ["does not hold", "holds"]})
+    changes = module.verdict_changes(before, after)
+    assert changes.changed.tolist() == [False, True]
+    assert module.transition_counts(changes) == {"does not hold -> does not hold": 1, "inconclusive -> holds": 1}
+    keys = {"id": [1, 1, 2], "column": ["POPE", "GQA", "GQA"], "left": ["a", "a", "b"], "right": ["base"] * 3}
+    wide = pd.DataFrame({**keys, "low": [-1.0, -6.0, -2.0], "high": [3.0, 6.0, 10.0]})
+    narrow = pd.DataFrame({**keys, "low": [0.5, -3.0, 1.0], "high": [2.5, 3.0, 5.0]})
+    widths = module.interval_widths(wide, narrow).set_index("column")
+    assert widths.loc["GQA", "median_width_before"] == 12.0 and widths.loc["GQA", "median_width_after"] == 5.0
+    assert widths.loc["POPE", "exclude_zero_before"] == 0 and widths.loc["POPE", "exclude_zero_after"] == 1
+    assert widths.comparisons.sum() == 3

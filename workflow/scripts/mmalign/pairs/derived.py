@@ -9,10 +9,14 @@ nested (n100 is inside n500), and a corrupted variant of a subsample keeps exact
 from __future__ import annotations
 
 import json
+import logging
+import math
 from concurrent.futures import ThreadPoolExecutor
 
 from mmalign.schema import DEFAULT_MAX_DROP_RATE, Manifest, check_drop_rate, read_pairs, write_pairs
 from mmalign.seeding import stable_seed
+
+log = logging.getLogger(__name__)
 
 
 def normalise_prompt(text: str) -> str:
@@ -76,6 +80,22 @@ def subsample(
     return manifest
 
 
+def check_shortfall(manifest: Manifest, want: int, min_share: float, name: str) -> None:
+    """A set that ran out of candidates before ``n`` pairs: an error, unless ``min_share`` of n were kept (then the
+    shortfall is counted in the manifest and logged). A source built by another base model seed can hold fewer
+    usable pairs than the configured one (docs/uncertainty.md)."""
+    kept = manifest.rows_kept
+    if kept < math.ceil(min_share * want):
+        raise ValueError(
+            f"pair set {name!r}: only {kept} of n={want} pairs could be corrupted ({dict(manifest.dropped)}); "
+            f"min_share {min_share} asks for at least {math.ceil(min_share * want)}"
+        )
+    manifest.extra["shortfall"] = want - kept
+    log.warning(
+        "pair set %r: %d of n=%d pairs (the source ran out of candidates; min_share %s)", name, kept, want, min_share
+    )
+
+
 def corrupted(
     spec: dict, source_pairs, pairs_path, manifest_path, corrupter, seed: int, prompt_pairs=None, name: str = ""
 ) -> Manifest:
@@ -124,10 +144,7 @@ def corrupted(
             manifest.extra[f"corrupter_{counter}"] = getattr(corrupter, counter)
     check_drop_rate(manifest, float(spec.get("max_drop_rate", DEFAULT_MAX_DROP_RATE)))
     if want and len(rows) < want:
-        raise ValueError(
-            f"pair set {name or spec['source']!r}: only {len(rows)} of n={want} pairs could be corrupted "
-            f"({dict(manifest.dropped)})"
-        )
+        check_shortfall(manifest, want, float(spec.get("min_share", 1.0)), name or spec["source"])
     write_pairs(rows, pairs_path)
     manifest.write(manifest_path)
     return manifest

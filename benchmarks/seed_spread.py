@@ -6,9 +6,10 @@ Reads DIR/results/tables/metrics.csv (the ``seed_sd`` of each replicated variant
 DIR/results/tables/claims_comparisons.csv (every paired difference the scorecard used) and prints:
 
 - per replicated variant and report column: the spread across seeds (standard deviation, the paper's units);
-- per claim comparison: |difference|, the spread of the difference across seeds (the two sides' spreads added
-  in quadrature: seeds are trained independently), and their ratio; a comparison whose seed spread is larger than
-  its effect cannot be decided by one run, whatever the items say.
+- per claim comparison: |difference|, the spread of the difference across seeds, and their ratio; a comparison
+  whose seed spread is larger than its effect cannot be decided by one run, whatever the items say. Two sides with
+  the same number of seed runs are paired (the spread of left run k - right run k: with ``replicates.base_model``
+  run k of both starts from base model k); otherwise their spreads are added in quadrature.
 
 This is the measurement a recipe change (docs/uncertainty.md) is judged by: the same script before and after.
 It also says how many seeds each comparison would need if its effect is what the seeds measured: the fewest
@@ -50,12 +51,44 @@ def variant_spreads(metrics: pd.DataFrame, columns: dict[str, dict]) -> pd.DataF
     return replicated_columns(metrics, columns, "seed_sd")
 
 
-def comparison_noise(comparisons: pd.DataFrame) -> pd.DataFrame:
+def run_values(metrics: pd.DataFrame, variant: str, spec: dict) -> list[float]:
+    """The value of each seed run of a replicated variant (``<variant>/seed<k>``, k ascending) in display units."""
+    rows = metrics[
+        metrics.variant.str.startswith(f"{variant}/seed")
+        & (metrics.benchmark == spec["benchmark"])
+        & (metrics.metric == spec["metric"])
+        & (metrics.subset.astype(str) == str(spec.get("subset", "all")))
+    ]
+    rows = rows.assign(k=rows.variant.str.rsplit("seed", n=1).str[1].astype(int)).sort_values("k")
+    return (rows.value * spec.get("scale", 1.0)).tolist()
+
+
+def paired_spreads(metrics: pd.DataFrame, comparisons: pd.DataFrame, columns: dict[str, dict]) -> list[float]:
+    """Per comparison, the spread across seeds of the per-seed difference (left run k - right run k) when both
+    sides have the same number of seed runs; NaN otherwise. With replicates.base_model, run k of both sides starts
+    from base model k, so the sides are correlated and the spread of the difference is not their spreads added."""
+    spreads = []
+    for row in comparisons.itertuples():
+        spec = columns.get(row.column)
+        left, right = (
+            run_values(metrics, v, spec) if spec and isinstance(v, str) else [] for v in (row.left, row.right)
+        )
+        paired = len(left) == len(right) >= 2
+        spreads.append(float(pd.Series(left).sub(pd.Series(right)).std(ddof=1)) if paired else math.nan)
+    return spreads
+
+
+def comparison_noise(comparisons: pd.DataFrame, paired: list[float] | None = None) -> pd.DataFrame:
+    """The seed spread of each comparison's difference: ``paired`` (the spread of per-seed differences) where
+    given, else the two sides' spreads added in quadrature (independent seeds)."""
     frame = comparisons.copy()
     left = frame.left_seed_sd.fillna(0.0)
     right = frame.right_seed_sd.fillna(0.0)
     frame["seed_spread"] = (left**2 + right**2) ** 0.5
     frame.loc[frame.left_seed_sd.isna() & frame.right_seed_sd.isna(), "seed_spread"] = math.nan
+    if paired is not None:
+        frame["paired"] = pd.Series(paired, index=frame.index).notna()
+        frame.loc[frame.paired, "seed_spread"] = pd.Series(paired, index=frame.index)[frame.paired]
     frame["effect"] = frame["diff"].abs()
     frame["spread_over_effect"] = frame.seed_spread / frame.effect
     frame["seeds_to_resolve"] = [seeds_to_resolve(s, e) for s, e in zip(frame.seed_spread, frame.effect)]
@@ -87,7 +120,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{tables / 'metrics.csv'}: no replicated variant (config key 'replicates')", file=sys.stderr)
         return 1
     spreads = variant_spreads(metrics, columns)
-    noise = comparison_noise(pd.read_csv(tables / "claims_comparisons.csv"))
+    comparisons = pd.read_csv(tables / "claims_comparisons.csv")
+    noise = comparison_noise(comparisons, paired_spreads(metrics, comparisons, columns))
     pd.set_option("display.width", 200)
     print("Seed spread (standard deviation across seeds, the paper's units):")
     print(spreads.round(2).to_string())
@@ -102,6 +136,7 @@ def main(argv: list[str] | None = None) -> int:
         "median_seed_sd": {c: float(spreads[c].median()) for c in spreads.columns if spreads[c].notna().any()},
         "comparisons": len(noise),
         "comparisons_with_seed_spread": len(measured),
+        "comparisons_paired_by_seed": int(noise.paired.sum()),
         "seed_spread_larger_than_effect": len(noisy),
         "median_spread_over_effect": float(measured.spread_over_effect.median()) if len(measured) else None,
         # comparisons whose measured effect the seeds alone would resolve with this many seeds per side

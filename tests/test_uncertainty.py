@@ -434,3 +434,27 @@ def test_the_claims_comparison_benchmark_counts_verdict_changes_and_interval_wid
     assert widths.loc["GQA", "median_width_before"] == 12.0 and widths.loc["GQA", "median_width_after"] == 5.0
     assert widths.loc["POPE", "exclude_zero_before"] == 0 and widths.loc["POPE", "exclude_zero_after"] == 1
     assert widths.comparisons.sum() == 3
+
+
+def test_the_seed_spread_of_a_difference_is_paired_by_seed_when_both_sides_have_seed_runs():
+    """benchmarks/seed_spread.py: runs k of two sides share base model k (replicates.base_model), so the spread of
+    the difference is that of the per-seed differences; a side without seed runs falls back to quadrature."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("seed_spread", REPO / "benchmarks" / "seed_spread.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    base, dpo = [0.80, 0.86, 0.90], [0.82, 0.88, 0.92]  # each side spread ~5 points; the difference always 2
+    rows = [{"variant": f"{v}/seed{k}", "benchmark": "pope", "metric": "accuracy", "subset": "all", "value": x}
+            for v, values in (("base", base), ("dpo", dpo)) for k, x in enumerate(values)]  # fmt: skip
+    metrics = pd.DataFrame(rows)
+    columns = {"POPE": {"benchmark": "pope", "metric": "accuracy", "subset": "all", "scale": 100}}
+    comparisons = pd.DataFrame(
+        {"column": ["POPE", "POPE"], "left": ["dpo", "dpo"], "right": ["base", "other"], "diff": [2.0, 2.0],
+         "left_seed_sd": [5.03, 5.03], "right_seed_sd": [5.03, math.nan]}
+    )  # fmt: skip
+    assert module.run_values(metrics, "dpo", columns["POPE"]) == pytest.approx([82.0, 88.0, 92.0])
+    paired = module.paired_spreads(metrics, comparisons, columns)
+    assert paired[0] == pytest.approx(0.0, abs=1e-9) and math.isnan(paired[1])
+    noise = module.comparison_noise(comparisons, paired)
+    assert noise.seed_spread.tolist() == pytest.approx([0.0, 5.03]) and noise.paired.tolist() == [True, False]

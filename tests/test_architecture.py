@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from mmalign.codehash import CodeVersions, job_entries
-from mmalign.config import apply_defaults, expand_replicates, expand_sweeps
+from mmalign.config import apply_defaults, expand_base_replicates, expand_replicates, expand_sweeps
 
 REPO = Path(__file__).resolve().parents[1]
 LIBRARY = REPO / "workflow" / "scripts"
@@ -179,7 +179,7 @@ def study_config(path: Path) -> dict:
     config = yaml.safe_load(path.read_text())
     expand_sweeps(config)
     apply_defaults(config)
-    expand_replicates(config)  # as common.smk does: the jobs are the seed runs
+    expand_base_replicates(config, expand_replicates(config))  # as common.smk does: the jobs are the seed runs
     return config
 
 

@@ -87,8 +87,9 @@ def comparison_noise(comparisons: pd.DataFrame, paired: list[float] | None = Non
     frame["seed_spread"] = (left**2 + right**2) ** 0.5
     frame.loc[frame.left_seed_sd.isna() & frame.right_seed_sd.isna(), "seed_spread"] = math.nan
     if paired is not None:
-        frame["paired"] = pd.Series(paired, index=frame.index).notna()
-        frame.loc[frame.paired, "seed_spread"] = pd.Series(paired, index=frame.index)[frame.paired]
+        paired = pd.Series(paired, index=frame.index)
+        frame["paired"] = paired.notna()
+        frame["seed_spread"] = paired.fillna(frame.seed_spread)
     frame["effect"] = frame["diff"].abs()
     frame["spread_over_effect"] = frame.seed_spread / frame.effect
     frame["seeds_to_resolve"] = [seeds_to_resolve(s, e) for s, e in zip(frame.seed_spread, frame.effect)]

@@ -261,14 +261,14 @@ def bdhs_inputs(wildcards):
     spec = config["pairsets"][wildcards.pairset]
     return {
         "source": f"results/pairs/{spec['source']}/pairs.parquet",
-        "model": base_model_dir(BASE_SEEDS.pairsets.get(wildcards.pairset, 0)),
+        "model": pairset_base_model(wildcards),
         **embedder_input(spec.get("embedder")),
     }
 
 
 def pairset_base_model(wildcards):
-    """The base model that generates a pair set's answers (build_analog_pairs)."""
-    return base_model_dir(BASE_SEEDS.pairsets.get(wildcards.pairset, 0))
+    """The base model that generates a pair set's answers (BDHS, the VLFeedback / RLHF-V analogs)."""
+    return base_model_dir(BASE_SEEDS.of_pairset(wildcards.pairset))
 
 
 # ------------------------------------------------------------------------------------ training
@@ -280,7 +280,7 @@ def variant_spec(wildcards):
     spec = dict(config["variants"][wildcards.trained])
     spec.setdefault("seed", config["seed"])
     spec["variant"] = wildcards.trained
-    spec["base_model"] = BASE_SEEDS.model(MODEL, BASE_SEEDS.runs.get(wildcards.trained, 0))
+    spec["base_model"] = BASE_SEEDS.model(MODEL, BASE_SEEDS.of_run(wildcards.trained))
     spec["compute"] = COMPUTE  # precision decides the numbers: a change retrains
     online = spec.get("online") or {}
     if online.get("embedder") in DOWNLOADS:  # the embedder's download directory (an input of the train job)
@@ -302,8 +302,8 @@ def reference_set(variant):
     """The name of a run's reference log-probs: its pair set's name, or '<pairset>/seed<k>' when the run starts
     from base model k but its pair set does not depend on the base model (same pairs, another reference)."""
     pairset = config["variants"][variant]["pairset"]
-    k = BASE_SEEDS.runs.get(variant, 0)
-    return pairset if BASE_SEEDS.pairsets.get(pairset, 0) == k else f"{pairset}/seed{k}"
+    k = BASE_SEEDS.of_run(variant)
+    return pairset if BASE_SEEDS.of_pairset(pairset) == k else f"{pairset}/seed{k}"
 
 
 def reads_precomputed_reference(variant):
@@ -318,12 +318,13 @@ def reads_precomputed_reference(variant):
 def reference_pairsets():
     """Pair sets whose reference log-probs are a rule's artifact: those several variants read. A set one variant
     reads is scored in that variant's own training process (no second process start for one reader)."""
-    readers = {}
+    readers, scores = {}, {}
     for variant in config["variants"]:
         if reads_precomputed_reference(variant):
-            pairset, k = config["variants"][variant]["pairset"], BASE_SEEDS.runs.get(variant, 0)
-            readers.setdefault(reference_set(variant), (pairset, k, []))[2].append(variant)
-    return {name: (pairset, k) for name, (pairset, k, runs) in sorted(readers.items()) if len(runs) > 1}
+            name = reference_set(variant)
+            readers[name] = readers.get(name, 0) + 1
+            scores[name] = (config["variants"][variant]["pairset"], BASE_SEEDS.of_run(variant))
+    return {name: scores[name] for name in sorted(readers) if readers[name] > 1}
 
 
 REFERENCE_PAIRSETS = reference_pairsets()  # reference set -> (its pair set, its base model's seed)
@@ -340,7 +341,7 @@ def train_inputs(wildcards):
     annotator checks samples against the world's ground truth also reads the world's scenes."""
     inputs = {
         "spec": f"results/runs/{wildcards.trained}/spec.json",
-        "model": base_model_dir(BASE_SEEDS.runs.get(wildcards.trained, 0)),
+        "model": base_model_dir(BASE_SEEDS.of_run(wildcards.trained)),
         "pairs": variant_pairs(wildcards),
     }
     reference = reference_set(wildcards.trained)
@@ -384,7 +385,7 @@ def judge_model_dir(benchmark):
 
 def model_inputs(variant):
     """The base model, plus the variant's adapter unless the variant is the base model itself."""
-    inputs = {"model": base_model_dir(BASE_SEEDS.runs.get(variant, 0))}
+    inputs = {"model": base_model_dir(BASE_SEEDS.of_run(variant))}
     if variant not in BASE_RUNS:
         inputs["adapter"] = f"results/runs/{variant}/adapter"
     return inputs

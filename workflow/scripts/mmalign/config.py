@@ -140,6 +140,12 @@ class BaseSeeds:
     def model(self, name: str, k: int) -> str:
         return BASE_REPLICATE_MODEL.format(model=name, k=k) if k else name
 
+    def of_run(self, run: str) -> int:
+        return self.runs.get(run, 0)
+
+    def of_pairset(self, pairset: str) -> int:
+        return self.pairsets.get(pairset, 0)
+
     def models(self, name: str) -> list[str]:
         """The base model and its replicates, k = 0 first."""
         return [self.model(name, k) for k in sorted({0, *self.runs.values()})]

@@ -84,11 +84,11 @@ def check_shortfall(manifest: Manifest, want: int, min_share: float, name: str) 
     """A set that ran out of candidates before ``n`` pairs: an error, unless ``min_share`` of n were kept (then the
     shortfall is counted in the manifest and logged). A source built by another base model seed can hold fewer
     usable pairs than the configured one (docs/uncertainty.md)."""
-    kept = manifest.rows_kept
-    if kept < math.ceil(min_share * want):
+    kept, least = manifest.rows_kept, math.ceil(min_share * want)
+    if kept < least:
         raise ValueError(
             f"pair set {name!r}: only {kept} of n={want} pairs could be corrupted ({dict(manifest.dropped)}); "
-            f"min_share {min_share} asks for at least {math.ceil(min_share * want)}"
+            f"min_share {min_share} asks for at least {least}"
         )
     manifest.extra["shortfall"] = want - kept
     log.warning(

@@ -47,7 +47,15 @@ def interval_widths(before: pd.DataFrame, after: pd.DataFrame) -> pd.DataFrame:
             row[f"median_width_{side}"] = float((high - low).median())
             row[f"exclude_zero_{side}"] = int(((low > 0) | (high < 0)).sum())
         rows.append(row)
-    return pd.DataFrame(rows)
+    # a scorecard judged on single numbers has no intervals: then no column is compared
+    return pd.DataFrame(
+        rows,
+        columns=[
+            "column",
+            "comparisons",
+            *(f"{s}_{side}" for side in ("before", "after") for s in ("median_width", "exclude_zero")),
+        ],
+    )
 
 
 def main() -> None:

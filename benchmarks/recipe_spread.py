@@ -43,7 +43,9 @@ def cut_down(config: dict, variants: list[str], seeds: int) -> dict:
     except OverrideError:
         unknown = sorted(set(variants) - set(config["variants"]))
         raise SystemExit(f"--variants: not in config 'variants': {', '.join(unknown)}") from None
-    study["replicates"] = {"seeds": seeds, "variants": list(variants)}
+    # replicates.base_model stays as the config has it: with it, run k also starts from base model k, so a
+    # base-model build recipe (base_model: {build: ...}) is judged on the variants as well as the base model
+    study["replicates"] = {**study.get("replicates", {}), "seeds": seeds, "variants": list(variants)}
     return study
 
 

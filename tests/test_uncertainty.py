@@ -458,3 +458,35 @@ def test_the_seed_spread_of_a_difference_is_paired_by_seed_when_both_sides_have_
     assert paired[0] == pytest.approx(0.0, abs=1e-9) and math.isnan(paired[1])
     noise = module.comparison_noise(comparisons, paired)
     assert noise.seed_spread.tolist() == pytest.approx([0.0, 5.03]) and noise.paired.tolist() == [True, False]
+
+
+def test_the_single_run_scorecard_reads_run_zero_of_each_replicated_variant_alone():
+    """benchmarks/single_run_claims.py: a replicated variant's group row (the mean over seeds) is replaced by its
+    run 0, renamed to the variant with one seed; unreplicated variants stay; a study without run 0 is refused."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("single_run_claims", REPO / "benchmarks" / "single_run_claims.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    rows = [("base", 0.85, 3), ("base/seed0", 0.84, 1), ("base/seed1", 0.90, 1), ("base/seed2", 0.81, 1),
+            ("dpo", 0.88, 3), ("dpo/seed0", 0.93, 1), ("dpo/seed1", 0.84, 1), ("dpo/seed2", 0.87, 1),
+            ("ipo", 0.80, 1)]  # fmt: skip
+    metrics = pd.DataFrame(
+        [{"variant": v, "benchmark": "pope", "subset": "all", "metric": "accuracy", "value": x, "seeds": n,
+          "seed_sd": 0.03 if n > 1 else math.nan} for v, x, n in rows]
+    )  # fmt: skip
+    single, groups = module.run_zero_metrics(metrics)
+    assert groups == {"base": ["base/seed0"], "dpo": ["dpo/seed0"]}
+    values = single.set_index("variant").value.to_dict()
+    assert values == {"ipo": 0.80, "base": 0.84, "dpo": 0.93}
+    assert set(single.seeds) == {1} and single.seed_sd.isna().all()
+    with pytest.raises(SystemExit, match="no run 0.*dpo"):
+        module.run_zero_metrics(metrics[metrics.variant != "dpo/seed0"])
+    compare = importlib.util.spec_from_file_location("compare_claims", REPO / "benchmarks" / "compare_claims.py")
+    claims = importlib.util.module_from_spec(compare)
+    compare.loader.exec_module(claims)
+    points = pd.DataFrame(
+        {"id": [1], "column": ["POPE"], "left": ["dpo"], "right": ["base"], "diff": [9.0], "low": [math.nan],
+         "high": [math.nan]}
+    )  # fmt: skip
+    assert claims.interval_widths(points, points).empty  # single numbers: no interval to compare, no error

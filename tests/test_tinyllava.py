@@ -99,3 +99,59 @@ def test_image_dropout_collator_hides_image_tokens_of_some_rows_only(small_world
     assert bool((batch["labels"][:, :5] == -100).all())  # the prompt is still masked out of the loss
     positions = batch["position_ids"]
     assert bool((positions[:, 1:] - positions[:, :-1] <= 1).all())  # hiding tokens does not shift positions
+
+
+def _stage_one(small_world, letters: bool, steps: int):
+    """A tiny LLaVA after `steps` of vision pretraining (stage 1) on the small world's SFT split."""
+    from mmalign.synthetic.tinyllava import TinyLlavaSettings, build_model, pretrain_vision
+    from mmalign.synthetic.world import load_scenes
+
+    world, scenes_path, images = small_world
+    settings = TinyLlavaSettings(vision_hidden=32, text_hidden=32, vision_pretrain_steps=steps,
+                                 vision_pretrain_letters=letters)  # fmt: skip
+    torch.manual_seed(0)
+    tokenizer = build_tokenizer()
+    processor = build_processor(tokenizer, world)
+    model = build_model(settings, tokenizer, world)
+    scenes = load_scenes(scenes_path, "sft")
+    losses = pretrain_vision(model, processor, tokenizer, scenes, images, world, settings)
+    return model, processor, tokenizer, scenes, losses
+
+
+def test_stage_one_with_letters_teaches_the_projector_to_say_each_cells_letter(small_world):
+    """vision_pretrain_letters: the projected image token of a lettered cell comes out nearer the embedding of its
+    own letter's word than of the other letters'; without it the letter is not a target (the loss has no letter
+    term, so it starts lower) and the projector does not learn it."""
+    from PIL import Image
+
+    from mmalign.synthetic.tinyllava import _cell_targets
+    from mmalign.synthetic.world import COLOURS, LETTERS, SHAPES
+
+    def letter_hits(letters: bool) -> tuple[float, list[float]]:
+        model, processor, tokenizer, scenes, losses = _stage_one(small_world, letters, steps=300)
+        world, _, images = small_world
+        words = model.get_input_embeddings().weight.detach()
+        embed = words[tokenizer.convert_tokens_to_ids(LETTERS)]
+        shape_words = words[tokenizer.convert_tokens_to_ids(SHAPES)]
+        colour_words = words[tokenizer.convert_tokens_to_ids(list(COLOURS))]
+        hits, cells = 0, 0
+        with torch.no_grad():
+            for scene in scenes[:60]:
+                pixels = processor.image_processor([Image.open(images / f"{scene.id}.png").convert("RGB")],
+                                                   return_tensors="pt")["pixel_values"]  # fmt: skip
+                tokens = model.model.multi_modal_projector(
+                    model.model.vision_tower(pixel_values=pixels).last_hidden_state[:, 1:]
+                )[0]
+                shapes, colours, letters = _cell_targets(scene, world)
+                for cell, letter in enumerate(letters):
+                    if letter:  # what the token says beyond the cell's shape and colour words
+                        rest = tokens[cell] - shape_words[shapes[cell] - 1] - colour_words[colours[cell] - 1]
+                        hits += int((rest @ embed.T).argmax() == letter - 1)
+                        cells += 1
+        assert cells >= 10
+        return hits / cells, losses
+
+    with_letters, losses_with = letter_hits(True)
+    without, losses_without = letter_hits(False)
+    assert with_letters >= 0.8 > without + 0.3, (with_letters, without)
+    assert losses_with[0] > losses_without[0] and losses_with[-1] < losses_with[0] / 10

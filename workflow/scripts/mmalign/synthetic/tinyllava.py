@@ -7,8 +7,8 @@ paper study downloads for LLaVA-1.6. Three steps:
 1. components: a word-level tokenizer over the world's language (``tokenizers``), a CLIP-style vision
    tower whose patch equals a grid cell (one image token per cell), a Llama-style LM, a processor
    with a chat template;
-2. vision pretraining: a few hundred steps of per-patch shape/colour classification, a stand-in for
-   a pretrained CLIP. Without it the LM learns to ignore the image (measured: docs/synthetic-world.md);
+2. vision pretraining: a few hundred steps of per-patch shape/colour (and letter) classification, a
+   stand-in for a pretrained CLIP. Without it the LM learns to ignore the image (measured: docs/synthetic-world.md);
 3. SFT with TRL's ``SFTTrainer`` on the world's SFT split (prompt-completion, loss on answers only).
 """
 
@@ -68,6 +68,9 @@ class TinyLlavaSettings:
     max_positions: int = 96
     vision_pretrain_steps: int = 300
     vision_pretrain_lr: float = 3e-3
+    # stage 1 also classifies each cell's letter (and aligns it with the letter's word), as CLIP can read text:
+    # without it reading letters (VQAT) is learnt in SFT or not at all, and differs most across build seeds
+    vision_pretrain_letters: bool = False
     sft_scenes: int = 3000  # at most this many SFT-split scenes are used
     sft_existence_per_scene: int = 2  # yes/no existence questions per scene (mostly one-word answers)
     sft_questions_per_scene: int = 1  # questions of the other families per scene
@@ -198,15 +201,18 @@ def build_model(settings: TinyLlavaSettings, tokenizer, world: WorldSettings):
 # ---------------------------------------------------------------------------- vision pretraining
 
 
-def _cell_targets(scene: Scene, world: WorldSettings) -> tuple[list[int], list[int]]:
-    """Per-cell class ids (0 = empty) for shape and colour, in the vision tower's patch order (row-major)."""
+def _cell_targets(scene: Scene, world: WorldSettings) -> tuple[list[int], list[int], list[int]]:
+    """Per-cell class ids (0 = empty / no letter) for shape, colour and letter, in the vision tower's patch order
+    (row-major)."""
     shapes = [0] * (world.grid * world.grid)
     colours = [0] * (world.grid * world.grid)
+    letters = [0] * (world.grid * world.grid)
     for obj in scene.objects:
         i = obj.row * world.grid + obj.col
         shapes[i] = 1 + SHAPES.index(obj.shape)
         colours[i] = 1 + list(COLOURS).index(obj.colour)
-    return shapes, colours
+        letters[i] = 1 + LETTERS.index(obj.letter) if obj.letter else 0
+    return shapes, colours, letters
 
 
 def pretrain_vision(
@@ -220,9 +226,10 @@ def pretrain_vision(
 ) -> list[float]:
     """Stage 1, a stand-in for a pretrained CLIP plus LLaVA's projector alignment. Returns the losses.
 
-    * the vision tower learns what is in each cell (per-patch shape and colour classification);
+    * the vision tower learns what is in each cell (per-patch shape and colour classification; with
+      ``vision_pretrain_letters`` the letter written on it too);
     * the projector learns to map each cell's features onto the LM's embeddings of the words that name it
-      ("red" + "circle"; zero for an empty cell), as LLaVA's first stage aligns image tokens with words.
+      ("red" + "circle" [+ "k"]; zero for an empty cell), as LLaVA's first stage aligns image tokens with words.
     Without this stage the tiny LM learns to ignore the image (docs/synthetic-world.md).
     """
     from PIL import Image
@@ -233,13 +240,17 @@ def pretrain_vision(
     heads = torch.nn.ModuleDict(
         {"shape": torch.nn.Linear(hidden, 1 + len(SHAPES)), "colour": torch.nn.Linear(hidden, 1 + len(COLOURS))}
     )
+    if settings.vision_pretrain_letters:  # created after the others, so that without it nothing else changes
+        heads["letter"] = torch.nn.Linear(hidden, 1 + len(LETTERS))
     shape_vecs = torch.cat([torch.zeros(1, embed.shape[1]), embed[tokenizer.convert_tokens_to_ids(SHAPES)]])
     colour_vecs = torch.cat([torch.zeros(1, embed.shape[1]), embed[tokenizer.convert_tokens_to_ids(list(COLOURS))]])
+    letter_vecs = torch.cat([torch.zeros(1, embed.shape[1]), embed[tokenizer.convert_tokens_to_ids(LETTERS)]])
     images = [Image.open(images_dir / f"{s.id}.png").convert("RGB") for s in scenes]
     pixels = processor.image_processor(images, return_tensors="pt")["pixel_values"]
     targets = [_cell_targets(s, world) for s in scenes]
     shape_t = torch.tensor([t[0] for t in targets])
     colour_t = torch.tensor([t[1] for t in targets])
+    letter_t = torch.tensor([t[2] for t in targets])
     params = list(tower.parameters()) + list(projector.parameters()) + list(heads.parameters())
     opt = torch.optim.AdamW(params, lr=settings.vision_pretrain_lr)
     gen = torch.Generator().manual_seed(settings.seed)
@@ -253,6 +264,11 @@ def pretrain_vision(
             heads["colour"](feats).flatten(0, 1), colour_t[idx].flatten()
         )
         words = shape_vecs[shape_t[idx]] + colour_vecs[colour_t[idx]]
+        if settings.vision_pretrain_letters:
+            cls_loss = cls_loss + torch.nn.functional.cross_entropy(
+                heads["letter"](feats).flatten(0, 1), letter_t[idx].flatten()
+            )
+            words = words + letter_vecs[letter_t[idx]]
         align_loss = torch.nn.functional.mse_loss(projector(feats), words) / embed.pow(2).mean()
         loss = cls_loss + align_loss
         opt.zero_grad()

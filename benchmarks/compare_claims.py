@@ -18,6 +18,8 @@ from pathlib import Path
 import pandas as pd
 
 COMPARISON_KEYS = ["id", "column", "left", "right"]
+WIDTH_COLUMNS = ["column", "comparisons", "median_width_before", "exclude_zero_before", "median_width_after",
+                 "exclude_zero_after"]  # fmt: skip
 
 
 def verdict_changes(before: pd.DataFrame, after: pd.DataFrame) -> pd.DataFrame:
@@ -47,15 +49,8 @@ def interval_widths(before: pd.DataFrame, after: pd.DataFrame) -> pd.DataFrame:
             row[f"median_width_{side}"] = float((high - low).median())
             row[f"exclude_zero_{side}"] = int(((low > 0) | (high < 0)).sum())
         rows.append(row)
-    # a scorecard judged on single numbers has no intervals: then no column is compared
-    return pd.DataFrame(
-        rows,
-        columns=[
-            "column",
-            "comparisons",
-            *(f"{s}_{side}" for side in ("before", "after") for s in ("median_width", "exclude_zero")),
-        ],
-    )
+    # a scorecard judged on single numbers has no intervals: then no column is compared, and the frame is empty
+    return pd.DataFrame(rows, columns=WIDTH_COLUMNS)
 
 
 def main() -> None:

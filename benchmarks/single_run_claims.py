@@ -24,26 +24,27 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
+from mmalign.config import REPLICATE
 from mmalign.report.claims import write_scorecard
 from mmalign.report.metrics import Evaluations
 from mmalign.report.uncertainty import Settings
 
 REPO = Path(__file__).resolve().parents[1]
 RESOURCES = REPO / "workflow" / "resources"
-SEED_RUN = re.compile(r"^(?P<group>.+)/seed(?P<k>\d+)$")
+SEED_RUN = re.compile(r"^(?P<group>.+)/seed(?P<k>\d+)$")  # REPLICATE's names, read back
 
 
 def run_zero_metrics(metrics: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, list[str]]]:
     """metrics.csv with each replicated group's rows replaced by its run 0's (renamed to the group, one seed), and
     the groups as single-run groups ``{group: [group/seed0]}`` for the item-level intervals."""
     runs = metrics.variant.str.extract(SEED_RUN)
-    replicated = set(runs.group.dropna())
-    missing = sorted(g for g in replicated if not (metrics.variant == f"{g}/seed0").any())
+    run_zero = {group: REPLICATE.format(variant=group, k=0) for group in sorted(set(runs.group.dropna()))}
+    missing = [group for group, run in run_zero.items() if not (metrics.variant == run).any()]
     if missing:
         raise SystemExit(f"metrics.csv has no run 0 (<variant>/seed0) of: {', '.join(missing)}")
     zero = metrics[runs.k == "0"].assign(variant=runs.group[runs.k == "0"], seeds=1, seed_sd=float("nan"))
-    kept = metrics[runs.group.isna() & ~metrics.variant.isin(replicated)]
-    return pd.concat([kept, zero], ignore_index=True), {g: [f"{g}/seed0"] for g in sorted(replicated)}
+    kept = metrics[runs.group.isna() & ~metrics.variant.isin(run_zero)]
+    return pd.concat([kept, zero], ignore_index=True), {group: [run] for group, run in run_zero.items()}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -201,18 +201,20 @@ def build_model(settings: TinyLlavaSettings, tokenizer, world: WorldSettings):
 # ---------------------------------------------------------------------------- vision pretraining
 
 
+# what stage 1 teaches the vision tower to see in a cell: each property's words, in class-id order (0 = none)
+CELL_PROPERTIES = {"shape": SHAPES, "colour": list(COLOURS), "letter": LETTERS}
+
+
 def _cell_targets(scene: Scene, world: WorldSettings) -> tuple[list[int], list[int], list[int]]:
     """Per-cell class ids (0 = empty / no letter) for shape, colour and letter, in the vision tower's patch order
     (row-major)."""
-    shapes = [0] * (world.grid * world.grid)
-    colours = [0] * (world.grid * world.grid)
-    letters = [0] * (world.grid * world.grid)
+    targets = {name: [0] * (world.grid * world.grid) for name in CELL_PROPERTIES}
     for obj in scene.objects:
         i = obj.row * world.grid + obj.col
-        shapes[i] = 1 + SHAPES.index(obj.shape)
-        colours[i] = 1 + list(COLOURS).index(obj.colour)
-        letters[i] = 1 + LETTERS.index(obj.letter) if obj.letter else 0
-    return shapes, colours, letters
+        for name, words in CELL_PROPERTIES.items():
+            value = getattr(obj, name)
+            targets[name][i] = 1 + words.index(value) if value else 0
+    return tuple(targets.values())
 
 
 def pretrain_vision(
@@ -236,21 +238,19 @@ def pretrain_vision(
 
     tower, projector = model.model.vision_tower, model.model.multi_modal_projector
     embed = model.get_input_embeddings().weight.detach()
-    hidden = settings.vision_hidden
+    # letters last: without them the heads are created, and the losses summed, exactly as before they existed
+    taught = ["shape", "colour", *(["letter"] if settings.vision_pretrain_letters else [])]
     heads = torch.nn.ModuleDict(
-        {"shape": torch.nn.Linear(hidden, 1 + len(SHAPES)), "colour": torch.nn.Linear(hidden, 1 + len(COLOURS))}
+        {name: torch.nn.Linear(settings.vision_hidden, 1 + len(CELL_PROPERTIES[name])) for name in taught}
     )
-    if settings.vision_pretrain_letters:  # created after the others, so that without it nothing else changes
-        heads["letter"] = torch.nn.Linear(hidden, 1 + len(LETTERS))
-    shape_vecs = torch.cat([torch.zeros(1, embed.shape[1]), embed[tokenizer.convert_tokens_to_ids(SHAPES)]])
-    colour_vecs = torch.cat([torch.zeros(1, embed.shape[1]), embed[tokenizer.convert_tokens_to_ids(list(COLOURS))]])
-    letter_vecs = torch.cat([torch.zeros(1, embed.shape[1]), embed[tokenizer.convert_tokens_to_ids(LETTERS)]])
+    word_vecs = {  # row 0: the zero vector of an empty cell
+        name: torch.cat([torch.zeros(1, embed.shape[1]), embed[tokenizer.convert_tokens_to_ids(CELL_PROPERTIES[name])]])
+        for name in taught
+    }
     images = [Image.open(images_dir / f"{s.id}.png").convert("RGB") for s in scenes]
     pixels = processor.image_processor(images, return_tensors="pt")["pixel_values"]
-    targets = [_cell_targets(s, world) for s in scenes]
-    shape_t = torch.tensor([t[0] for t in targets])
-    colour_t = torch.tensor([t[1] for t in targets])
-    letter_t = torch.tensor([t[2] for t in targets])
+    per_scene = [dict(zip(CELL_PROPERTIES, _cell_targets(s, world))) for s in scenes]
+    targets = {name: torch.tensor([t[name] for t in per_scene]) for name in taught}
     params = list(tower.parameters()) + list(projector.parameters()) + list(heads.parameters())
     opt = torch.optim.AdamW(params, lr=settings.vision_pretrain_lr)
     gen = torch.Generator().manual_seed(settings.seed)
@@ -259,16 +259,11 @@ def pretrain_vision(
     for step in range(settings.vision_pretrain_steps):
         idx = torch.randint(len(scenes), (64,), generator=gen)
         feats = tower(pixel_values=pixels[idx]).last_hidden_state[:, 1:]  # drop CLS: one token per cell
-        cls_loss = torch.nn.functional.cross_entropy(heads["shape"](feats).flatten(0, 1), shape_t[idx].flatten())
-        cls_loss = cls_loss + torch.nn.functional.cross_entropy(
-            heads["colour"](feats).flatten(0, 1), colour_t[idx].flatten()
+        cls_loss = sum(
+            torch.nn.functional.cross_entropy(heads[name](feats).flatten(0, 1), targets[name][idx].flatten())
+            for name in taught
         )
-        words = shape_vecs[shape_t[idx]] + colour_vecs[colour_t[idx]]
-        if settings.vision_pretrain_letters:
-            cls_loss = cls_loss + torch.nn.functional.cross_entropy(
-                heads["letter"](feats).flatten(0, 1), letter_t[idx].flatten()
-            )
-            words = words + letter_vecs[letter_t[idx]]
+        words = sum(word_vecs[name][targets[name][idx]] for name in taught)
         align_loss = torch.nn.functional.mse_loss(projector(feats), words) / embed.pow(2).mean()
         loss = cls_loss + align_loss
         opt.zero_grad()

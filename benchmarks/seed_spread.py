@@ -9,7 +9,10 @@ DIR/results/tables/claims_comparisons.csv (every paired difference the scorecard
 - per claim comparison: |difference|, the spread of the difference across seeds, and their ratio; a comparison
   whose seed spread is larger than its effect cannot be decided by one run, whatever the items say. Two sides with
   the same number of seed runs are paired (the spread of left run k - right run k: with ``replicates.base_model``
-  run k of both starts from base model k); otherwise their spreads are added in quadrature.
+  run k of both starts from base model k); otherwise their spreads are added in quadrature. Of the comparisons
+  whose spread exceeds their effect, it counts those whose effect is smaller than the base model's own seed
+  spread in that column: a rebuild of the base model moves that column more than the method does, so no
+  training recipe can make the effect stand out, only more seeds.
 
 This is the measurement a recipe change (docs/uncertainty.md) is judged by: the same script before and after.
 It also says how many seeds each comparison would need if its effect is what the seeds measured: the fewest
@@ -96,6 +99,16 @@ def comparison_noise(comparisons: pd.DataFrame, paired: list[float] | None = Non
     return frame
 
 
+def within_base_noise(noise: pd.DataFrame, spreads: pd.DataFrame, base: str = "base") -> pd.Series:
+    """Per comparison: is its effect smaller than the base model's own seed spread in that column? Such an
+    effect is smaller than what rebuilding the base model moves; no training recipe can make it stand out of
+    that noise, only more seeds can. False where the base model has no seed spread (one build)."""
+    if base not in spreads.index:
+        return pd.Series(False, index=noise.index)
+    base_sd = noise.column.map(spreads.loc[base])
+    return (noise.effect < base_sd).fillna(False).astype(bool)
+
+
 SEED_BUDGETS = (3, 5, 10, 20)
 
 
@@ -132,6 +145,7 @@ def main(argv: list[str] | None = None) -> int:
     print(shown.round(2).to_string(index=False))
     measured = noise.dropna(subset=["seed_spread"])
     noisy = measured[measured.seed_spread > measured.effect]
+    within_base = within_base_noise(noisy, spreads)
     summary = {
         "replicated_variants": len(spreads),
         "median_seed_sd": {c: float(spreads[c].median()) for c in spreads.columns if spreads[c].notna().any()},
@@ -139,6 +153,8 @@ def main(argv: list[str] | None = None) -> int:
         "comparisons_with_seed_spread": len(measured),
         "comparisons_paired_by_seed": int(noise.paired.sum()),
         "seed_spread_larger_than_effect": len(noisy),
+        # of those, effects smaller than the base model's own seed spread in their column (a recipe cannot help)
+        "of_which_effect_within_base_model_spread": int(within_base.sum()),
         "median_spread_over_effect": float(measured.spread_over_effect.median()) if len(measured) else None,
         # comparisons whose measured effect the seeds alone would resolve with this many seeds per side
         "resolvable_with_seeds": {n: int((measured.seeds_to_resolve <= n).sum()) for n in SEED_BUDGETS},

@@ -412,6 +412,11 @@ def test_the_seed_spread_benchmark_reads_a_finished_study(tmp_path, capsys):
     # spread 2 against an effect of 1: 1.96 * 2 / sqrt(n) < 1 first at n = 16; twice the effect: n = 4
     assert module.seeds_to_resolve(2.0, 1.0) == 16 and module.seeds_to_resolve(2.0, 2.0) == 4
     assert module.seeds_to_resolve(2.0, 0.0) == math.inf and math.isnan(module.seeds_to_resolve(math.nan, 1.0))
+    assert summary["of_which_effect_within_base_model_spread"] == 0  # one base build: no base spread to compare
+    # an effect of 1 point is within a base model that moves 2 points between builds; one of 3 points is not
+    spreads = pd.DataFrame({"GQA": [2.0, 5.0]}, index=["base", "dpo"])
+    noise = pd.DataFrame({"column": ["GQA", "GQA", "POPE"], "effect": [1.0, 3.0, 0.1]})
+    assert module.within_base_noise(noise, spreads).tolist() == [True, False, False]
 
 
 def test_the_claims_comparison_benchmark_counts_verdict_changes_and_interval_widths():

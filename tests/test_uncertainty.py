@@ -69,6 +69,34 @@ def test_resampling_stays_inside_each_stratum():
     assert counts.std(axis=0).min() > 0  # and it does resample
 
 
+def test_resampling_draws_the_same_counts_as_one_bincount_per_stratum():
+    """The one-pass count (fast) is the per-stratum count it replaced, draw for draw: intervals stay identical."""
+    strata = np.array(["random"] * 30 + ["popular"] * 50 + ["adversarial"] * 20)
+    rng = np.random.default_rng(3)
+    expected = np.zeros(200 * len(strata))
+    offsets = np.arange(200)[:, None] * len(strata)
+    for stratum in np.unique(strata):
+        where = np.flatnonzero(strata == stratum)
+        picks = where[rng.integers(0, len(where), size=(200, len(where)))]
+        expected += np.bincount((offsets + picks).ravel(), minlength=200 * len(strata))
+    assert np.array_equal(resample_counts(strata, 200, np.random.default_rng(3)), expected.reshape(200, -1))
+
+
+def test_a_subset_metric_under_resampled_weights_equals_the_zero_padded_full_sample():
+    """value_at (weights for a subset's positions only) is value() with every other item weighted 0."""
+    world = np.random.default_rng(5)
+    n, members = 300, np.zeros(300, dtype=bool)
+    members[world.choice(n, 90, replace=False)] = True
+    parts = [(world.random(n) * members, members.astype(float)), (world.uniform(1, 9, n) * members, members * 9.0)]
+    terms = Decomposition(parts, members, scale=100.0)
+    index = np.flatnonzero(members)
+    counts = world.integers(0, 3, size=(50, len(index))).astype(float)
+    padded = np.zeros((50, n))
+    padded[:, index] = counts
+    assert np.allclose(terms.value_at(index, counts), terms.value(padded), rtol=1e-12, atol=0)
+    assert terms.value_at(index, np.ones(len(index))) == pytest.approx(terms.value(members.astype(float)), rel=1e-12)
+
+
 def test_an_interval_is_seeded_and_independent_of_what_else_was_computed():
     world = np.random.default_rng(3)
     run = binary_run(world.random(100))  # real-valued scores (MM-Vet-like): bounds are not on a coarse grid

@@ -69,6 +69,13 @@ class Decomposition:
                 ratios.append(np.where(bottom > 0, top / np.where(bottom > 0, bottom, 1), self.empty))
         return self.scale * np.mean(ratios, axis=0)
 
+    def value_at(self, index: np.ndarray, weights: np.ndarray) -> np.ndarray | float:
+        """``value`` with ``weights`` ((m,) or (B, m)) for the items at positions ``index`` and 0 for every other
+        item, without building the (B, n) zero-padded matrix: a subset's resample over a few of POPE's 3,564 items
+        would otherwise multiply mostly zeros."""
+        restricted = [(num[index], den[index]) for num, den in self.parts]
+        return Decomposition(restricted, self.members[index], self.scale, self.empty).value(weights)
+
 
 @dataclass
 class ItemScores:
@@ -77,11 +84,13 @@ class ItemScores:
     ids: list[str]
     strata: np.ndarray
     metrics: dict[tuple[str, str], Decomposition] = field(default_factory=dict)  # (subset, metric) -> terms
+    _position: dict[str, int] | None = field(default=None, init=False, repr=False, compare=False)
 
     def restricted(self, ids: list[str]) -> tuple[np.ndarray, np.ndarray]:
         """Positions of ``ids`` in this evaluation (to align two evaluations of the same items), and their strata."""
-        position = {i: k for k, i in enumerate(self.ids)}
-        index = np.array([position[i] for i in ids], dtype=int)
+        if self._position is None:  # built once: every interval of every metric of this evaluation asks
+            self._position = {i: k for k, i in enumerate(self.ids)}
+        index = np.array([self._position[i] for i in ids], dtype=int)
         return index, self.strata[index]
 
 

@@ -94,13 +94,12 @@ def _cached_counts(settings: Settings, names: tuple[str, ...], digest: str, stra
 def resample_counts(strata: np.ndarray, draws: int, rng: np.random.Generator) -> np.ndarray:
     """(draws, n) counts: how often each item is drawn, resampling with replacement within each stratum."""
     n = len(strata)
-    counts = np.zeros(draws * n)
     offsets = np.arange(draws)[:, None] * n
+    drawn = []  # every stratum's picks (in the stratum order that seeds them), counted in one pass
     for stratum in np.unique(strata):
         where = np.flatnonzero(strata == stratum)
-        picks = where[rng.integers(0, len(where), size=(draws, len(where)))]
-        counts += np.bincount((offsets + picks).ravel(), minlength=draws * n)
-    return counts.reshape(draws, n)
+        drawn.append((offsets + where[rng.integers(0, len(where), size=(draws, len(where)))]).ravel())
+    return np.bincount(np.concatenate(drawn), minlength=draws * n).astype(float).reshape(draws, n)
 
 
 def shared_members(runs: Sequence[ItemScores], key: tuple[str, str]) -> list[str]:
@@ -120,11 +119,9 @@ def _seed_values(runs: Side, key, ids, counts) -> np.ndarray:
     for run in runs:
         index, _ = run.restricted(ids)
         if len(index) == len(run.ids) and (index == np.arange(len(index))).all():
-            weights = counts  # the common case: every item, in order
+            columns.append(run.metrics[key].value(counts))  # the common case: every item, in order
         else:
-            weights = np.zeros((counts.shape[0], len(run.ids)))
-            weights[:, index] = counts
-        columns.append(run.metrics[key].value(weights))
+            columns.append(run.metrics[key].value_at(index, counts))
     return np.stack(columns, axis=1)
 
 
@@ -132,9 +129,7 @@ def _point(runs: Side, key, ids) -> float:
     values = []
     for run in runs:
         index, _ = run.restricted(ids)
-        weights = np.zeros(len(run.ids))
-        weights[index] = 1.0
-        values.append(float(run.metrics[key].value(weights)))
+        values.append(float(run.metrics[key].value_at(index, np.ones(len(index)))))
     return float(np.mean(values))
 
 

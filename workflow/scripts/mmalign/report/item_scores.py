@@ -24,6 +24,7 @@ import json
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -84,12 +85,13 @@ class ItemScores:
     ids: list[str]
     strata: np.ndarray
     metrics: dict[tuple[str, str], Decomposition] = field(default_factory=dict)  # (subset, metric) -> terms
-    _position: dict[str, int] | None = field(default=None, init=False, repr=False, compare=False)
+
+    @cached_property
+    def _position(self) -> dict[str, int]:  # built once: every interval of every metric of this evaluation asks
+        return {i: k for k, i in enumerate(self.ids)}
 
     def restricted(self, ids: list[str]) -> tuple[np.ndarray, np.ndarray]:
         """Positions of ``ids`` in this evaluation (to align two evaluations of the same items), and their strata."""
-        if self._position is None:  # built once: every interval of every metric of this evaluation asks
-            self._position = {i: k for k, i in enumerate(self.ids)}
         index = np.array([self._position[i] for i in ids], dtype=int)
         return index, self.strata[index]
 

@@ -118,10 +118,7 @@ def _seed_values(runs: Side, key, ids, counts) -> np.ndarray:
     columns = []
     for run in runs:
         index, _ = run.restricted(ids)
-        if len(index) == len(run.ids) and (index == np.arange(len(index))).all():
-            columns.append(run.metrics[key].value(counts))  # the common case: every item, in order
-        else:
-            columns.append(run.metrics[key].value_at(index, counts))
+        columns.append(run.metrics[key].value_at(index, counts))
     return np.stack(columns, axis=1)
 
 

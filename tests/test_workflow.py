@@ -185,6 +185,25 @@ def test_replicate_seeds_are_each_their_own_target(tmp_path):
     assert "results/eval/dpo_povid/seed1/pope/judgments.jsonl" in text
 
 
+def test_an_overlay_listed_after_the_default_config_changes_only_its_own_keys(tmp_path):
+    """docs/configuration.md: `--configfile config/config.yaml overlay.yaml` merges the overlay key by key (a
+    single --configfile replaces the default config). Five seeds: base models 3 and 4, and runs seed3 and seed4 of
+    every replicated variant, with every other variant of the default study still planned once."""
+    overlay = tmp_path / "seeds5.yaml"
+    overlay.write_text("replicates:\n  seeds: 5\n")
+    out = run_snakemake("-n", "--forceall", "--configfile", "config/config.yaml", str(overlay))
+    text = out.stdout + out.stderr
+    assert out.returncode == 0, text[-3000:]
+    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    replicated = config["replicates"]["variants"]
+    assert re.search(rf"^train\s+{len(config['variants']) - len(replicated) + 5 * len(replicated)}$", text, re.M)
+    assert re.search(r"^build_base_model\s+5$", text, re.M)
+    trained = set(re.findall(r"wildcards: trained=([\w/]+)\n", text))
+    for variant in replicated:
+        assert {f"{variant}/seed{k}" for k in range(5)} <= trained, variant
+    assert {v for v in config["variants"] if v not in replicated} <= trained
+
+
 def job_inputs(text: str, rule: str, wildcard: str) -> str:
     """The input line of one planned job of a dry run (its wildcards line names it)."""
     block = re.search(

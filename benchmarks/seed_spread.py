@@ -1,6 +1,6 @@
 """How large the training noise is against the effects the claims test, from a finished study with replicates.
 
-    .venv/bin/python benchmarks/seed_spread.py --from DIR [--json OUT.json]
+    .venv/bin/python benchmarks/seed_spread.py --from DIR [--json OUT.json] [--runs POPE]
 
 Reads DIR/results/tables/metrics.csv (the ``seed_sd`` of each replicated variant) and
 DIR/results/tables/claims_comparisons.csv (every paired difference the scorecard used) and prints:
@@ -13,6 +13,10 @@ DIR/results/tables/claims_comparisons.csv (every paired difference the scorecard
   whose spread exceeds their effect, it counts those whose effect is smaller than the base model's own seed
   spread in that column: a rebuild of the base model moves that column more than the method does, so no
   training recipe can make the effect stand out, only more seeds.
+
+With ``--runs COLUMN`` it also prints each seed run's value in that report column (variant x run k; with
+``replicates.base_model`` run k starts from base model k, so a weak base-model build shows as one low column) and
+counts the variants whose lowest value is run k.
 
 This is the measurement a recipe change (docs/uncertainty.md) is judged by: the same script before and after.
 It also says how many seeds each comparison would need if its effect is what the seeds measured: the fewest
@@ -64,6 +68,18 @@ def run_values(metrics: pd.DataFrame, variant: str, spec: dict) -> list[float]:
     ]
     rows = rows.assign(k=rows.variant.str.rsplit("seed", n=1).str[1].astype(int)).sort_values("k")
     return (rows.value * spec.get("scale", 1.0)).tolist()
+
+
+def seed_runs(metrics: pd.DataFrame, variants, spec: dict) -> pd.DataFrame:
+    """variant x seed k: the value of each seed run of each variant in display units. With replicates.base_model
+    column k is base model k, so a base model whose runs all read low shows as one low column."""
+    return pd.DataFrame({variant: pd.Series(run_values(metrics, variant, spec)) for variant in variants}).T
+
+
+def lowest_run_counts(runs: pd.DataFrame) -> dict[int, int]:
+    """How many variants have their lowest value in run k (variants with all runs measured)."""
+    lowest = runs.dropna().idxmin(axis=1).value_counts()
+    return {int(k): int(n) for k, n in lowest.sort_index().items()}
 
 
 def paired_spreads(metrics: pd.DataFrame, comparisons: pd.DataFrame, columns: dict[str, dict]) -> list[float]:
@@ -126,9 +142,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--from", dest="done", required=True, help="a finished study's directory")
     parser.add_argument("--configfile", default=str(REPO / "config" / "config.yaml"))
     parser.add_argument("--json", help="also write the figures to this file")
+    parser.add_argument("--runs", metavar="COLUMN", help="also print each seed run's value in this report column")
     args = parser.parse_args(argv)
     tables = Path(args.done) / "results" / "tables"
     columns = yaml.safe_load(Path(args.configfile).read_text())["report"]["columns"]
+    if args.runs is not None and args.runs not in columns:
+        parser.error(f"--runs {args.runs}: not a column of report.columns in {args.configfile} ({', '.join(columns)})")
     metrics = pd.read_csv(tables / "metrics.csv", dtype={"subset": str})
     if "seeds" not in metrics.columns or not (metrics.seeds > 1).any():
         print(f"{tables / 'metrics.csv'}: no replicated variant (config key 'replicates')", file=sys.stderr)
@@ -159,6 +178,12 @@ def main(argv: list[str] | None = None) -> int:
         # comparisons whose measured effect the seeds alone would resolve with this many seeds per side
         "resolvable_with_seeds": {n: int((measured.seeds_to_resolve <= n).sum()) for n in SEED_BUDGETS},
     }
+    if args.runs is not None:
+        runs = seed_runs(metrics, spreads.index, columns[args.runs])
+        print(f"\n{args.runs} of each seed run (column k: run k, from base model k with replicates.base_model):")
+        print(runs.round(2).to_string())
+        # a base model that pulls every variant down shows as the run most variants have lowest
+        summary["lowest_run"] = {"column": args.runs, "variants_per_run": lowest_run_counts(runs)}
     print(f"\n{json.dumps(summary, indent=2)}")
     if args.json:
         Path(args.json).write_text(json.dumps(summary, indent=2) + "\n")

@@ -493,6 +493,28 @@ def test_the_seed_spread_of_a_difference_is_paired_by_seed_when_both_sides_have_
     assert noise.seed_spread.tolist() == pytest.approx([0.0, 5.03]) and noise.paired.tolist() == [True, False]
 
 
+def test_the_seed_spread_benchmark_shows_each_run_and_which_run_most_variants_have_lowest(tmp_path, capsys):
+    """benchmarks/seed_spread.py --runs POPE: variant x run k (run k from base model k), and how many variants have
+    their lowest value in run k (a weak base-model build pulls every variant down in one run)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("seed_spread", REPO / "benchmarks" / "seed_spread.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    values = {"base": [0.69, 0.83, 0.82], "dpo": [0.71, 0.91, 0.90], "ipo": [0.84, 0.78, 0.80]}
+    rows = [{"variant": f"{v}/seed{k}", "benchmark": "pope", "metric": "accuracy", "subset": "all", "value": x}
+            for v, xs in values.items() for k, x in enumerate(xs)]  # fmt: skip
+    column = {"benchmark": "pope", "metric": "accuracy", "subset": "all", "scale": 100}
+    runs = module.seed_runs(pd.DataFrame(rows), ["base", "dpo", "ipo"], column)
+    assert runs.loc["dpo"].tolist() == pytest.approx([71.0, 91.0, 90.0]) and list(runs.columns) == [0, 1, 2]
+    assert module.lowest_run_counts(runs) == {0: 2, 1: 1}
+    config = tmp_path / "config.yaml"
+    config.write_text("report:\n  columns:\n    POPE: {benchmark: pope, metric: accuracy, scale: 100}\n")
+    with pytest.raises(SystemExit):
+        module.main(["--from", str(tmp_path), "--configfile", str(config), "--runs", "Pope"])
+    assert "--runs Pope: not a column of report.columns" in capsys.readouterr().err
+
+
 def test_the_single_run_scorecard_reads_run_zero_of_each_replicated_variant_alone():
     """benchmarks/single_run_claims.py: a replicated variant's group row (the mean over seeds) is replaced by its
     run 0, renamed to the variant with one seed; unreplicated variants stay; a study without run 0 is refused."""

@@ -185,12 +185,12 @@ def test_replicate_seeds_are_each_their_own_target(tmp_path):
     assert "results/eval/dpo_povid/seed1/pope/judgments.jsonl" in text
 
 
-def test_an_overlay_listed_after_the_default_config_changes_only_its_own_keys(tmp_path):
+def test_an_overlay_listed_after_the_default_config_changes_only_its_own_keys():
     """docs/configuration.md: `--configfile config/config.yaml overlay.yaml` merges the overlay key by key (a
-    single --configfile replaces the default config). Five seeds: base models 3 and 4, and runs seed3 and seed4 of
-    every replicated variant, with every other variant of the default study still planned once."""
-    overlay = tmp_path / "seeds5.yaml"
-    overlay.write_text("replicates:\n  seeds: 5\n")
+    single --configfile replaces the default config). The shipped five-seed overlay: base models 3 and 4, and runs
+    seed3 and seed4 of every replicated variant, with every other variant of the default study still planned once."""
+    overlay = REPO / "config" / "overlays" / "five-seeds.yaml"
+    assert yaml.safe_load(overlay.read_text()) == {"replicates": {"seeds": 5}}  # nothing else changes
     out = run_snakemake("-n", "--forceall", "--configfile", "config/config.yaml", str(overlay))
     text = out.stdout + out.stderr
     assert out.returncode == 0, text[-3000:]
@@ -202,6 +202,21 @@ def test_an_overlay_listed_after_the_default_config_changes_only_its_own_keys(tm
     for variant in replicated:
         assert {f"{variant}/seed{k}" for k in range(5)} <= trained, variant
     assert {v for v in config["variants"] if v not in replicated} <= trained
+
+
+def test_the_one_seed_overlay_trains_every_variant_once_from_one_base_model():
+    """config/overlays/one-seed.yaml (the quick study of README): one base model, every variant trained once under
+    its own name (no seed<k> runs), and the base model evaluated once."""
+    overlay = REPO / "config" / "overlays" / "one-seed.yaml"
+    out = run_snakemake("-n", "--forceall", "--configfile", "config/config.yaml", str(overlay))
+    text = out.stdout + out.stderr
+    assert out.returncode == 0, text[-3000:]
+    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    assert re.search(r"^build_base_model\s+1$", text, re.M)
+    trained = set(re.findall(r"wildcards: trained=(\S+)\n", text))
+    assert trained == set(config["variants"])
+    evaluated = set(re.findall(r"wildcards: variant=(\S+)\n", text))
+    assert "base" in evaluated and not any("seed" in v for v in evaluated)
 
 
 def job_inputs(text: str, rule: str, wildcard: str) -> str:

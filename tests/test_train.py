@@ -71,3 +71,49 @@ def test_planned_steps_is_the_larger_of_the_epochs_and_the_floor(rows, epochs, m
     from mmalign.train.dpo import planned_steps
 
     assert planned_steps(rows, DPOSettings(batch_size=8, epochs=epochs, min_steps=min_steps)) == expected
+
+
+def test_step_profile_sorts_operators_by_kind_and_profiles_a_run_of_a_study_directory(tiny_model, pairs, tmp_path):
+    """benchmarks/step_profile.py: backward ops take their forward's kind; on a study-shaped directory it trains the
+    variant's recipe for the asked steps, at one thread, without writing into the study, and its kinds add up."""
+    import os
+    import shutil
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    from step_profile import KINDS, kind_of, main
+
+    assert kind_of("aten::mm") == kind_of("aten::addmm") == "matmul"
+    assert kind_of("aten::silu_backward") == kind_of("aten::mul") == "elementwise and reductions"
+    assert kind_of("aten::_scaled_dot_product_flash_attention_for_cpu_backward") == "attention"
+    assert kind_of("enumerate(DataLoader)#_SingleProcessDataLoaderIter.__next__") == "data"
+    assert kind_of("Optimizer.step#AdamW.step") == "optimizer"
+    assert kind_of("aten::view") == kind_of("autograd::engine::evaluate_function: MmBackward0") == "other"
+
+    model_dir, _ = tiny_model
+    study = tmp_path / "study"
+    (study / "resources" / "models").mkdir(parents=True)
+    shutil.copytree(model_dir, study / "resources" / "models" / "tinyllava")
+    (study / "results" / "pairs" / "povid").mkdir(parents=True)
+    shutil.copy(pairs, study / "results" / "pairs" / "povid" / "pairs.parquet")
+    run = study / "results" / "runs" / "dpo_povid" / "seed0"
+    run.mkdir(parents=True)
+    spec = {"variant": "dpo_povid/seed0", "base_model": "tinyllava", "pairset": "povid", "method": "dpo"}
+    spec |= {"batch_size": 4, "lora_r": 4, "lora_alpha": 8, "loss_type": ["sigmoid"], "min_steps": 400}
+    (run / "spec.json").write_text(json.dumps(spec))
+    before = sorted(p.relative_to(study) for p in study.rglob("*"))
+    cwd, threads = os.getcwd(), torch.get_num_threads()
+    try:
+        figures = main(["--from", str(study), "--steps", "3", "--json", str(tmp_path / "profile.json")])
+        assert torch.get_num_threads() == 1  # as the study's training jobs
+    finally:
+        os.chdir(cwd)
+        torch.set_num_threads(threads)
+    assert figures["steps"] == 3  # the asked steps, not the spec's 400
+    assert sorted(p.relative_to(study) for p in study.rglob("*")) == before  # the study is only read
+    kinds = figures["profiled_ms_per_step"]
+    assert set(kinds) == set(KINDS) and kinds["matmul"] > 0 and kinds["data"] > 0 and kinds["attention"] > 0
+    assert json.loads((tmp_path / "profile.json").read_text()) == figures
+    with pytest.raises(SystemExit, match="no such run"):
+        main(["--from", str(study), "--variant", "dpo_nope/seed0"])

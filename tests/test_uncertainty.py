@@ -206,6 +206,33 @@ def test_a_replicated_variant_gets_rows_over_its_seeds(tmp_path):
     assert group.ci_low < group.value < group.ci_high
 
 
+def test_metrics_csv_is_the_same_file_for_any_number_of_worker_processes(tmp_path):
+    """aggregate(workers=N) splits the evaluations over processes; every draw is seeded by what it resamples, so
+    the file is byte-identical to one process's: a replicated variant on two benchmarks (one of which a seed run
+    lacks: its runs get rows, the variant none), and a variant alone."""
+    files = []
+    runs = {"dpo/seed0": 0, "dpo/seed1": 1, "dpo/seed2": 2, "base": 3}
+    for run, shift in runs.items():
+        for benchmark, n in (("gqa", 90), ("vqat", 60)):
+            if run == "dpo/seed2" and benchmark == "vqat":
+                continue
+            folder = tmp_path / "eval" / run / benchmark
+            folder.mkdir(parents=True)
+            items = [{"id": f"q{i}", "answer": "red", "question": "?"} for i in range(n)]
+            rows, judgments = gqa.score(items, ["red" if (i + shift) % (3 + shift) else "blue" for i in range(n)])
+            (folder / "judgments.jsonl").write_text("".join(json.dumps(j) + "\n" for j in judgments))
+            result = {"variant": run, "benchmark": benchmark, "kind": "gqa", "metrics": rows}
+            (folder / "metrics.json").write_text(json.dumps(result))
+            files.append(folder / "metrics.json")
+    groups = {"dpo": ["dpo/seed0", "dpo/seed1", "dpo/seed2"]}
+    one = aggregate(files, tmp_path / "one.csv", Settings(bootstrap=300), groups)
+    aggregate(files, tmp_path / "three.csv", Settings(bootstrap=300), groups, workers=3)
+    assert (tmp_path / "one.csv").read_bytes() == (tmp_path / "three.csv").read_bytes()
+    variants = {(v, b) for v, b in zip(one.variant, one.benchmark)}
+    assert ("dpo", "gqa") in variants and ("dpo", "vqat") not in variants and ("dpo/seed0", "vqat") in variants
+    assert not one.duplicated(["variant", "benchmark", "subset", "metric"]).any()
+
+
 # --------------------------------------------------------------------- decompositions = the scoring code
 
 

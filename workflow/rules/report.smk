@@ -19,7 +19,8 @@ rule aggregate_metrics:
     localrule: True
     conda:
         "../../envs/report.yaml"
-    threads: 1
+    # one worker process per thread (the table is the same for any number); Snakemake lowers it to the cores given
+    threads: 8
     params:
         code=code_of("aggregate_metrics"),
         uncertainty=UNCERTAINTY,

@@ -15,4 +15,5 @@ aggregate(
     Settings.from_config(snakemake.params.uncertainty),
     dict(snakemake.params.replicates),
     {Path(path).parent.name: path for path in snakemake.input.benchmark_items},
+    workers=snakemake.threads,
 )

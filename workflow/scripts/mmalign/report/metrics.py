@@ -12,7 +12,9 @@ from __future__ import annotations
 import json
 import logging
 import math
+import multiprocessing
 from collections.abc import Iterable
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -101,25 +103,74 @@ def _group_rows(evals: Evaluations, group: str, runs: list[str], benchmark: str,
     return rows
 
 
+def _work_units(evals: Evaluations, groups: dict[str, list[str]]) -> list[tuple[str, str, list[str]]]:
+    """(benchmark, group, runs): the evaluations whose rows one worker makes. A replicated variant's seed runs go
+    with the variant's own rows, so each run's item scores are read once; ``group`` is "" for a variant alone."""
+    grouped = {run for runs in groups.values() for run in runs}
+    units = []
+    for benchmark in sorted({b for _, b in evals.results}):
+        for group, runs in sorted(groups.items()):
+            present = [run for run in runs if evals.has(run, benchmark)]
+            if present:
+                units.append((benchmark, group if len(present) == len(runs) else "", present))
+        units += [(benchmark, "", [v]) for v, b in sorted(evals.results) if b == benchmark and v not in grouped]
+    return units
+
+
+_EVALS: Evaluations | None = None  # a worker process's evaluations (set before the pool forks)
+
+
+def _one_blas_thread() -> None:
+    """A worker's matrix products on one thread: Snakemake gives the job's threads to BLAS too, and two workers
+    with two BLAS threads each on two cores took longer than one worker alone (74 s against 69; 32 s this way)."""
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(limits=1)
+
+
+def _unit_rows(unit: tuple[str, str, list[str]], settings: Settings) -> list[dict]:
+    benchmark, group, runs = unit
+    rows = [row for run in runs for row in _run_rows(_EVALS, run, benchmark, settings)]
+    if group:
+        rows += _group_rows(_EVALS, group, runs, benchmark, settings)
+    return rows
+
+
 def aggregate(
     metric_files: list[str | Path],
     out_csv: str | Path,
     settings: Settings | None = None,
     groups: dict[str, list[str]] | None = None,
     items_of: dict[str, str | Path] | None = None,
+    workers: int = 1,
 ) -> pd.DataFrame:
     """results/tables/metrics.csv: one row per variant x benchmark x subset x metric, with its interval; and per
-    replicated variant (``groups``: variant -> its seed runs) the rows over its seeds."""
+    replicated variant (``groups``: variant -> its seed runs) the rows over its seeds. ``workers`` processes share
+    the evaluations; every draw is seeded by what it resamples (mmalign.report.uncertainty), so the table is the
+    same for any number of them."""
+    global _EVALS
     settings = settings or Settings()
-    evals = Evaluations(metric_files, items_of)
+    _EVALS = evals = Evaluations(metric_files, items_of)
+    units = _work_units(evals, groups or {})
+    progress = tqdm(total=len(evals.results), desc="intervals", unit="evaluation", mininterval=5)
     rows = []
-    for variant, benchmark in tqdm(sorted(evals.results), desc="intervals", unit="evaluation", mininterval=5):
-        rows += _run_rows(evals, variant, benchmark, settings)
-    benchmarks = sorted({b for _, b in evals.results})
-    for group, runs in sorted((groups or {}).items()):
-        for benchmark in benchmarks:
-            if all(evals.has(run, benchmark) for run in runs):
-                rows += _group_rows(evals, group, runs, benchmark, settings)
+    try:
+        if workers > 1 and len(units) > 1:
+            # fork: the workers inherit the parsed metrics.json files; each reads only its own units' item scores
+            context = multiprocessing.get_context("fork")
+            pool = ProcessPoolExecutor(min(workers, len(units)), mp_context=context, initializer=_one_blas_thread)
+            with pool:
+                done = pool.map(_unit_rows, units, [settings] * len(units), chunksize=4)
+                for unit, unit_rows in zip(units, done):
+                    rows += unit_rows
+                    progress.update(len(unit[2]))
+        else:
+            for unit in units:
+                rows += _unit_rows(unit, settings)
+                progress.update(len(unit[2]))
+    finally:
+        progress.close()
+        _EVALS = None
     frame = pd.DataFrame(rows, columns=METRIC_COLUMNS + INTERVAL_COLUMNS)
     frame = frame.sort_values(["benchmark", "variant", "subset", "metric"])
     missing = frame[frame["ci_note"].str.contains("min_items|undefined", regex=True)]

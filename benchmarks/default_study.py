@@ -3,6 +3,7 @@ over its jobs, the processes started, and how far the training steps are from th
 Then a no-op rerun (``snakemake -n`` with everything built), timed too.
 
     .venv/bin/python benchmarks/default_study.py [--cores 2] [--keep DIR] [--json OUT.json]
+    .venv/bin/python benchmarks/default_study.py --configfile config/config.yaml config/overlays/one-seed.yaml
     .venv/bin/python benchmarks/default_study.py --from DIR      # read a finished run instead of running one
 
 Run it on an idle machine: on 2 cores anything else running changes every figure.
@@ -37,10 +38,12 @@ JOB_ID = re.compile(r"^\s+jobid: (\d+)$")
 JOB_END = re.compile(r"^Finished jobid: (\d+) \(Rule: (\w+)\)$")
 
 
-def snakemake(workdir: Path, configfile: str, *args: str) -> list[str]:
+def snakemake(workdir: Path, configfiles: list[str], *args: str) -> list[str]:
+    """The study's Snakemake command; later config files are overlays on the first (docs/configuration.md)."""
+    files = [str(Path(f).resolve()) for f in configfiles]
     return [
-        sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--directory", str(workdir),
-        "--configfile", configfile, *args,
+        sys.executable, "-m", "snakemake", *args, "-s", str(REPO / "Snakefile"), "--directory", str(workdir),
+        "--configfile", *files,
     ]  # fmt: skip
 
 
@@ -108,7 +111,9 @@ def warm_started(workdir: Path) -> int:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--cores", default="2")
-    parser.add_argument("--configfile", default=str(REPO / "config" / "config.yaml"))
+    parser.add_argument(
+        "--configfile", nargs="+", default=[str(REPO / "config" / "config.yaml")], help="the study, then overlays"
+    )
     parser.add_argument("--keep", help="run in this directory (kept) instead of a temporary one")
     parser.add_argument("--from", dest="done", help="a finished run's directory: report it, run nothing")
     parser.add_argument("--json", help="also write the figures to this file")

@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import multiprocessing
 from collections.abc import Iterable
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -117,15 +116,19 @@ def _work_units(evals: Evaluations, groups: dict[str, list[str]]) -> list[tuple[
     return units
 
 
-_EVALS: Evaluations | None = None  # a worker process's evaluations (set before the pool forks)
+_EVALS: Evaluations | None = None  # the evaluations of this process (a worker's: set by _start_worker)
 
 
-def _one_blas_thread() -> None:
-    """A worker's matrix products on one thread: Snakemake gives the job's threads to BLAS too, and two workers
-    with two BLAS threads each on two cores took longer than one worker alone (74 s against 69; 32 s this way)."""
+def _start_worker(metric_files: list[str], items_of: dict[str, str] | None) -> None:
+    """A worker reads the metrics.json files itself (the platform's own start method: fork on Linux, spawn on
+    macOS), and each unit's item scores as it meets them. Its matrix products run on one thread: Snakemake gives
+    the job's threads to BLAS too, and two workers with two BLAS threads each on two cores took longer than one
+    process alone (74 s against 69; 35 s this way)."""
+    global _EVALS
     from threadpoolctl import threadpool_limits
 
     threadpool_limits(limits=1)
+    _EVALS = Evaluations(metric_files, items_of)
 
 
 def _unit_rows(unit: tuple[str, str, list[str]], settings: Settings) -> list[dict]:
@@ -156,10 +159,9 @@ def aggregate(
     rows = []
     try:
         if workers > 1 and len(units) > 1:
-            # fork: the workers inherit the parsed metrics.json files; each reads only its own units' item scores
-            context = multiprocessing.get_context("fork")
-            pool = ProcessPoolExecutor(min(workers, len(units)), mp_context=context, initializer=_one_blas_thread)
-            with pool:
+            files = [str(f) for f in metric_files]
+            start = (files, {k: str(v) for k, v in (items_of or {}).items()})
+            with ProcessPoolExecutor(min(workers, len(units)), initializer=_start_worker, initargs=start) as pool:
                 done = pool.map(_unit_rows, units, [settings] * len(units), chunksize=4)
                 for unit, unit_rows in zip(units, done):
                     rows += unit_rows

@@ -116,27 +116,31 @@ def _work_units(evals: Evaluations, groups: dict[str, list[str]]) -> list[tuple[
     return units
 
 
-_EVALS: Evaluations | None = None  # the evaluations of this process (a worker's: set by _start_worker)
+def _unit_rows(evals: Evaluations, unit: tuple[str, str, list[str]], settings: Settings) -> list[dict]:
+    benchmark, group, runs = unit
+    rows = [row for run in runs for row in _run_rows(evals, run, benchmark, settings)]
+    if group:
+        rows += _group_rows(evals, group, runs, benchmark, settings)
+    return rows
 
 
-def _start_worker(metric_files: list[str], items_of: dict[str, str] | None) -> None:
-    """A worker reads the metrics.json files itself (the platform's own start method: fork on Linux, spawn on
-    macOS), and each unit's item scores as it meets them. Its matrix products run on one thread: Snakemake gives
-    the job's threads to BLAS too, and two workers with two BLAS threads each on two cores took longer than one
-    process alone (74 s against 69; 35 s this way)."""
-    global _EVALS
+_WORKER_EVALS: Evaluations | None = None  # a worker process's evaluations (set by _start_worker)
+
+
+def _start_worker(evals: Evaluations) -> None:
+    """A worker gets the parsed metrics.json files (inherited with fork, pickled with spawn) and reads each unit's
+    item scores as it meets them. Its matrix products run on one thread: Snakemake gives the job's threads to BLAS
+    too, and two workers with two BLAS threads each on two cores took longer than one process alone (74 s against
+    69; 35 s this way)."""
+    global _WORKER_EVALS
     from threadpoolctl import threadpool_limits
 
     threadpool_limits(limits=1)
-    _EVALS = Evaluations(metric_files, items_of)
+    _WORKER_EVALS = evals
 
 
-def _unit_rows(unit: tuple[str, str, list[str]], settings: Settings) -> list[dict]:
-    benchmark, group, runs = unit
-    rows = [row for run in runs for row in _run_rows(_EVALS, run, benchmark, settings)]
-    if group:
-        rows += _group_rows(_EVALS, group, runs, benchmark, settings)
-    return rows
+def _worker_rows(unit: tuple[str, str, list[str]], settings: Settings) -> list[dict]:
+    return _unit_rows(_WORKER_EVALS, unit, settings)
 
 
 def aggregate(
@@ -151,28 +155,21 @@ def aggregate(
     replicated variant (``groups``: variant -> its seed runs) the rows over its seeds. ``workers`` processes share
     the evaluations; every draw is seeded by what it resamples (mmalign.report.uncertainty), so the table is the
     same for any number of them."""
-    global _EVALS
     settings = settings or Settings()
-    _EVALS = evals = Evaluations(metric_files, items_of)
+    evals = Evaluations(metric_files, items_of)
     units = _work_units(evals, groups or {})
-    progress = tqdm(total=len(evals.results), desc="intervals", unit="evaluation", mininterval=5)
     rows = []
-    try:
+    with tqdm(total=len(evals.results), desc="intervals", unit="evaluation", mininterval=5) as progress:
         if workers > 1 and len(units) > 1:
-            files = [str(f) for f in metric_files]
-            start = (files, {k: str(v) for k, v in (items_of or {}).items()})
-            with ProcessPoolExecutor(min(workers, len(units)), initializer=_start_worker, initargs=start) as pool:
-                done = pool.map(_unit_rows, units, [settings] * len(units), chunksize=4)
+            with ProcessPoolExecutor(min(workers, len(units)), initializer=_start_worker, initargs=(evals,)) as pool:
+                done = pool.map(_worker_rows, units, [settings] * len(units), chunksize=4)
                 for unit, unit_rows in zip(units, done):
                     rows += unit_rows
                     progress.update(len(unit[2]))
         else:
             for unit in units:
-                rows += _unit_rows(unit, settings)
+                rows += _unit_rows(evals, unit, settings)
                 progress.update(len(unit[2]))
-    finally:
-        progress.close()
-        _EVALS = None
     frame = pd.DataFrame(rows, columns=METRIC_COLUMNS + INTERVAL_COLUMNS)
     frame = frame.sort_values(["benchmark", "variant", "subset", "metric"])
     missing = frame[frame["ci_note"].str.contains("min_items|undefined", regex=True)]

@@ -22,6 +22,13 @@ This is the measurement a recipe change (docs/uncertainty.md) is judged by: the 
 It also says how many seeds each comparison would need if its effect is what the seeds measured: the fewest
 per side with which the seed-only standard error of the mean difference puts zero outside the 95% interval (a
 lower bound: item noise only adds to it).
+
+A measured effect near zero can never stand out of any spread, so the spread is also held against the effect the
+paper reports for the same comparison (its published single numbers, ``--published``, read with each claim's own
+table as the scorecard reads them, ``--claims``): a comparison whose seed spread is below the paper's effect can
+show an effect of the size the paper claims, whatever this study's own effect turns out to be. The paper's
+numbers come from another model and other benchmarks in the same units, so this is a yardstick of size, not a
+prediction of our effects.
 """
 
 from __future__ import annotations
@@ -35,7 +42,11 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
+from mmalign.report.claims import paper_lookup
+from mmalign.report.tables import read_published
+
 REPO = Path(__file__).resolve().parents[1]
+RESOURCES = REPO / "workflow" / "resources"
 
 
 def replicated_columns(metrics: pd.DataFrame, columns: dict[str, dict], field: str) -> pd.DataFrame:
@@ -125,6 +136,44 @@ def within_base_noise(noise: pd.DataFrame, spreads: pd.DataFrame, base: str = "b
     return (noise.effect < base_sd).fillna(False).astype(bool)
 
 
+def paper_differences(comparisons: pd.DataFrame, claims: list[dict], published: pd.DataFrame) -> list[float]:
+    """Per comparison, the paper's own left - right (its published numbers, the claim's table first, as the
+    scorecard reads them); a constant right side (``right`` a number) is subtracted as is. NaN where the paper
+    has no number for a side (a variant the paper did not run, or a column it did not report)."""
+    tables = {claim["id"]: claim.get("table") for claim in claims}
+    differences = []
+    for row in comparisons.itertuples():
+        lookup = paper_lookup(published, tables.get(row.id))
+        try:
+            right = float(row.right)  # a check against a constant
+        except (TypeError, ValueError):
+            right = lookup(row.right, row.column)
+        differences.append(lookup(row.left, row.column) - right)
+    return differences
+
+
+def against_paper(noise: pd.DataFrame, paper: list[float]) -> pd.DataFrame:
+    """The comparisons with a seed spread and a paper effect, with ``paper_effect`` = |paper's difference| and the
+    seeds each would need to resolve an effect of the paper's size (``seeds_for_paper_effect``)."""
+    frame = noise.assign(paper_diff=paper, paper_effect=[abs(d) for d in paper])
+    frame = frame.dropna(subset=["seed_spread", "paper_effect"])
+    seeds = [seeds_to_resolve(s, e) for s, e in zip(frame.seed_spread, frame.paper_effect)]
+    return frame.assign(seeds_for_paper_effect=seeds)
+
+
+def per_column_against_paper(frame: pd.DataFrame) -> pd.DataFrame:
+    """Per report column: comparisons, how many have a seed spread above the paper's effect (and above ours), and
+    the medians of the paper's effect, the seed spread and our effect."""
+    return frame.groupby("column").agg(
+        comparisons=("effect", "size"),
+        spread_above_paper_effect=("spread_above_paper", "sum"),
+        spread_above_our_effect=("spread_above_ours", "sum"),
+        median_paper_effect=("paper_effect", "median"),
+        median_seed_spread=("seed_spread", "median"),
+        median_our_effect=("effect", "median"),
+    )
+
+
 SEED_BUDGETS = (3, 5, 10, 20)
 
 
@@ -143,6 +192,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--configfile", default=str(REPO / "config" / "config.yaml"))
     parser.add_argument("--json", help="also write the figures to this file")
     parser.add_argument("--runs", metavar="COLUMN", help="also print each seed run's value in this report column")
+    parser.add_argument("--claims", default=str(RESOURCES / "claims.yaml"), help="the claims (default: %(default)s)")
+    parser.add_argument(
+        "--published", default=str(RESOURCES / "paper_results.csv"), help="the paper's numbers (default: %(default)s)"
+    )
     args = parser.parse_args(argv)
     tables = Path(args.done) / "results" / "tables"
     columns = yaml.safe_load(Path(args.configfile).read_text())["report"]["columns"]
@@ -177,6 +230,21 @@ def main(argv: list[str] | None = None) -> int:
         "median_spread_over_effect": float(measured.spread_over_effect.median()) if len(measured) else None,
         # comparisons whose measured effect the seeds alone would resolve with this many seeds per side
         "resolvable_with_seeds": {n: int((measured.seeds_to_resolve <= n).sum()) for n in SEED_BUDGETS},
+    }
+    claims = yaml.safe_load(Path(args.claims).read_text())
+    paper = against_paper(noise, paper_differences(noise, claims, read_published(args.published)))
+    paper = paper.assign(
+        spread_above_paper=paper.seed_spread > paper.paper_effect, spread_above_ours=paper.seed_spread > paper.effect
+    )
+    print("\nThe seed spread against the effect the paper reports for the same comparison (its single numbers):")
+    print(per_column_against_paper(paper).round(2).to_string())
+    summary["against_paper"] = {
+        "comparisons_with_paper_effect": len(paper),
+        "seed_spread_larger_than_paper_effect": int(paper.spread_above_paper.sum()),
+        "seed_spread_larger_than_both_effects": int((paper.spread_above_paper & paper.spread_above_ours).sum()),
+        "median_paper_effect": {c: round(float(g.paper_effect.median()), 4) for c, g in paper.groupby("column")},
+        # comparisons whose seed spread would let this many seeds per side resolve an effect of the paper's size
+        "paper_effect_resolvable_with_seeds": {n: int((paper.seeds_for_paper_effect <= n).sum()) for n in SEED_BUDGETS},
     }
     if args.runs is not None:
         runs = seed_runs(metrics, spreads.index, columns[args.runs])

@@ -457,10 +457,30 @@ def test_the_seed_spread_benchmark_reads_a_finished_study(tmp_path, capsys):
     spec = importlib.util.spec_from_file_location("seed_spread", REPO / "benchmarks" / "seed_spread.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    assert module.main(["--from", str(tmp_path), "--configfile", str(config), "--json", str(tmp_path / "s.json")]) == 0
+    published = tmp_path / "paper.csv"
+    published.write_text("table,row,column,value\ntable2,base,GQA,60.0\ntable2,dpo,GQA,90.0\n")  # effect 30
+    args = [
+        "--from",
+        str(tmp_path),
+        "--configfile",
+        str(config),
+        "--claims",
+        str(claims),
+        "--published",
+        str(published),
+    ]
+    assert module.main([*args, "--json", str(tmp_path / "s.json")]) == 0
     summary = json.loads((tmp_path / "s.json").read_text())
     runs = pd.read_csv(tables / "metrics.csv").query("metric == 'accuracy' and variant.str.startswith('dpo/')")
     assert summary["median_seed_sd"]["GQA"] == pytest.approx(100 * runs.value.std(ddof=1))
+    # the seeds spread about 10 points (accuracies near 0.5, 0.6, 0.7): below the paper's 30, resolvable at 3 seeds
+    paper = summary["against_paper"]
+    assert paper["comparisons_with_paper_effect"] == 1 and paper["median_paper_effect"] == {"GQA": 30.0}
+    assert paper["seed_spread_larger_than_paper_effect"] == 0 and paper["paper_effect_resolvable_with_seeds"]["3"] == 1
+    published.write_text("table,row,column,value\ntable2,base,GQA,60.0\ntable2,dpo,GQA,61.0\n")  # effect 1
+    assert module.main([*args, "--json", str(tmp_path / "s.json")]) == 0
+    paper = json.loads((tmp_path / "s.json").read_text())["against_paper"]
+    assert paper["seed_spread_larger_than_paper_effect"] == 1 and paper["paper_effect_resolvable_with_seeds"]["20"] == 0
     assert summary["comparisons"] == 1 and summary["comparisons_with_seed_spread"] == 1
     assert "Seed spread" in capsys.readouterr().out
     assert set(summary["resolvable_with_seeds"]) == {"3", "5", "10", "20"}
@@ -472,6 +492,34 @@ def test_the_seed_spread_benchmark_reads_a_finished_study(tmp_path, capsys):
     spreads = pd.DataFrame({"GQA": [2.0, 5.0]}, index=["base", "dpo"])
     noise = pd.DataFrame({"column": ["GQA", "GQA", "POPE"], "effect": [1.0, 3.0, 0.1]})
     assert module.within_base_noise(noise, spreads).tolist() == [True, False, False]
+
+
+def test_the_seed_spread_benchmark_reads_the_papers_effect_of_each_comparison_as_the_scorecard_does():
+    """benchmarks/seed_spread.py: the paper's own left - right for each comparison, from the claim's table first
+    (the paper's tables disagree, e.g. Table 9's baseline), a constant right side as is, NaN where the paper has
+    no number; comparisons without a seed spread or a paper effect are left out of the yardstick."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("seed_spread", REPO / "benchmarks" / "seed_spread.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    published = pd.DataFrame(
+        {"table": ["table2", "table2", "table9", "table9"], "row": ["base", "dpo", "base", "dpo"],
+         "column": ["POPE"] * 4, "value": [86.4, 88.1, 85.0, 89.0]}
+    )  # fmt: skip
+    claims = [{"id": 1, "table": "table2"}, {"id": 2, "table": "table9"}, {"id": 3}]
+    comparisons = pd.DataFrame(
+        {"id": [1, 2, 3, 1, 1], "column": ["POPE", "POPE", "POPE", "POPE", "GQA"],
+         "left": ["dpo", "dpo", "dpo", "dpo", "dpo"], "right": ["base", "base", "base", "80.0", "base"]}
+    )  # fmt: skip
+    paper = module.paper_differences(comparisons, claims, published)
+    assert paper[:4] == pytest.approx([1.7, 4.0, 1.7, 8.1])  # claim 3 names no table: the first table's numbers
+    assert math.isnan(paper[4])  # the paper reports no GQA here
+    noise = comparisons.assign(seed_spread=[2.0, 2.0, math.nan, 2.0, 2.0], effect=1.0)
+    frame = module.against_paper(noise, paper)
+    assert frame.index.tolist() == [0, 1, 3]
+    assert frame.paper_effect.tolist() == pytest.approx([1.7, 4.0, 8.1])
+    assert frame.seeds_for_paper_effect.tolist() == [6, 1, 1]  # the fewest n with 1.96 * 2 / sqrt(n) < effect
 
 
 def test_the_claims_comparison_benchmark_counts_verdict_changes_and_interval_widths():

@@ -42,7 +42,7 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from mmalign.report.claims import paper_lookup
+from mmalign.report.claims import paper_differences
 from mmalign.report.tables import read_published
 
 REPO = Path(__file__).resolve().parents[1]
@@ -134,22 +134,6 @@ def within_base_noise(noise: pd.DataFrame, spreads: pd.DataFrame, base: str = "b
         return pd.Series(False, index=noise.index)
     base_sd = noise.column.map(spreads.loc[base])
     return (noise.effect < base_sd).fillna(False).astype(bool)
-
-
-def paper_differences(comparisons: pd.DataFrame, claims: list[dict], published: pd.DataFrame) -> list[float]:
-    """Per comparison, the paper's own left - right (its published numbers, the claim's table first, as the
-    scorecard reads them); a constant right side (``right`` a number) is subtracted as is. NaN where the paper
-    has no number for a side (a variant the paper did not run, or a column it did not report)."""
-    tables = {claim["id"]: claim.get("table") for claim in claims}
-    differences = []
-    for row in comparisons.itertuples():
-        lookup = paper_lookup(published, tables.get(row.id))
-        try:
-            right = float(row.right)  # a check against a constant
-        except (TypeError, ValueError):
-            right = lookup(row.right, row.column)
-        differences.append(lookup(row.left, row.column) - right)
-    return differences
 
 
 def against_paper(noise: pd.DataFrame, paper: list[float]) -> pd.DataFrame:

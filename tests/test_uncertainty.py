@@ -424,6 +424,16 @@ def test_the_scorecard_judges_a_replicated_variant_on_seeds_and_items(tmp_path):
     assert (row.left, row.right, row["column"]) == ("dpo", "base", "GQA") and 0 < row.low < row["diff"] < row.high
     assert row.left_seed_sd > 0 and math.isnan(row.right_seed_sd)  # base has one run
     assert "(95% paired intervals)" in (tmp_path / "c.md").read_text()
+    assert "paper_diff" not in row.index  # no published numbers given
+    published = tmp_path / "paper.csv"
+    published.write_text("table,row,column,value\ntable2,base,GQA,60.0\ntable2,dpo,GQA,95.0\n")
+    write_scorecard(
+        tmp_path / "metrics.csv", claims, columns, "t", tmp_path / "c.csv", tmp_path / "c.md", published_csv=published,
+        evals=Evaluations(files), groups=groups, settings=settings, out_comparisons=tmp_path / "cc.csv",
+    )  # fmt: skip
+    row = pd.read_csv(tmp_path / "cc.csv").iloc[0]
+    assert row.paper_diff == pytest.approx(35.0) and row.low < 35.0 < row.high and bool(row.paper_in_interval)
+    assert "Of the 0 comparisons whose interval includes 0, 0 exclude" in (tmp_path / "c.md").read_text()
 
 
 def test_the_seed_spread_benchmark_reads_a_finished_study(tmp_path, capsys):
@@ -494,11 +504,14 @@ def test_the_seed_spread_benchmark_reads_a_finished_study(tmp_path, capsys):
     assert module.within_base_noise(noise, spreads).tolist() == [True, False, False]
 
 
-def test_the_seed_spread_benchmark_reads_the_papers_effect_of_each_comparison_as_the_scorecard_does():
-    """benchmarks/seed_spread.py: the paper's own left - right for each comparison, from the claim's table first
-    (the paper's tables disagree, e.g. Table 9's baseline), a constant right side as is, NaN where the paper has
-    no number; comparisons without a seed spread or a paper effect are left out of the yardstick."""
+def test_the_papers_own_difference_of_each_comparison_is_read_as_its_verdict_reads_it():
+    """The paper's own left - right for each comparison, from the claim's table first (the paper's tables
+    disagree, e.g. Table 9's baseline), a constant right side as is, NaN where the paper has no number; whether
+    our interval contains it; and, in benchmarks/seed_spread.py, comparisons without a seed spread or a paper
+    effect left out of the yardstick."""
     import importlib.util
+
+    from mmalign.report.claims import paper_differences, paper_in_interval, smaller_than_paper
 
     spec = importlib.util.spec_from_file_location("seed_spread", REPO / "benchmarks" / "seed_spread.py")
     module = importlib.util.module_from_spec(spec)
@@ -512,9 +525,14 @@ def test_the_seed_spread_benchmark_reads_the_papers_effect_of_each_comparison_as
         {"id": [1, 2, 3, 1, 1], "column": ["POPE", "POPE", "POPE", "POPE", "GQA"],
          "left": ["dpo", "dpo", "dpo", "dpo", "dpo"], "right": ["base", "base", "base", "80.0", "base"]}
     )  # fmt: skip
-    paper = module.paper_differences(comparisons, claims, published)
+    paper = paper_differences(comparisons, claims, published)
     assert paper[:4] == pytest.approx([1.7, 4.0, 1.7, 8.1])  # claim 3 names no table: the first table's numbers
     assert math.isnan(paper[4])  # the paper reports no GQA here
+    intervals = comparisons.assign(low=[-1.0, 3.0, 0.5, -1.0, -1.0], high=[1.0, 5.0, 2.0, 9.0, 1.0], paper_diff=paper)
+    inside = paper_in_interval(intervals)
+    assert inside == [False, True, True, True, None]
+    # of the three intervals that include 0, the first excludes the paper's 1.7; the last has no paper number
+    assert smaller_than_paper(intervals.assign(paper_in_interval=inside)) == (3, 1)
     noise = comparisons.assign(seed_spread=[2.0, 2.0, math.nan, 2.0, 2.0], effect=1.0)
     frame = module.against_paper(noise, paper)
     assert frame.index.tolist() == [0, 1, 3]

@@ -53,7 +53,7 @@ HOLDS, FAILS, NOT_MEASURED, INCONCLUSIVE = "holds", "does not hold", "not measur
 STABLE = "stable"  # the pseudo-column of an RL run's stability verdict (1.0 stable, 0.0 not)
 VERDICTS = (HOLDS, FAILS, INCONCLUSIVE, NOT_MEASURED)
 COMPARISON_COLUMNS = ["id", "column", "left", "right", "diff", "low", "high", "items", "note", "left_seed_sd",
-                      "right_seed_sd"]  # fmt: skip
+                      "right_seed_sd", "paper_diff", "paper_in_interval"]  # fmt: skip
 OPS: dict[str, Callable[[float, float], bool]] = {
     ">": operator.gt, ">=": operator.ge, "<": operator.lt, "<=": operator.le,
 }  # fmt: skip
@@ -239,6 +239,37 @@ def paper_lookup(published: pd.DataFrame, preferred_table: str | None) -> Lookup
     return lookup
 
 
+def paper_differences(comparisons: pd.DataFrame, claims: list[dict], published: pd.DataFrame) -> list[float]:
+    """Per comparison (``id``, ``column``, ``left``, ``right``), the paper's own left - right on its published
+    numbers, read as its verdict reads them (``paper_lookup``: the claim's own table first); a constant right side
+    (a number, or a number read back from a CSV) is subtracted as is. NaN where the paper has no number."""
+    tables = {claim["id"]: claim.get("table") for claim in claims}
+    differences = []
+    for row in comparisons.itertuples():
+        lookup = paper_lookup(published, tables.get(row.id))
+        try:
+            right = float(row.right)  # a check against a constant
+        except (TypeError, ValueError):
+            right = lookup(row.right, row.column)
+        differences.append(lookup(row.left, row.column) - right)
+    return differences
+
+
+def paper_in_interval(comparisons: pd.DataFrame) -> list[bool | None]:
+    """Does the comparison's interval contain the paper's own difference? None where either is missing. An
+    interval that contains 0 but not the paper's difference measured an effect smaller than the paper's."""
+    return [
+        None if math.isnan(low) or math.isnan(high) or math.isnan(paper) else bool(low <= paper <= high)
+        for low, high, paper in zip(comparisons["low"], comparisons["high"], comparisons["paper_diff"])
+    ]
+
+
+def smaller_than_paper(comparisons: pd.DataFrame) -> tuple[int, int]:
+    """(comparisons whose interval includes 0, of those the ones whose interval excludes the paper's difference)."""
+    undecided = comparisons[(comparisons["low"] <= 0) & (comparisons["high"] >= 0)]
+    return len(undecided), int((undecided["paper_in_interval"] == False).sum())  # noqa: E712 (None is neither)
+
+
 def paired_compare(
     evals: Evaluations, columns: dict[str, dict], groups: dict[str, list[str]], settings: Settings
 ) -> Compare:
@@ -336,7 +367,9 @@ def scorecard(
     return pd.DataFrame(rows)
 
 
-def markdown_scorecard(card: pd.DataFrame, study: str, level: float | None = None) -> str:
+def markdown_scorecard(
+    card: pd.DataFrame, study: str, level: float | None = None, comparisons: pd.DataFrame | None = None
+) -> str:
     counts = card["verdict"].value_counts()
     summary = ", ".join(f"{counts.get(v, 0)} {v}" for v in VERDICTS if counts.get(v, 0) or v != INCONCLUSIVE)
     with_point = "point_verdict" in card.columns
@@ -377,6 +410,14 @@ def markdown_scorecard(card: pd.DataFrame, study: str, level: float | None = Non
         "`diff` = left - right [interval], paired over items (and seeds). Checks compare directions only; values "
         "are in the paper's units."
     )
+    if comparisons is not None and "paper_in_interval" in comparisons.columns:
+        undecided, smaller = smaller_than_paper(comparisons)
+        lines.append("")
+        lines.append(
+            f"Of the {undecided} comparisons whose interval includes 0, {smaller} exclude the paper's own difference "
+            "(`paper_diff` in `claims_comparisons.csv`): there this study measured an effect smaller than the one "
+            "the paper's single runs show, rather than one it could not measure."
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -435,6 +476,12 @@ def write_scorecard(
                 metrics.seed_sd(v, columns[c]) if c in columns and isinstance(v, str) else math.nan
                 for v, c in zip(frame[side], frame["column"])
             ]
+        if published is not None:  # beside each interval, the difference the paper's own numbers show
+            frame["paper_diff"] = paper_differences(frame, claims, published)
+            frame["paper_in_interval"] = paper_in_interval(frame)
         frame.to_csv(out_comparisons, index=False)
-    Path(out_md).write_text(markdown_scorecard(card, study, settings.level if compare else None))
+    else:
+        frame = None
+    level = settings.level if compare else None
+    Path(out_md).write_text(markdown_scorecard(card, study, level, frame if compare else None))
     return card

@@ -13,8 +13,11 @@ from mmalign.config import (
     expand_base_replicates,
     expand_replicates,
     load_schema,
+    trigger_spec,
 )
+from mmalign.overrides import merge
 from mmalign.train.methods import METHODS
+from mmalign.train.settings import resolved_spec
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -173,3 +176,31 @@ def test_base_model_replicates_of_a_downloaded_model_fail_naming_the_key():
     config["replicates"] = {"seeds": 1, "base_model": True}
     with pytest.raises(ConfigError, match="'replicates.base_model': needs replicates.seeds of 2 or more"):
         expand_base_replicates(config, expand_replicates(config))
+
+
+def _filled_variants(raw: dict) -> dict:
+    config = merge(raw, {})
+    apply_defaults(config)
+    return {name: {**variant, "seed": 0, "variant": name} for name, variant in config["variants"].items()}
+
+
+def test_a_dpo_default_edit_reruns_the_variants_it_reaches_and_no_rl_run():
+    """variant_spec's params (a rerun trigger) carry an RL variant's resolved settings, so the DPO keys it inherits
+    from variant_defaults (min_steps, learning_rate: the shipped offline-800-steps overlay) do not retrain it; an
+    offline variant that takes them from the defaults reruns, one that sets its own does not; an RL variant's own
+    settings still rerun it; and spec.json (resolved in the job) is what it was before."""
+    raw = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    overlay = yaml.safe_load((REPO / "config" / "overlays" / "offline-800-steps.yaml").read_text())
+    assert overlay == {"variant_defaults": {"min_steps": 800}}
+    before = _filled_variants(raw)
+    after = _filled_variants(merge(raw, merge(overlay, {"variant_defaults": {"learning_rate": 1.0e-3}})))
+    rerun = {name for name in before if trigger_spec(before[name]) != trigger_spec(after[name])}
+    rl = {name for name, v in before.items() if METHODS[v["method"]].reward_model}
+    own = {name for name, v in raw["variants"].items() if "min_steps" in v and "learning_rate" in v}
+    assert rl and own and "dpo_povid" in rerun and "dpo_imgdistort_povid" in rerun
+    assert rerun == set(before) - rl - own
+    assert after["dpo_povid"]["min_steps"] == 800 and after["online_bdhs"]["min_steps"] == 200
+    rl_edit = _filled_variants(merge(raw, {"variants": {"rloo_povid_rm": {"rl": {"learning_rate": 5.0e-4}}}}))
+    assert trigger_spec(rl_edit["rloo_povid_rm"]) != trigger_spec(before["rloo_povid_rm"])
+    for name in ("rloo_povid_rm", "ppo_vlfeedback_rm", "dpo_povid"):
+        assert resolved_spec(trigger_spec(before[name])) == resolved_spec(before[name])

@@ -26,6 +26,7 @@ from mmalign.config import (
     expand_base_replicates,
     expand_replicates,
     expand_sweeps,
+    trigger_spec,
     validate_config,
 )  # noqa: E402
 from mmalign.compute import Compute  # noqa: E402
@@ -285,7 +286,7 @@ def variant_spec(wildcards):
     online = spec.get("online") or {}
     if online.get("embedder") in DOWNLOADS:  # the embedder's download directory (an input of the train job)
         spec["online"] = {**online, "embedder": embedder_input(online["embedder"])["embedder"]}
-    return spec
+    return trigger_spec(spec)  # an RL run's own settings only: a DPO default's edit does not retrain it
 
 
 def variant_pairs(wildcards):

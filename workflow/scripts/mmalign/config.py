@@ -200,6 +200,19 @@ def apply_defaults(config: dict) -> None:
             config["pairsets"][name] = {**pairset_defaults[spec["kind"]], **spec}
 
 
+def trigger_spec(spec: dict) -> dict:
+    """What of a variant entry reaches Snakemake's params of its ``spec.json`` (a change reruns the run): an RL
+    variant's resolved settings, because the DPO keys it inherits from variant_defaults do not apply to it (editing
+    them must not retrain it); any other variant's entry as written (the library resolves its defaults, and their
+    code is in the rule's code version). Here, not in ``mmalign.train.settings``: no job runs this module, so
+    editing it reruns nothing."""
+    from mmalign.train.settings import DPOSettings, resolved_spec
+
+    if methods.get(spec.get("method", DPOSettings.method)).reward_model:
+        return resolved_spec(spec)
+    return spec
+
+
 def _key(path) -> str:
     return ".".join(str(p) for p in path) or "<top level>"
 

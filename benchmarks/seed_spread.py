@@ -137,12 +137,17 @@ def within_base_noise(noise: pd.DataFrame, spreads: pd.DataFrame, base: str = "b
 
 
 def against_paper(noise: pd.DataFrame, paper: list[float]) -> pd.DataFrame:
-    """The comparisons with a seed spread and a paper effect, with ``paper_effect`` = |paper's difference| and the
-    seeds each would need to resolve an effect of the paper's size (``seeds_for_paper_effect``)."""
+    """The comparisons with a seed spread and a paper effect, with ``paper_effect`` = |paper's difference|, the
+    seeds each would need to resolve an effect of the paper's size (``seeds_for_paper_effect``), and whether the
+    seed spread is above the paper's effect (``spread_above_paper``) and above ours (``spread_above_ours``)."""
     frame = noise.assign(paper_diff=paper, paper_effect=[abs(d) for d in paper])
     frame = frame.dropna(subset=["seed_spread", "paper_effect"])
     seeds = [seeds_to_resolve(s, e) for s, e in zip(frame.seed_spread, frame.paper_effect)]
-    return frame.assign(seeds_for_paper_effect=seeds)
+    return frame.assign(
+        seeds_for_paper_effect=seeds,
+        spread_above_paper=frame.seed_spread > frame.paper_effect,
+        spread_above_ours=frame.seed_spread > frame.effect,
+    )
 
 
 def per_column_against_paper(frame: pd.DataFrame) -> pd.DataFrame:
@@ -217,9 +222,6 @@ def main(argv: list[str] | None = None) -> int:
     }
     claims = yaml.safe_load(Path(args.claims).read_text())
     paper = against_paper(noise, paper_differences(noise, claims, read_published(args.published)))
-    paper = paper.assign(
-        spread_above_paper=paper.seed_spread > paper.paper_effect, spread_above_ours=paper.seed_spread > paper.effect
-    )
     print("\nThe seed spread against the effect the paper reports for the same comparison (its single numbers):")
     print(per_column_against_paper(paper).round(2).to_string())
     summary["against_paper"] = {

@@ -244,9 +244,10 @@ def paper_differences(comparisons: pd.DataFrame, claims: list[dict], published: 
     numbers, read as its verdict reads them (``paper_lookup``: the claim's own table first); a constant right side
     (a number, or a number read back from a CSV) is subtracted as is. NaN where the paper has no number."""
     tables = {claim["id"]: claim.get("table") for claim in claims}
+    lookups = {table: paper_lookup(published, table) for table in set(tables.values()) | {None}}
     differences = []
     for row in comparisons.itertuples():
-        lookup = paper_lookup(published, tables.get(row.id))
+        lookup = lookups[tables.get(row.id)]
         try:
             right = float(row.right)  # a check against a constant
         except (TypeError, ValueError):
@@ -469,6 +470,7 @@ def write_scorecard(
     comparisons: list[dict] = []
     card = scorecard(claims, ours, published, why, compare, comparisons)
     card.to_csv(out_csv, index=False)
+    frame = None
     if out_comparisons is not None:
         frame = pd.DataFrame(comparisons, columns=COMPARISON_COLUMNS[:9])
         for side in ("left", "right"):
@@ -480,8 +482,8 @@ def write_scorecard(
             frame["paper_diff"] = paper_differences(frame, claims, published)
             frame["paper_in_interval"] = paper_in_interval(frame)
         frame.to_csv(out_comparisons, index=False)
+    if compare is None:  # single numbers: no intervals to read the paper's difference against
+        Path(out_md).write_text(markdown_scorecard(card, study))
     else:
-        frame = None
-    level = settings.level if compare else None
-    Path(out_md).write_text(markdown_scorecard(card, study, level, frame if compare else None))
+        Path(out_md).write_text(markdown_scorecard(card, study, settings.level, frame))
     return card

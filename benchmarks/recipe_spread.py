@@ -11,8 +11,10 @@ RECIPE.yaml is merged into config/config.yaml by mmalign.overrides.merge (mappin
       online_bdhs: {learning_rate: 1.0e-3, projector_learning_rate: 3.0e-4}
 
 The study is cut down to the named variants (and the base model), so it trains ``2 x seeds x variants`` runs and
-nothing else; the "after" study starts from a copy of the finished "before" one (Snakemake's own rerun triggers
-then retrain only what the overlay changed). A recipe is good for the claims when its spreads are small against
+nothing else. With no ``--variants`` it builds and evaluates only the base model's ``seeds`` replicates: the screen
+of a base-model build recipe (``base_model: {build: ...}``), a few minutes a seed. The "after" study starts from a
+copy of the finished "before" one (Snakemake's own rerun triggers then retrain only what the overlay changed). A
+recipe is good for the claims when its spreads are small against
 the differences the claims test: compare with the full study's ``benchmarks/seed_spread.py``.
 """
 
@@ -30,6 +32,8 @@ import yaml
 
 from mmalign.overrides import OverrideError, keep_only
 from mmalign.overrides import merge as merged
+from mmalign.report.metrics import aggregate
+from mmalign.report.uncertainty import Settings
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -37,7 +41,10 @@ from seed_spread import replicated_columns, variant_spreads  # noqa: E402
 
 
 def cut_down(config: dict, variants: list[str], seeds: int) -> dict:
-    """The study with only these variants (the others declared not run), each replicated `seeds` times."""
+    """The study with only these variants (the others declared not run), each replicated `seeds` times. With no
+    variants, only the base model is replicated (and the variants stay declared, so that the config validates)."""
+    if not variants:
+        return {**config, "replicates": {"seeds": seeds, "base_model": True, "variants": []}}
     try:
         study = keep_only(config, {"variants": variants})
     except OverrideError:
@@ -49,13 +56,25 @@ def cut_down(config: dict, variants: list[str], seeds: int) -> dict:
     return study
 
 
+def base_evaluations(config: dict) -> list[str]:
+    """The metrics.json of every base-model replicate on every benchmark (paths relative to the study)."""
+    seeds = config["replicates"]["seeds"]
+    runs = [f"results/eval/base/seed{k}" for k in range(seeds)]
+    return [f"{run}/{benchmark}/metrics.json" for run in runs for benchmark in config["benchmarks"]]
+
+
+def targets(config: dict) -> list[str]:
+    """What a recipe study builds: the metrics table, or with no variant replicated only the base model's runs."""
+    return base_evaluations(config) if config["replicates"]["variants"] == [] else ["results/tables/metrics.csv"]
+
+
 def run_study(workdir: Path, config: dict, cores: str) -> None:
     workdir.mkdir(parents=True, exist_ok=True)
     configfile = workdir / "study.yaml"
     configfile.write_text(yaml.safe_dump(config, sort_keys=False))
     command = [
         sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--directory", str(workdir),
-        "--configfile", str(configfile), "--cores", cores, "results/tables/metrics.csv",
+        "--configfile", str(configfile), "--cores", cores, *targets(config),
     ]  # fmt: skip
     log = workdir / "snakemake.log"
     with log.open("w") as out:
@@ -64,8 +83,25 @@ def run_study(workdir: Path, config: dict, cores: str) -> None:
         raise SystemExit(f"snakemake failed in {workdir} (rc {done.returncode}); see {log}")
 
 
-def read(workdir: Path, columns: dict) -> tuple[pd.DataFrame, pd.DataFrame]:
-    metrics = pd.read_csv(workdir / "results" / "tables" / "metrics.csv", dtype={"subset": str})
+def base_metrics(workdir: Path, config: dict) -> Path:
+    """The base-model runs' rows of a metrics table, made by the study's own aggregation (intervals and the mean and
+    spread over seeds), for a study that built only those runs."""
+    seeds = config["replicates"]["seeds"]
+    out = workdir / "results" / "tables" / "base_metrics.csv"
+    aggregate(
+        [workdir / path for path in base_evaluations(config)],
+        out,
+        Settings.from_config(config["report"].get("uncertainty") or {}),
+        {"base": [f"base/seed{k}" for k in range(seeds)]},
+        {name: workdir / "results" / "benchmarks" / name / "items.jsonl" for name in config["benchmarks"]},
+    )
+    return out
+
+
+def read(workdir: Path, config: dict) -> tuple[pd.DataFrame, pd.DataFrame]:
+    table = base_metrics(workdir, config) if targets(config) != ["results/tables/metrics.csv"] else None
+    metrics = pd.read_csv(table or workdir / "results" / "tables" / "metrics.csv", dtype={"subset": str})
+    columns = config["report"]["columns"]
     return variant_spreads(metrics, columns), replicated_columns(metrics, columns, "value")
 
 
@@ -73,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dir", required=True, type=Path, help="work directory (before/ and after/ go there)")
     parser.add_argument("--recipe", required=True, type=Path, help="YAML overlay on config/config.yaml")
-    parser.add_argument("--variants", nargs="+", required=True)
+    parser.add_argument("--variants", nargs="*", default=[], help="variants to train (none: the base model alone)")
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--cores", default="2")
     parser.add_argument("--configfile", type=Path, default=REPO / "config" / "config.yaml")
@@ -83,13 +119,14 @@ def main(argv: list[str] | None = None) -> int:
     recipe = yaml.safe_load(args.recipe.read_text()) or {}
     before_dir, after_dir = args.dir / "before", args.dir / "after"
 
-    run_study(before_dir, cut_down(config, args.variants, args.seeds), args.cores)
+    before = cut_down(config, args.variants, args.seeds)
+    after = cut_down(merged(config, recipe), args.variants, args.seeds)
+    run_study(before_dir, before, args.cores)
     if not after_dir.exists():
         shutil.copytree(before_dir, after_dir, symlinks=True)
-    run_study(after_dir, cut_down(merged(config, recipe), args.variants, args.seeds), args.cores)
+    run_study(after_dir, after, args.cores)
 
-    columns = config["report"]["columns"]
-    (sd_before, mean_before), (sd_after, mean_after) = read(before_dir, columns), read(after_dir, columns)
+    (sd_before, mean_before), (sd_after, mean_after) = read(before_dir, before), read(after_dir, after)
     pd.set_option("display.width", 200)
     sides = (("Seed spread (SD)", sd_before, sd_after), ("Mean over seeds", mean_before, mean_after))
     for title, before, after in sides:

@@ -165,6 +165,21 @@ def test_base_model_replicates_rebuild_what_the_base_model_generates_and_leave_r
     assert "vlfeedback_n100/seed1" not in config["pairsets"]
 
 
+def test_base_model_replicates_alone_replicate_the_build_and_nothing_else():
+    """replicates.variants: [] with base_model: the base model is built and evaluated once per seed (the screen of a
+    build recipe, benchmarks/recipe_spread.py), every variant trains once from base model 0 on the shared pairs."""
+    config = default_config()
+    before = {name: dict(spec) for name, spec in config["variants"].items()}
+    pairsets = set(config["pairsets"])
+    config["replicates"] = {"seeds": 4, "base_model": True, "variants": []}
+    groups = expand_replicates(config)
+    seeds = expand_base_replicates(config, groups)
+    assert groups == {"base": ["base/seed0", "base/seed1", "base/seed2", "base/seed3"]}
+    assert seeds.models("tinyllava") == ["tinyllava", "tinyllava-seed1", "tinyllava-seed2", "tinyllava-seed3"]
+    assert config["variants"] == before and set(config["pairsets"]) == pairsets
+    assert set(seeds.runs) == {"base/seed1", "base/seed2", "base/seed3"} and not seeds.pairsets
+
+
 def test_base_model_replicates_of_a_downloaded_model_fail_naming_the_key():
     paper = yaml.safe_load((REPO / "config" / "paper.yaml").read_text())
     apply_defaults(paper)

@@ -290,3 +290,28 @@ def test_the_recipe_study_trains_only_its_variants_with_the_overlay_applied(tmp_
     assert trained == {f"{v}/seed{k}" for v in ("dpo_rlhfv", "online_bdhs") for k in range(3)}
     with pytest.raises(SystemExit, match="not in config 'variants': dpo_nope"):
         cut_down(config, ["dpo_nope"], 3)
+
+
+def test_the_base_build_screen_builds_and_evaluates_only_the_base_models(tmp_path):
+    """benchmarks/recipe_spread.py with no variants: the base model's seeds are built with the overlay's recipe and
+    evaluated on every benchmark, and nothing trains."""
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    from recipe_spread import cut_down, merged, targets
+
+    config = yaml.safe_load((REPO / "config/config.yaml").read_text())
+    study = cut_down(merged(config, {"base_model": {"build": {"sft_epochs": 5}}}), [], 3)
+    assert study["replicates"] == {"seeds": 3, "base_model": True, "variants": []}
+    assert targets(study)[-1] == f"results/eval/base/seed2/{list(config['benchmarks'])[-1]}/metrics.json"
+    path = tmp_path / "study.yaml"
+    path.write_text(yaml.safe_dump(study))
+    out = run_snakemake("-n", *targets(study), "--directory", str(tmp_path), "--configfile", str(path))
+    text = out.stdout + out.stderr
+    assert out.returncode == 0, text
+    assert set(re.findall(r"output: resources/models/(\S+),", text)) == {
+        "tinyllava",
+        "tinyllava-seed1",
+        "tinyllava-seed2",
+    }
+    assert set(re.findall(r"wildcards: variant=(\S+)\n", text)) == {"base/seed0", "base/seed1", "base/seed2"}
+    planned = set(re.findall(r"^(?:local)?rule (\w+):$", text, re.M))
+    assert planned == {"build_world", "benchmark_items", "build_base_model", "evaluate_variant"}

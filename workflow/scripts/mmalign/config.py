@@ -155,7 +155,8 @@ def expand_base_replicates(config: dict, groups: dict[str, list[str]]) -> BaseSe
     """``replicates.base_model``: replicate k of every replicated variant starts from its own base model, built
     with the study's seed + k, as it trains with the variant's seed + k; the pair sets the base model generates
     (BDHS, the VLFeedback / RLHF-V analogs, and sets derived from them) are rebuilt with it. Run 0 is unchanged.
-    The base model's own evaluations become the group ``base`` (runs ``base/seed<k>``), added to ``groups``.
+    The base model's own evaluations become the group ``base`` (runs ``base/seed<k>``), added to ``groups``; with
+    ``replicates.variants: []`` it is the only group, a study of the base-model build's seeds alone.
 
     Edits config in place (each run's ``pairset``; the added pair sets) and returns the base seed of every run and
     pair set whose seed is not 0 (the rest use the base model itself). A base model that is downloaded has no build
@@ -168,7 +169,8 @@ def expand_base_replicates(config: dict, groups: dict[str, list[str]]) -> BaseSe
             "config key 'replicates.base_model': only a built base model (base_model.build) has seeds; "
             "a downloaded one is the same model every time"
         )
-    if not groups:
+    count = int(section.get("seeds", 1))
+    if count < 2:
         raise ConfigError("config key 'replicates.base_model': needs replicates.seeds of 2 or more")
     seeds = BaseSeeds()
     for runs in groups.values():
@@ -176,7 +178,6 @@ def expand_base_replicates(config: dict, groups: dict[str, list[str]]) -> BaseSe
             spec = config["variants"][run]
             spec["pairset"] = _replicate_pairset(config, spec["pairset"], k, seeds.pairsets)
             seeds.runs[run] = k
-    count = len(next(iter(groups.values())))
     groups[BASE_REPLICATES] = [REPLICATE.format(variant=BASE_REPLICATES, k=k) for k in range(count)]
     seeds.runs.update({run: k for k, run in enumerate(groups[BASE_REPLICATES]) if k})
     return seeds

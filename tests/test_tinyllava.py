@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import random
-from collections import Counter
 
 import torch
 
@@ -156,34 +155,3 @@ def test_stage_one_with_letters_teaches_the_projector_to_say_each_cells_letter(s
     without, losses_without = letter_hits(False)
     assert with_letters >= 0.8 > without + 0.3, (with_letters, without)
     assert losses_with[0] > losses_without[0] and losses_with[-1] < losses_with[0] / 10
-
-
-def _yes_share_by_shape(scenes, tasks_of_scene) -> dict[str, float]:
-    """Per shape, the share of SFT existence questions about it whose answer is yes."""
-    asked, yes = Counter(), Counter()
-    for scene, tasks in zip(scenes, tasks_of_scene):
-        for task in tasks:
-            asked[task.shape] += 1
-            yes[task.shape] += task.shape in scene.shapes
-    return {shape: yes[shape] / asked[shape] for shape in asked}
-
-
-def test_balanced_existence_questions_do_not_give_the_answer_away():
-    """Drawn per scene, a rare shape is mostly asked about where it is absent, so the question's word predicts the
-    answer; sft_existence_balanced draws them over the whole set, and every shape's answer is yes half the time."""
-    from mmalign.synthetic.tinyllava import TinyLlavaSettings, balanced_existence_tasks
-
-    scenes = [s for s in generate_scenes(WorldSettings(seed=0)) if s.split == "sft"]
-    rng = random.Random(0)
-    per_scene = _yes_share_by_shape(scenes, [[lang.make_task("existence", s, rng) for _ in range(2)] for s in scenes])
-    assert (
-        max(per_scene[s] for s in ("diamond", "star", "cross"))
-        < 0.45
-        < 0.55
-        < min(per_scene[s] for s in ("circle", "square"))
-    )
-    settings = TinyLlavaSettings(seed=0, sft_existence_per_scene=2, sft_existence_balanced=True)
-    tasks = balanced_existence_tasks(scenes, settings)
-    assert sum(map(len, tasks)) == 2 * len(scenes) and {t.family for ts in tasks for t in ts} == {"existence"}
-    balanced = _yes_share_by_shape(scenes, tasks)
-    assert set(balanced) == set(per_scene) and all(0.45 < share < 0.55 for share in balanced.values()), balanced

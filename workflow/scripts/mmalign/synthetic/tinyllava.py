@@ -21,8 +21,6 @@ from pathlib import Path
 
 import torch
 
-from mmalign.seeding import stable_seed
-
 from . import language as lang
 from .world import COLOURS, LETTERS, POSITION_WORDS, SHAPES, SIZES, Scene, WorldSettings
 
@@ -77,11 +75,6 @@ class TinyLlavaSettings:
     sft_existence_per_scene: int = 2  # yes/no existence questions per scene (mostly one-word answers)
     sft_questions_per_scene: int = 1  # questions of the other families per scene
     sft_short_answer_prob: float = 0.7  # share of existence questions that ask for one word
-    # existence questions drawn over the whole SFT set so that the answer to "is there a <shape>?" is yes half of
-    # the time for every shape (sft_existence_tasks). Drawn per scene instead, a rare shape is mostly asked about
-    # where it is absent (yes for 31-36% of diamond, star and cross questions against 59-65% for the others), a
-    # shortcut from the question's word to its answer that a build can learn instead of looking
-    sft_existence_balanced: bool = False
     sft_epochs: float = 8
     sft_learning_rate: float = 5e-4
     sft_batch_size: int = 64
@@ -290,38 +283,16 @@ def pretrain_vision(
 # ------------------------------------------------------------------------------------------- SFT
 
 
-def balanced_existence_tasks(scenes: list[Scene], settings: TinyLlavaSettings) -> list[list[lang.Task]]:
-    """Each scene's existence questions, drawn over the whole set: a shape in proportion to the scenes that have
-    it, then with even odds a scene that has it or one that does not, so that for every shape the answer is yes
-    half of the time and the question's word says nothing about it. As many questions as drawn per scene
-    (``sft_existence_per_scene`` each on average), from a random stream of their own."""
-    rng = random.Random(stable_seed(settings.seed, "sft-existence"))
-    having = {shape: [i for i, scene in enumerate(scenes) if shape in scene.shapes] for shape in SHAPES}
-    lacking = {shape: [i for i, scene in enumerate(scenes) if shape not in scene.shapes] for shape in SHAPES}
-    asked = [shape for shape in SHAPES if having[shape] and lacking[shape]]  # a shape with one answer teaches none
-    tasks = [[] for _ in scenes]
-    for _ in range(settings.sft_existence_per_scene * len(scenes) if asked else 0):
-        shape = rng.choices(asked, weights=[len(having[s]) for s in asked])[0]
-        scene = rng.choice(having[shape] if rng.random() < 0.5 else lacking[shape])
-        tasks[scene].append(lang.existence_task(shape, rng, short=rng.random() < settings.sft_short_answer_prob))
-    return tasks
-
-
 def sft_examples(scenes: list[Scene], images_dir: Path, settings: TinyLlavaSettings) -> list[dict]:
     """Prompt-completion examples: one description and a few questions per scene, ground-truth answers."""
     rng = random.Random(settings.seed)
     families = [f for f in settings.sft_families if f != "description"]
-    scenes = scenes[: settings.sft_scenes]
-    balanced = settings.sft_existence_balanced and "existence" in families
-    existence = balanced_existence_tasks(scenes, settings) if balanced else None
     rows = []
-    for i, scene in enumerate(scenes):
+    for scene in scenes[: settings.sft_scenes]:
         tasks = []
         if "description" in settings.sft_families:
             tasks.append(lang.make_task("description", scene, rng))
-        if balanced:
-            tasks += existence[i]
-        elif "existence" in families:
+        if "existence" in families:
             for _ in range(settings.sft_existence_per_scene):
                 short = rng.random() < settings.sft_short_answer_prob
                 tasks.append(lang.make_task("existence", scene, rng, short=short))

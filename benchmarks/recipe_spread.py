@@ -14,8 +14,8 @@ The study is cut down to the named variants (and the base model), so it trains `
 nothing else. With no ``--variants`` it builds and evaluates only the base model's ``seeds`` replicates: the screen
 of a base-model build recipe (``base_model: {build: ...}``), a few minutes a seed. The "after" study starts from a
 copy of the finished "before" one (Snakemake's own rerun triggers then retrain only what the overlay changed). A
-recipe is good for the claims when its spreads are small against
-the differences the claims test: compare with the full study's ``benchmarks/seed_spread.py``.
+recipe is good for the claims when its spreads are small against the differences the claims test: compare with
+the full study's ``benchmarks/seed_spread.py``.
 """
 
 from __future__ import annotations
@@ -63,9 +63,14 @@ def base_evaluations(config: dict) -> list[str]:
     return [f"{run}/{benchmark}/metrics.json" for run in runs for benchmark in config["benchmarks"]]
 
 
+def base_only(config: dict) -> bool:
+    """Whether the study replicates the base-model build alone (a build recipe's screen)."""
+    return config["replicates"]["variants"] == []
+
+
 def targets(config: dict) -> list[str]:
-    """What a recipe study builds: the metrics table, or with no variant replicated only the base model's runs."""
-    return base_evaluations(config) if config["replicates"]["variants"] == [] else ["results/tables/metrics.csv"]
+    """What a recipe study builds: the metrics table, or for a base-only study the base model's runs."""
+    return base_evaluations(config) if base_only(config) else ["results/tables/metrics.csv"]
 
 
 def run_study(workdir: Path, config: dict, cores: str) -> None:
@@ -99,8 +104,8 @@ def base_metrics(workdir: Path, config: dict) -> Path:
 
 
 def read(workdir: Path, config: dict) -> tuple[pd.DataFrame, pd.DataFrame]:
-    table = base_metrics(workdir, config) if targets(config) != ["results/tables/metrics.csv"] else None
-    metrics = pd.read_csv(table or workdir / "results" / "tables" / "metrics.csv", dtype={"subset": str})
+    table = base_metrics(workdir, config) if base_only(config) else workdir / "results" / "tables" / "metrics.csv"
+    metrics = pd.read_csv(table, dtype={"subset": str})
     columns = config["report"]["columns"]
     return variant_spreads(metrics, columns), replicated_columns(metrics, columns, "value")
 

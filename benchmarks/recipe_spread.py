@@ -30,6 +30,7 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
+from mmalign.config import BASE_REPLICATES, REPLICATE
 from mmalign.overrides import OverrideError, keep_only
 from mmalign.overrides import merge as merged
 from mmalign.report.metrics import aggregate
@@ -56,11 +57,18 @@ def cut_down(config: dict, variants: list[str], seeds: int) -> dict:
     return study
 
 
+def base_runs(config: dict) -> list[str]:
+    """The base model's replicate runs, named as the workflow names them (``base/seed<k>``)."""
+    return [REPLICATE.format(variant=BASE_REPLICATES, k=k) for k in range(config["replicates"]["seeds"])]
+
+
 def base_evaluations(config: dict) -> list[str]:
     """The metrics.json of every base-model replicate on every benchmark (paths relative to the study)."""
-    seeds = config["replicates"]["seeds"]
-    runs = [f"results/eval/base/seed{k}" for k in range(seeds)]
-    return [f"{run}/{benchmark}/metrics.json" for run in runs for benchmark in config["benchmarks"]]
+    return [
+        f"results/eval/{run}/{benchmark}/metrics.json"
+        for run in base_runs(config)
+        for benchmark in config["benchmarks"]
+    ]
 
 
 def base_only(config: dict) -> bool:
@@ -91,13 +99,12 @@ def run_study(workdir: Path, config: dict, cores: str) -> None:
 def base_metrics(workdir: Path, config: dict) -> Path:
     """The base-model runs' rows of a metrics table, made by the study's own aggregation (intervals and the mean and
     spread over seeds), for a study that built only those runs."""
-    seeds = config["replicates"]["seeds"]
     out = workdir / "results" / "tables" / "base_metrics.csv"
     aggregate(
         [workdir / path for path in base_evaluations(config)],
         out,
         Settings.from_config(config["report"].get("uncertainty") or {}),
-        {"base": [f"base/seed{k}" for k in range(seeds)]},
+        {BASE_REPLICATES: base_runs(config)},
         {name: workdir / "results" / "benchmarks" / name / "items.jsonl" for name in config["benchmarks"]},
     )
     return out

@@ -3,7 +3,7 @@
 Everything but the config lives in one scratch folder: state, spool, logs and pid files. The config must be
 /etc/slurm/slurm.conf: the SLURM plugin's job step drops every SLURM_* variable (SLURM_CONF included) before
 its inner `srun`, which then only finds the default path. A previous /etc/slurm/slurm.conf is put back
-afterwards. The daemons are stopped by the pids in their pid files; munged only if this harness started it. Needs root (slurmd runs jobs as their user) and the
+afterwards, unless it is one this harness wrote and left behind (a test run killed before its cleanup). The daemons are stopped by the pids in their pid files; munged only if this harness started it. Needs root (slurmd runs jobs as their user) and the
 binaries: `apt-get install -y slurm-wlm munge` (see .ci/run and shared notes/local-slurm.md).
 """
 
@@ -21,6 +21,7 @@ PARTITION = "local"
 DAEMONS = ("/usr/sbin/munged", "/usr/sbin/slurmctld", "/usr/sbin/slurmd", "/usr/bin/sbatch")
 MUNGE_SOCKET = Path("/run/munge/munge.socket.2")
 SLURM_CONF = Path("/etc/slurm/slurm.conf")
+CLUSTER_NAME = "mmalign-test"
 
 
 def missing_requirements() -> str | None:
@@ -35,7 +36,7 @@ def missing_requirements() -> str | None:
 
 def slurm_conf(root: Path, host: str, cpus: int, memory_mb: int) -> str:
     return f"""\
-ClusterName=mmalign-test
+ClusterName={CLUSTER_NAME}
 SlurmctldHost={host}
 SlurmUser=root
 SlurmdUser=root
@@ -76,7 +77,7 @@ class LocalSlurm:
         self.cpus = cpus or os.cpu_count() or 1
         self.env = {**os.environ, "SLURM_CONF": str(SLURM_CONF)}
         self._started_munge = False
-        self._previous_conf = SLURM_CONF.read_bytes() if SLURM_CONF.exists() else None
+        self._previous_conf = conf_to_restore(SLURM_CONF)
 
     def __enter__(self) -> LocalSlurm:
         for sub in ("state", "spool"):
@@ -138,6 +139,21 @@ class LocalSlurm:
             SLURM_CONF.unlink(missing_ok=True)
         else:
             SLURM_CONF.write_bytes(self._previous_conf)
+
+
+def conf_to_restore(path: Path) -> bytes | None:
+    """The SLURM config to put back after the test: the machine's own, or None where there was none.
+
+    A config this harness wrote is never put back. One is left behind when a test run is killed before its
+    cleanup; putting it back at every later run would keep it forever, pointing `scontrol` at a controller that
+    is gone. That costs every Snakemake start 9 s: on import, the SLURM executor plugin runs
+    `scontrol show config`, which retries the dead controller until it gives up.
+    """
+    if not path.exists():
+        return None
+    text = path.read_bytes()
+    own = f"ClusterName={CLUSTER_NAME}".encode()
+    return None if own in text.splitlines() else text
 
 
 def _kill_by_pidfile(path: Path, timeout: float = 20) -> None:

@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from local_slurm import LocalSlurm, missing_requirements
+from local_slurm import LocalSlurm, conf_to_restore, missing_requirements, slurm_conf
 from test_smoke_workflow import copy_workflow, snakemake
 
 REPO = Path(__file__).resolve().parents[1]
@@ -65,6 +65,17 @@ def submitted_jobs(log: str) -> dict[str, str]:
 def scontrol(job_id: str, env: dict) -> dict[str, str]:
     out = subprocess.run(["scontrol", "show", "job", job_id], env=env, capture_output=True, text=True, check=True)
     return dict(re.findall(r"(\w+)=(\S+)", out.stdout))
+
+
+def test_the_harness_puts_back_a_machines_slurm_conf_but_not_its_own_leftover(tmp_path):
+    conf = tmp_path / "slurm.conf"
+    assert conf_to_restore(conf) is None
+    machine_conf = b"ClusterName=site\nSlurmctldHost=head\n"
+    conf.write_bytes(machine_conf)
+    assert conf_to_restore(conf) == machine_conf
+    # A run killed before its cleanup leaves the harness's own config; put back, it would outlive every later run.
+    conf.write_text(slurm_conf(tmp_path, "vm", 4, 600_000))
+    assert conf_to_restore(conf) is None
 
 
 @pytest.fixture(scope="module")

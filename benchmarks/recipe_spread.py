@@ -30,7 +30,7 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from mmalign.config import BASE_REPLICATES, REPLICATE
+from mmalign.config import BASE_REPLICATES, base_replicate_runs
 from mmalign.overrides import OverrideError, keep_only
 from mmalign.overrides import merge as merged
 from mmalign.report.metrics import aggregate
@@ -57,16 +57,11 @@ def cut_down(config: dict, variants: list[str], seeds: int) -> dict:
     return study
 
 
-def base_runs(config: dict) -> list[str]:
-    """The base model's replicate runs, named as the workflow names them (``base/seed<k>``)."""
-    return [REPLICATE.format(variant=BASE_REPLICATES, k=k) for k in range(config["replicates"]["seeds"])]
-
-
 def base_evaluations(config: dict) -> list[str]:
     """The metrics.json of every base-model replicate on every benchmark (paths relative to the study)."""
     return [
         f"results/eval/{run}/{benchmark}/metrics.json"
-        for run in base_runs(config)
+        for run in base_replicate_runs(config["replicates"]["seeds"])
         for benchmark in config["benchmarks"]
     ]
 
@@ -104,7 +99,7 @@ def base_metrics(workdir: Path, config: dict) -> Path:
         [workdir / path for path in base_evaluations(config)],
         out,
         Settings.from_config(config["report"].get("uncertainty") or {}),
-        {BASE_REPLICATES: base_runs(config)},
+        {BASE_REPLICATES: base_replicate_runs(config["replicates"]["seeds"])},
         {name: workdir / "results" / "benchmarks" / name / "items.jsonl" for name in config["benchmarks"]},
     )
     return out

@@ -3,8 +3,9 @@
 Everything but the config lives in one scratch folder: state, spool, logs and pid files. The config must be
 /etc/slurm/slurm.conf: the SLURM plugin's job step drops every SLURM_* variable (SLURM_CONF included) before
 its inner `srun`, which then only finds the default path. A previous /etc/slurm/slurm.conf is put back
-afterwards, unless it is one this harness wrote and left behind (a test run killed before its cleanup). The daemons are stopped by the pids in their pid files; munged only if this harness started it. Needs root (slurmd runs jobs as their user) and the
-binaries: `apt-get install -y slurm-wlm munge` (see .ci/run and shared notes/local-slurm.md).
+afterwards, unless it is one this harness wrote and left behind (a test run killed before its cleanup). The
+daemons are stopped by the pids in their pid files; munged only if this harness started it. Needs root (slurmd
+runs jobs as their user) and the binaries: `apt-get install -y slurm-wlm munge` (see .ci/run and shared notes/local-slurm.md).
 """
 
 from __future__ import annotations

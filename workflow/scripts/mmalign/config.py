@@ -105,6 +105,11 @@ BASE_REPLICATE_PAIRSET = "{pairset}/seed{k}"  # a pair set made with base model 
 BASE_REPLICATES = "base"  # the base model's own evaluations: base/seed0..seed<n-1>
 
 
+def base_replicate_runs(seeds: int) -> list[str]:
+    """The base model's replicate runs, as the workflow names them: ``base/seed0`` .. ``base/seed<seeds-1>``."""
+    return [REPLICATE.format(variant=BASE_REPLICATES, k=k) for k in range(seeds)]
+
+
 def _depends_on_base_model(config: dict, pairset: str) -> bool:
     """Whether a pair set's pairs are generated with the base model, itself or through its sources."""
     spec = config["pairsets"][pairset]
@@ -178,7 +183,7 @@ def expand_base_replicates(config: dict, groups: dict[str, list[str]]) -> BaseSe
             spec = config["variants"][run]
             spec["pairset"] = _replicate_pairset(config, spec["pairset"], k, seeds.pairsets)
             seeds.runs[run] = k
-    groups[BASE_REPLICATES] = [REPLICATE.format(variant=BASE_REPLICATES, k=k) for k in range(count)]
+    groups[BASE_REPLICATES] = base_replicate_runs(count)
     seeds.runs.update({run: k for k, run in enumerate(groups[BASE_REPLICATES]) if k})
     return seeds
 

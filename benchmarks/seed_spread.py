@@ -1,6 +1,6 @@
 """How large the training noise is against the effects the claims test, from a finished study with replicates.
 
-    .venv/bin/python benchmarks/seed_spread.py --from DIR [--json OUT.json] [--runs POPE]
+    .venv/bin/python benchmarks/seed_spread.py --from DIR [--json OUT.json] [--runs POPE] [--reading VARIANT ...]
 
 Reads DIR/results/tables/metrics.csv (the ``seed_sd`` of each replicated variant) and
 DIR/results/tables/claims_comparisons.csv (every paired difference the scorecard used) and prints:
@@ -29,6 +29,9 @@ table as the scorecard reads them, ``--claims``): a comparison whose seed spread
 show an effect of the size the paper claims, whatever this study's own effect turns out to be. The paper's
 numbers come from another model and other benchmarks in the same units, so this is a yardstick of size, not a
 prediction of our effects.
+
+With ``--reading V1 V2 ...`` only the comparisons with one of those variants on either side are counted: a recipe
+screened on a few variants on top of a finished study (docs/uncertainty.md) can change those and no others.
 """
 
 from __future__ import annotations
@@ -175,12 +178,30 @@ def seeds_to_resolve(seed_spread: float, effect: float, z: float = 1.96) -> floa
     return float(math.floor((z * seed_spread / effect) ** 2) + 1)
 
 
+def excludes_zero(comparisons: pd.DataFrame) -> pd.Series:
+    """Per comparison: does its paired interval exclude zero (either way)? False without an interval."""
+    return (comparisons.low > 0) | (comparisons.high < 0)
+
+
+def reading(comparisons: pd.DataFrame, variants: list[str], parser: argparse.ArgumentParser) -> pd.DataFrame:
+    """The comparisons with one of `variants` on either side: what a recipe screened on a few variants, on top of a
+    finished study, can change. A variant no comparison reads is an error (a typo would otherwise count nothing)."""
+    sides = set(comparisons.left) | set(comparisons.right)
+    unknown = sorted(set(variants) - sides)
+    if unknown:
+        parser.error(f"--reading: no claim comparison reads {', '.join(unknown)}")
+    return comparisons[comparisons.left.isin(variants) | comparisons.right.isin(variants)].reset_index(drop=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--from", dest="done", required=True, help="a finished study's directory")
     parser.add_argument("--configfile", default=str(REPO / "config" / "config.yaml"))
     parser.add_argument("--json", help="also write the figures to this file")
     parser.add_argument("--runs", metavar="COLUMN", help="also print each seed run's value in this report column")
+    parser.add_argument(
+        "--reading", nargs="+", metavar="VARIANT", help="only the claim comparisons that read one of these variants"
+    )
     parser.add_argument("--claims", default=str(RESOURCES / "claims.yaml"), help="the claims (default: %(default)s)")
     parser.add_argument(
         "--published", default=str(RESOURCES / "paper_results.csv"), help="the paper's numbers (default: %(default)s)"
@@ -196,6 +217,8 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     spreads = variant_spreads(metrics, columns)
     comparisons = pd.read_csv(tables / "claims_comparisons.csv")
+    if args.reading:
+        comparisons = reading(comparisons, args.reading, parser)
     noise = comparison_noise(comparisons, paired_spreads(metrics, comparisons, columns))
     pd.set_option("display.width", 200)
     print("Seed spread (standard deviation across seeds, the paper's units):")
@@ -209,10 +232,12 @@ def main(argv: list[str] | None = None) -> int:
     within_base = within_base_noise(noisy, spreads)
     summary = {
         "replicated_variants": len(spreads),
+        "reading": sorted(args.reading) if args.reading else None,
         "median_seed_sd": {c: float(spreads[c].median()) for c in spreads.columns if spreads[c].notna().any()},
         "comparisons": len(noise),
         "comparisons_with_seed_spread": len(measured),
         "comparisons_paired_by_seed": int(noise.paired.sum()),
+        "intervals_excluding_zero": int(excludes_zero(comparisons).sum()),
         "seed_spread_larger_than_effect": len(noisy),
         # of those, effects smaller than the base model's own seed spread in their column (a recipe cannot help)
         "of_which_effect_within_base_model_spread": int(within_base.sum()),

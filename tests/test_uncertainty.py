@@ -492,7 +492,20 @@ def test_the_seed_spread_benchmark_reads_a_finished_study(tmp_path, capsys):
     paper = json.loads((tmp_path / "s.json").read_text())["against_paper"]
     assert paper["seed_spread_larger_than_paper_effect"] == 1 and paper["paper_effect_resolvable_with_seeds"]["20"] == 0
     assert summary["comparisons"] == 1 and summary["comparisons_with_seed_spread"] == 1
+    assert summary["reading"] is None
+    bounds = pd.DataFrame({"low": [1.0, -1.0, -2.0, math.nan], "high": [2.0, 1.0, -1.0, math.nan]})
+    assert module.excludes_zero(bounds).tolist() == [True, False, True, False]
     assert "Seed spread" in capsys.readouterr().out
+    # --reading: the comparisons with that variant on a side; one no comparison reads is named, not counted as none
+    assert module.main([*args, "--reading", "dpo", "--json", str(tmp_path / "r.json")]) == 0
+    read = json.loads((tmp_path / "r.json").read_text())
+    assert read["reading"] == ["dpo"] and read["comparisons"] == 1
+    sides = pd.DataFrame({"left": ["dpo", "ipo", "base"], "right": ["base", "base", "dpo"]})
+    assert module.reading(sides, ["ipo"], None).left.tolist() == ["ipo"]
+    assert module.reading(sides, ["dpo"], None).left.tolist() == ["dpo", "base"]
+    with pytest.raises(SystemExit):
+        module.main([*args, "--reading", "dpo_typo"])
+    assert "no claim comparison reads dpo_typo" in capsys.readouterr().err
     assert set(summary["resolvable_with_seeds"]) == {"3", "5", "10", "20"}
     # spread 2 against an effect of 1: 1.96 * 2 / sqrt(n) < 1 first at n = 16; twice the effect: n = 4
     assert module.seeds_to_resolve(2.0, 1.0) == 16 and module.seeds_to_resolve(2.0, 2.0) == 4

@@ -183,13 +183,12 @@ def excludes_zero(comparisons: pd.DataFrame) -> pd.Series:
     return (comparisons.low > 0) | (comparisons.high < 0)
 
 
-def reading(comparisons: pd.DataFrame, variants: list[str], parser: argparse.ArgumentParser) -> pd.DataFrame:
+def reading(comparisons: pd.DataFrame, variants: list[str]) -> pd.DataFrame:
     """The comparisons with one of `variants` on either side: what a recipe screened on a few variants, on top of a
-    finished study, can change. A variant no comparison reads is an error (a typo would otherwise count nothing)."""
-    sides = set(comparisons.left) | set(comparisons.right)
-    unknown = sorted(set(variants) - sides)
+    finished study, can change. A variant no comparison reads is a ValueError (a typo would otherwise count nothing)."""
+    unknown = sorted(set(variants) - set(comparisons.left) - set(comparisons.right))
     if unknown:
-        parser.error(f"--reading: no claim comparison reads {', '.join(unknown)}")
+        raise ValueError(f"no claim comparison reads {', '.join(unknown)}")
     return comparisons[comparisons.left.isin(variants) | comparisons.right.isin(variants)].reset_index(drop=True)
 
 
@@ -218,7 +217,10 @@ def main(argv: list[str] | None = None) -> int:
     spreads = variant_spreads(metrics, columns)
     comparisons = pd.read_csv(tables / "claims_comparisons.csv")
     if args.reading:
-        comparisons = reading(comparisons, args.reading, parser)
+        try:
+            comparisons = reading(comparisons, args.reading)
+        except ValueError as error:
+            parser.error(f"--reading: {error}")
     noise = comparison_noise(comparisons, paired_spreads(metrics, comparisons, columns))
     pd.set_option("display.width", 200)
     print("Seed spread (standard deviation across seeds, the paper's units):")

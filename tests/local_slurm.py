@@ -5,7 +5,8 @@ Everything but the config lives in one scratch folder: state, spool, logs and pi
 its inner `srun`, which then only finds the default path. A previous /etc/slurm/slurm.conf is put back
 afterwards, unless it is one this harness wrote and left behind (a test run killed before its cleanup). The
 daemons are stopped by the pids in their pid files; munged only if this harness started it. Needs root (slurmd
-runs jobs as their user) and the binaries: `apt-get install -y slurm-wlm munge` (see .ci/run and shared notes/local-slurm.md).
+runs jobs as their user) and the binaries: `apt-get install -y slurm-wlm munge` (see .ci/run and shared
+notes/local-slurm.md).
 """
 
 from __future__ import annotations

@@ -501,8 +501,8 @@ def test_the_seed_spread_benchmark_reads_a_finished_study(tmp_path, capsys):
     read = json.loads((tmp_path / "r.json").read_text())
     assert read["reading"] == ["dpo"] and read["comparisons"] == 1
     sides = pd.DataFrame({"left": ["dpo", "ipo", "base"], "right": ["base", "base", "dpo"]})
-    assert module.reading(sides, ["ipo"], None).left.tolist() == ["ipo"]
-    assert module.reading(sides, ["dpo"], None).left.tolist() == ["dpo", "base"]
+    assert module.reading(sides, ["ipo"]).left.tolist() == ["ipo"]
+    assert module.reading(sides, ["dpo"]).left.tolist() == ["dpo", "base"]
     with pytest.raises(SystemExit):
         module.main([*args, "--reading", "dpo_typo"])
     assert "no claim comparison reads dpo_typo" in capsys.readouterr().err

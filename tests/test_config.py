@@ -219,3 +219,13 @@ def test_a_dpo_default_edit_reruns_the_variants_it_reaches_and_no_rl_run():
     assert trigger_spec(rl_edit["rloo_povid_rm"]) != trigger_spec(before["rloo_povid_rm"])
     for name in ("rloo_povid_rm", "ppo_vlfeedback_rm", "dpo_povid"):
         assert resolved_spec(trigger_spec(before[name])) == resolved_spec(before[name])
+
+
+def test_length_grouped_batching_on_a_method_that_makes_its_rows_fails_naming_the_key():
+    config = default_config()
+    config["variants"]["dpo_povid"]["batching"] = "length_grouped"  # fixed pair rows: accepted
+    config["variants"]["ppo_povid_rm"]["batching"] = "length_grouped"  # RL reads no DPO key: accepted
+    check_references(config)
+    config["variants"]["online_dpo_povid"]["batching"] = "length_grouped"
+    with pytest.raises(ConfigError, match="'variants.online_dpo_povid.batching': length_grouped groups fixed pair"):
+        check_references(config)

@@ -117,3 +117,62 @@ def test_step_profile_sorts_operators_by_kind_and_profiles_a_run_of_a_study_dire
     assert json.loads((tmp_path / "profile.json").read_text()) == figures
     with pytest.raises(SystemExit, match="no such run"):
         main(["--from", str(study), "--variant", "dpo_nope/seed0"])
+
+
+def test_length_grouped_batching_pads_less_than_random_batches_on_the_same_pairs(tiny_model, pairs, tmp_path):
+    """The same 24 pairs, 6 steps of 4: batches of pairs of about the same length compute fewer padded
+    positions, and the run still trains."""
+    model_dir, _ = tiny_model
+    shares = {}
+    for batching in ("random", "length_grouped"):
+        settings = DPOSettings(
+            loss_type=["sigmoid"], batch_size=4, max_pairs=24, lora_r=4, lora_alpha=8, batching=batching
+        )
+        metrics = train_dpo(model_dir, pairs, tmp_path / batching, settings)
+        assert metrics["steps"] == 6
+        shares[batching] = metrics["arithmetic"]["padding_share"]
+        adapter = load_file(tmp_path / batching / "adapter" / "adapter_model.safetensors")
+        assert any(v.abs().sum() > 0 for k, v in adapter.items() if "lora_B" in k)
+    assert 0 <= shares["length_grouped"] < shares["random"]
+
+
+def test_batching_must_be_a_known_choice_and_needs_fixed_rows():
+    with pytest.raises(ValueError, match="batching must be one of random, length_grouped"):
+        DPOSettings(batching="sorted")
+    with pytest.raises(ValueError, match="batching: length_grouped needs fixed pair rows; online_dpo"):
+        DPOSettings(method="online_dpo", rejected="external", batching="length_grouped")
+
+
+def test_pair_lengths_count_the_prompt_and_the_longer_answer(tiny_model):
+    from datasets import Dataset
+    from transformers import AutoProcessor
+
+    from mmalign.train.batching import pair_lengths
+
+    tokenizer = AutoProcessor.from_pretrained(tiny_model[0]).tokenizer
+
+    def tokens(text):
+        return len(tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    rows = Dataset.from_list(
+        [
+            {
+                "prompt": [
+                    {"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "Is there a red circle?"}]}
+                ],
+                "chosen": [{"role": "assistant", "content": "No."}],
+                "rejected": [{"role": "assistant", "content": "Yes, there is a red circle at the top left."}],
+            },
+            {
+                "prompt": [
+                    {"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "Describe the image."}]}
+                ],
+                "chosen": [{"role": "assistant", "content": "A blue square and a green triangle."}],
+                "rejected": [{"role": "assistant", "content": "A cat."}],
+            },
+        ]
+    )
+    assert pair_lengths(rows, tokenizer) == [
+        tokens("Is there a red circle?") + tokens("Yes, there is a red circle at the top left."),
+        tokens("Describe the image.") + tokens("A blue square and a green triangle."),
+    ]

@@ -312,6 +312,13 @@ def _variant_problems(config: dict) -> list[str]:
                 f"config key 'variants.{name}.annotator': {method.name} needs a judges entry, "
                 f"got {variant.get('annotator')!r}"
             )
+        batching = variant.get("batching", "random")
+        if batching != "random" and not (method.precomputed_reference or method.reward_model):  # RL: DPO keys unread
+            problems.append(
+                f"config key 'variants.{name}.batching': {batching} groups fixed pair rows by length; "
+                f"{method.name} makes or changes its rows while training: use 'random' (set in variant_defaults, "
+                "give this variant its own)"
+            )
         if method.policy_rejected and rejected == methods.DEFAULT_REJECTED:
             problems.append(
                 f"config key 'variants.{name}.rejected': {method.name} trains on a policy-derived "

@@ -19,6 +19,7 @@ class StepArithmetic:
     def __init__(self, trainer):
         self.steps = 0
         self.positions = 0
+        self.padding = 0  # of those positions, the padded ones (attention_mask 0): computed, and thrown away
         self.unsized_steps = 0  # steps whose batch shows no input_ids (online steps make theirs inside)
         self.counted: dict | None = None
         inner = trainer.training_step
@@ -26,6 +27,8 @@ class StepArithmetic:
         def training_step(model, inputs, *args, **kwargs):
             if "input_ids" in inputs:
                 self.positions += inputs["input_ids"].numel()
+                if "attention_mask" in inputs:
+                    self.padding += int((inputs["attention_mask"] == 0).sum())
             else:
                 self.unsized_steps += 1
             self.steps += 1
@@ -61,6 +64,7 @@ class StepArithmetic:
         return {
             "steps": self.steps,
             "positions": self.positions or None,
+            "padding_share": round(self.padding / self.positions, 4) if self.positions else None,
             "flops": round(total) if total is not None else None,
             "flops_per_step": round(total / self.steps) if total is not None else None,
         }

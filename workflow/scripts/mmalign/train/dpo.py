@@ -38,6 +38,7 @@ from mmalign.compute import micro_batches, resolve_here
 from mmalign.schema import validate_pair_table
 
 from .arithmetic import StepArithmetic
+from .batching import group_by_length
 from .chat_format import end_answers, frame_for_training
 from .lora import PROJECTOR, attach_lora
 from .methods import get, table_rejected_columns
@@ -239,6 +240,8 @@ def train_dpo(
     else:
         trainer = method.build_trainer(common, settings, judge=judge, scenes=scenes)
         reference_by_disabled_adapter(trainer)
+    if settings.batching == "length_grouped":
+        group_by_length(trainer)
     arithmetic = StepArithmetic(trainer)
     start = time.time()
     result = trainer.train(resume_from_checkpoint=resume)

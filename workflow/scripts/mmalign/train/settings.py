@@ -10,6 +10,7 @@ from dataclasses import asdict, dataclass, field
 
 from mmalign.compute import Compute
 
+from .batching import BATCHING, DEFAULT_BATCHING
 from .methods import DEFAULT_REJECTED, REJECTED, get
 
 
@@ -46,6 +47,9 @@ class DPOSettings:
     # precomputed: reference log-probs computed once per pair before training (mmalign.train.reference), for the
     # methods whose rows are fixed; inline: TRL's forward of the reference at every step
     reference_logps: str = "precomputed"
+    # random: the pairs of a batch drawn at random; length_grouped: pairs of about the same length share a batch
+    # (less padding computed, another trajectory; mmalign.train.batching), for the methods whose rows are fixed
+    batching: str = DEFAULT_BATCHING
     # the config's compute section (mmalign.compute.Compute): precision, attention kernel, gradient checkpointing,
     # resolved against the device when the run starts
     compute: dict = field(default_factory=dict)
@@ -60,6 +64,13 @@ class DPOSettings:
             )
         if self.reference_logps not in ("precomputed", "inline"):
             raise ValueError("reference_logps must be 'precomputed' or 'inline'")
+        if self.batching not in BATCHING:
+            raise ValueError(f"batching must be one of {', '.join(BATCHING)}, got {self.batching!r}")
+        if self.batching != DEFAULT_BATCHING and not method.precomputed_reference:
+            raise ValueError(
+                f"batching: {self.batching} needs fixed pair rows; {self.method} makes or changes its rows while "
+                "training (use batching: random)"
+            )
         # every request filled in (spec.json shows them); an unknown or misspelled key fails now, not on the device
         self.compute = Compute.from_dict(self.compute).as_dict()
         if self.loss_weights is not None and len(self.loss_weights) != len(self.loss_type):

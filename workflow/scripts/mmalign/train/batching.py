@@ -1,0 +1,69 @@
+"""Which pairs share a batch (config ``variants.<name>.batching``).
+
+TRL pads the chosen and rejected sequences of a batch to its longest one, and every padded position is computed:
+with pairs drawn at random, 46% of the positions of a batch of the POVID analog are padding (lengths 25-92 tokens,
+median 32). ``length_grouped`` draws the batches with transformers' ``LengthGroupedSampler`` (the Trainer's
+``train_sampling_strategy="group_by_length"``): the pairs are shuffled, cut into mega-batches of 50 batches (fewer
+for a small set), each sorted by length, so a batch holds pairs of about the same length (4% padding on the POVID
+analog). Each epoch still shows every pair once, in another random order; what changes is which pairs share a
+step, so the run follows another trajectory, as a change of seed would. It is a recipe setting: ``random`` (the
+default) keeps the study's numbers.
+
+The Trainer's own switch cannot be used as is: it reads lengths from a ``length`` column (which TRL's vision
+signature drops before the sampler is built) or from ``input_ids`` (which a vision dataset does not have until
+its collator runs). The lengths here are counted from the rows' texts with the processor's tokenizer: the prompt
+and the longer answer. Image tokens are left out; they are the same for every row of the tiny LLaVA, and for
+LLaVA-NeXT they only coarsen the grouping.
+"""
+
+from __future__ import annotations
+
+BATCHING = ("random", "length_grouped")
+DEFAULT_BATCHING = "random"
+
+
+def message_text(messages) -> str:
+    """The text of a conversational field (a list of messages whose content is a string or a list of parts)."""
+    if isinstance(messages, str):
+        return messages
+    texts = []
+    for message in messages:
+        content = message["content"]
+        if isinstance(content, str):
+            texts.append(content)
+        else:
+            texts.extend(part.get("text") or "" for part in content)
+    return "\n".join(texts)
+
+
+def pair_lengths(dataset, tokenizer) -> list[int]:
+    """Tokens of each row's prompt plus its longer answer: what its chosen/rejected sequences are padded to."""
+
+    def count(column: str) -> list[int]:
+        texts = [message_text(m) for m in dataset[column]]
+        return [len(ids) for ids in tokenizer(texts, add_special_tokens=False)["input_ids"]]
+
+    prompt, chosen, rejected = count("prompt"), count("chosen"), count("rejected")
+    return [p + max(c, r) for p, c, r in zip(prompt, chosen, rejected)]
+
+
+def group_by_length(trainer) -> None:
+    """Make ``trainer`` draw its training batches with ``LengthGroupedSampler`` over the rows' lengths.
+
+    Set on the instance: the trainers of the methods differ (TRL's ``DPOTrainer``, the precomputed-reference
+    subclass), and this is the one method of theirs it replaces. The sampler takes the dataset the dataloader is
+    built from (after TRL dropped its unused columns, row for row the training rows), so a row filtered out
+    before training cannot shift the lengths against the rows."""
+    from transformers.trainer_pt_utils import LengthGroupedSampler
+
+    tokenizer = getattr(trainer.processing_class, "tokenizer", trainer.processing_class)
+    args = trainer.args
+
+    def sampler(train_dataset=None):
+        rows = trainer.train_dataset if train_dataset is None else train_dataset
+        # the same global batch as the random sampler's (a process's share times the accumulated micro-batches)
+        return LengthGroupedSampler(
+            args.train_batch_size * args.gradient_accumulation_steps, lengths=pair_lengths(rows, tokenizer)
+        )
+
+    trainer._get_train_sampler = sampler

@@ -82,10 +82,15 @@ def matmul_rate(size: int = 512, repeats: int = 20) -> float:
 
 
 def training_arithmetic(workdir: Path, rate: float) -> dict:
-    runs = [json.loads(p.read_text()) for p in sorted((workdir / "results" / "runs").glob("*/train_metrics.json"))]
+    # every run: a replicated variant's runs are results/runs/<variant>/seed<k>/
+    runs = [json.loads(p.read_text()) for p in sorted((workdir / "results" / "runs").rglob("train_metrics.json"))]
     counted = [r for r in runs if (r.get("arithmetic") or {}).get("flops")]
     wall = sum(r["train_seconds"] for r in counted)
     flops = sum(r["arithmetic"]["flops"] for r in counted)
+    positions = sum(r["arithmetic"]["positions"] for r in counted)
+    # the padded positions (computed, thrown away), where the runs recorded them (since 2026-12-08)
+    padded = [r["arithmetic"] for r in counted if r["arithmetic"].get("padding_share") is not None]
+    padding = sum(a["padding_share"] * a["positions"] for a in padded)
     return {
         "runs": len(runs),
         "offline_runs_counted": len(counted),
@@ -94,6 +99,8 @@ def training_arithmetic(workdir: Path, rate: float) -> dict:
         "tflop": round(flops / 1e12, 3),
         "arithmetic_seconds": round(flops / rate, 1),
         "wall_over_arithmetic": round(wall / (flops / rate), 2) if flops else None,
+        "positions": positions,
+        "padding_share": round(padding / sum(a["positions"] for a in padded), 4) if padded else None,
         # where each run's reference log-probs came from: a pair set's artifact, its own pre-pass, or inline
         "reference_logps": {
             k: sum(r.get("reference_logps") == k for r in runs) for k in {r.get("reference_logps") for r in runs}
@@ -167,7 +174,7 @@ def main() -> None:
         f"training: {t['offline_runs_counted']} offline runs counted of {t['runs']} (reference log-probs from: "
         f"{t['reference_logps']}), {t['steps']} steps, {t['train_seconds']} s of training for "
         f"{t['tflop']} TFLOP = {t['arithmetic_seconds']} s at {figures['matmul_gflops_one_core']} GFLOP/s on one core: "
-        f"wall / arithmetic = {t['wall_over_arithmetic']}"
+        f"wall / arithmetic = {t['wall_over_arithmetic']}; padded share of the positions: {t['padding_share']}"
     )
     print(
         f"no-op rerun (snakemake -n): {noop_seconds:.2f} s"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -10,6 +11,8 @@ from safetensors.torch import load_file
 
 from mmalign.train.dpo import train_dpo
 from mmalign.train.settings import DPOSettings
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.mark.parametrize("loss_type", [["sigmoid"], ["ipo"], ["hinge"], ["sigmoid", "sft"]])
@@ -176,3 +179,26 @@ def test_pair_lengths_count_the_prompt_and_the_longer_answer(tiny_model):
         tokens("Is there a red circle?") + tokens("Yes, there is a red circle at the top left."),
         tokens("Describe the image.") + tokens("A blue square and a green triangle."),
     ]
+
+
+def test_the_study_benchmark_counts_every_run_replicates_included_and_the_padded_share(tmp_path):
+    """benchmarks/default_study.py's training figures read results/runs/<variant>/ and .../seed<k>/ alike."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("default_study", REPO / "benchmarks" / "default_study.py")
+    study = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(study)
+
+    def run(path, seconds, flops, positions, share):
+        arithmetic = {"steps": 10, "positions": positions, "padding_share": share, "flops": flops}
+        (tmp_path / "results" / "runs" / path).mkdir(parents=True)
+        metrics = {"train_seconds": seconds, "steps": 10, "arithmetic": arithmetic, "reference_logps": "pairset"}
+        (tmp_path / "results" / "runs" / path / "train_metrics.json").write_text(json.dumps(metrics))
+
+    run("dpo", 10.0, 2e12, 1000, 0.5)
+    run("ipo/seed0", 20.0, 4e12, 3000, 0.1)
+    run("online/seed1", 30.0, None, None, None)  # an online run: no FLOPs counted
+    figures = study.training_arithmetic(tmp_path, rate=1e11)
+    assert figures["runs"] == 3 and figures["offline_runs_counted"] == 2 and figures["steps"] == 20
+    assert figures["arithmetic_seconds"] == 60.0 and figures["wall_over_arithmetic"] == 0.5
+    assert figures["padding_share"] == 0.2  # (500 + 300) padded of 4000 positions

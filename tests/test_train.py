@@ -127,7 +127,7 @@ def test_length_grouped_batching_pads_less_than_random_batches_on_the_same_pairs
     positions, and the run still trains."""
     model_dir, _ = tiny_model
     shares = {}
-    for batching in ("random", "length_grouped"):
+    for batching in ("random", "length_grouped", "length_bucketed"):
         settings = DPOSettings(
             loss_type=["sigmoid"], batch_size=4, max_pairs=24, lora_r=4, lora_alpha=8, batching=batching
         )
@@ -136,11 +136,11 @@ def test_length_grouped_batching_pads_less_than_random_batches_on_the_same_pairs
         shares[batching] = metrics["arithmetic"]["padding_share"]
         adapter = load_file(tmp_path / batching / "adapter" / "adapter_model.safetensors")
         assert any(v.abs().sum() > 0 for k, v in adapter.items() if "lora_B" in k)
-    assert 0 <= shares["length_grouped"] < shares["random"]
+    assert 0 <= shares["length_grouped"] < shares["random"] and 0 <= shares["length_bucketed"] < shares["random"]
 
 
 def test_batching_must_be_a_known_choice_and_needs_fixed_rows():
-    with pytest.raises(ValueError, match="batching must be one of random, length_grouped"):
+    with pytest.raises(ValueError, match="batching must be one of random, length_grouped, length_bucketed"):
         DPOSettings(batching="sorted")
     with pytest.raises(ValueError, match="batching: length_grouped needs fixed pair rows; online_dpo"):
         DPOSettings(method="online_dpo", rejected="external", batching="length_grouped")
@@ -202,3 +202,23 @@ def test_the_study_benchmark_counts_every_run_replicates_included_and_the_padded
     assert figures["runs"] == 3 and figures["offline_runs_counted"] == 2 and figures["steps"] == 20
     assert figures["arithmetic_seconds"] == 60.0 and figures["wall_over_arithmetic"] == 0.5
     assert figures["padding_share"] == 0.2  # (500 + 300) padded of 4000 positions
+
+
+def test_bucketed_batches_are_the_grouped_batches_in_random_order_and_the_short_batch_stays_last():
+    from transformers.trainer_pt_utils import get_length_grouped_indices
+
+    from mmalign.train.batching import bucketed_indices
+
+    lengths = [(7 * i) % 23 + 5 for i in range(70)]  # 70 rows: 8 whole batches of 8 and a short one of 6
+    grouped = get_length_grouped_indices(lengths, 8, generator=torch.Generator().manual_seed(3))
+    bucketed = bucketed_indices(lengths, 8, generator=torch.Generator().manual_seed(3))
+    assert sorted(bucketed) == list(range(70))
+
+    def batches(indices):
+        return [tuple(indices[i : i + 8]) for i in range(0, len(indices), 8)]
+
+    assert sorted(batches(bucketed)[:-1]) == sorted(batches(grouped)[:-1])  # the same whole batches
+    assert batches(bucketed)[-1] == batches(grouped)[-1] and len(batches(bucketed)[-1]) == 6
+    assert batches(bucketed) != batches(grouped)  # in another order
+    longest = [max(lengths[i] for i in b) for b in batches(bucketed)[:-1]]
+    assert longest != sorted(longest, reverse=True)  # not longest first

@@ -18,7 +18,7 @@ LLaVA-NeXT they only coarsen the grouping.
 
 from __future__ import annotations
 
-BATCHING = ("random", "length_grouped")
+BATCHING = ("random", "length_grouped", "length_bucketed")
 DEFAULT_BATCHING = "random"
 
 
@@ -47,7 +47,37 @@ def pair_lengths(dataset, tokenizer) -> list[int]:
     return [p + max(c, r) for p, c, r in zip(prompt, chosen, rejected)]
 
 
-def group_by_length(trainer) -> None:
+def bucketed_indices(lengths: list[int], batch_size: int, generator=None) -> list[int]:
+    """``LengthGroupedSampler``'s groups with the batches in random order: transformers returns each mega-batch's
+    batches longest first (and the longest of all first), so a run meets its long pairs, then its short ones, in
+    every stretch of 50 steps. Only whole batches move: the dataloader cuts the index stream every `batch_size`
+    indices, so the one short batch of an epoch stays last."""
+    import torch
+    from transformers.trainer_pt_utils import get_length_grouped_indices
+
+    indices = get_length_grouped_indices(lengths, batch_size, generator=generator)
+    whole = len(indices) // batch_size
+    batches = [indices[i * batch_size : (i + 1) * batch_size] for i in range(whole)]
+    order = torch.randperm(whole, generator=generator).tolist()
+    return [i for b in order for i in batches[b]] + indices[whole * batch_size :]
+
+
+class LengthBucketedSampler:
+    """Pairs of about the same length in each batch, the batches in random order (``batching: length_bucketed``).
+    Like transformers' samplers it draws from torch's global generator when it is given none, so the Trainer's
+    seeding and its checkpointed RNG state decide the order."""
+
+    def __init__(self, batch_size: int, lengths: list[int], generator=None):
+        self.batch_size, self.lengths, self.generator = batch_size, lengths, generator
+
+    def __len__(self) -> int:
+        return len(self.lengths)
+
+    def __iter__(self):
+        return iter(bucketed_indices(self.lengths, self.batch_size, self.generator))
+
+
+def group_by_length(trainer, batching: str = "length_grouped") -> None:
     """Make ``trainer`` draw its training batches with ``LengthGroupedSampler`` over the rows' lengths.
 
     Set on the instance: the trainers of the methods differ (TRL's ``DPOTrainer``, the precomputed-reference
@@ -59,11 +89,11 @@ def group_by_length(trainer) -> None:
     tokenizer = getattr(trainer.processing_class, "tokenizer", trainer.processing_class)
     args = trainer.args
 
+    kind = LengthBucketedSampler if batching == "length_bucketed" else LengthGroupedSampler
+
     def sampler(train_dataset=None):
         rows = trainer.train_dataset if train_dataset is None else train_dataset
         # the same global batch as the random sampler's (a process's share times the accumulated micro-batches)
-        return LengthGroupedSampler(
-            args.train_batch_size * args.gradient_accumulation_steps, lengths=pair_lengths(rows, tokenizer)
-        )
+        return kind(args.train_batch_size * args.gradient_accumulation_steps, lengths=pair_lengths(rows, tokenizer))
 
     trainer._get_train_sampler = sampler

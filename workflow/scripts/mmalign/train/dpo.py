@@ -240,8 +240,8 @@ def train_dpo(
     else:
         trainer = method.build_trainer(common, settings, judge=judge, scenes=scenes)
         reference_by_disabled_adapter(trainer)
-    if settings.batching == "length_grouped":
-        group_by_length(trainer)
+    if settings.batching != "random":
+        group_by_length(trainer, settings.batching)
     arithmetic = StepArithmetic(trainer)
     start = time.time()
     result = trainer.train(resume_from_checkpoint=resume)

@@ -229,3 +229,18 @@ def test_length_grouped_batching_on_a_method_that_makes_its_rows_fails_naming_th
     config["variants"]["online_dpo_povid"]["batching"] = "length_grouped"
     with pytest.raises(ConfigError, match="'variants.online_dpo_povid.batching': length_grouped groups fixed pair"):
         check_references(config)
+
+
+def test_the_bucketed_800_step_overlay_loads_and_buckets_every_fixed_row_variant_and_no_other():
+    raw = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    overlay = yaml.safe_load((REPO / "config" / "overlays" / "offline-800-bucketed.yaml").read_text())
+    config = merge(raw, overlay)
+    apply_defaults(config)
+    check_references(config)  # no method that makes its rows is bucketed
+    for name, variant in config["variants"].items():
+        method = METHODS[variant["method"]]
+        if method.reward_model:
+            continue
+        assert variant["batching"] == ("length_bucketed" if method.precomputed_reference else "random"), name
+        offline = not method.online
+        assert (variant["min_steps"] == 800) == offline, name

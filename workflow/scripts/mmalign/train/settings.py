@@ -47,8 +47,8 @@ class DPOSettings:
     # precomputed: reference log-probs computed once per pair before training (mmalign.train.reference), for the
     # methods whose rows are fixed; inline: TRL's forward of the reference at every step
     reference_logps: str = "precomputed"
-    # random: the pairs of a batch drawn at random; length_grouped: pairs of about the same length share a batch
-    # (less padding computed, another trajectory; mmalign.train.batching), for the methods whose rows are fixed
+    # random: the pairs of a batch drawn at random; length_grouped / length_bucketed: pairs of about the same length
+    # share a batch (less padding computed, another trajectory; mmalign.train.batching), for fixed pair rows
     batching: str = DEFAULT_BATCHING
     # the config's compute section (mmalign.compute.Compute): precision, attention kernel, gradient checkpointing,
     # resolved against the device when the run starts

@@ -8,8 +8,8 @@ Trainer's ``train_sampling_strategy="group_by_length"``): the pairs are shuffled
 batches (fewer for a small set) and each mega-batch is sorted by length.
 
 * ``length_grouped``: transformers' ``LengthGroupedSampler`` as it is. It returns each mega-batch's batches
-  longest first, so every stretch of 50 steps runs from long pairs to short ones; on the default study this lost
-  2-4 POPE points of DPO and IPO against random batches (docs/performance.md).
+  longest first, so every stretch of 50 steps runs from long pairs to short ones; on the default study DPO and
+  IPO lost 4 POPE points against random batches at 400 steps, DPO 6.5 at 800 (docs/performance.md).
 * ``length_bucketed``: the same batches in random order (``bucketed_indices``): measured as good as random
   batches.
 
@@ -85,7 +85,8 @@ class LengthBucketedSampler:
 
 
 def group_by_length(trainer, batching: str = "length_grouped") -> None:
-    """Make ``trainer`` draw its training batches with ``LengthGroupedSampler`` over the rows' lengths.
+    """Make ``trainer`` draw its training batches by length: transformers' ``LengthGroupedSampler``
+    (``length_grouped``) or ``LengthBucketedSampler`` (``length_bucketed``), over the rows' lengths.
 
     Set on the instance: the trainers of the methods differ (TRL's ``DPOTrainer``, the precomputed-reference
     subclass), and this is the one method of theirs it replaces. The sampler takes the dataset the dataloader is

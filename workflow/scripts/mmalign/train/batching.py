@@ -25,22 +25,10 @@ LLaVA-NeXT they only coarsen the grouping.
 
 from __future__ import annotations
 
+from .chat_format import message_text
+
 BATCHING = ("random", "length_grouped", "length_bucketed")
 DEFAULT_BATCHING = "random"
-
-
-def message_text(messages) -> str:
-    """The text of a conversational field (a list of messages whose content is a string or a list of parts)."""
-    if isinstance(messages, str):
-        return messages
-    texts = []
-    for message in messages:
-        content = message["content"]
-        if isinstance(content, str):
-            texts.append(content)
-        else:
-            texts.extend(part.get("text") or "" for part in content)
-    return "\n".join(texts)
 
 
 def pair_lengths(dataset, tokenizer) -> list[int]:
@@ -84,7 +72,7 @@ class LengthBucketedSampler:
         return iter(bucketed_indices(self.lengths, self.batch_size, self.generator))
 
 
-def group_by_length(trainer, batching: str = "length_grouped") -> None:
+def group_by_length(trainer, batching: str) -> None:
     """Make ``trainer`` draw its training batches by length: transformers' ``LengthGroupedSampler``
     (``length_grouped``) or ``LengthBucketedSampler`` (``length_bucketed``), over the rows' lengths.
 

@@ -52,3 +52,17 @@ def end_answers(rows: list[dict], suffix: str) -> list[dict]:
                 if message["role"] == "assistant" and isinstance(message["content"], str):
                     message["content"] += suffix
     return rows
+
+
+def message_text(messages) -> str:
+    """The text of a conversational prompt or completion (image parts skipped), or a plain string as is."""
+    if isinstance(messages, str):
+        return messages
+    parts = []
+    for message in messages:
+        content = message["content"]
+        if isinstance(content, str):
+            parts.append(content)
+        else:
+            parts.extend(p["text"] for p in content if p.get("type") == "text" and p.get("text"))
+    return "\n".join(parts)

@@ -30,7 +30,7 @@ from mmalign.adapters import LM_LINEAR_LAYERS
 from mmalign.compute import resolve_here
 from mmalign.schema import read_pairs
 
-from .chat_format import frame_for_training
+from .chat_format import frame_for_training, message_text
 from .rl_settings import RLSettings
 from .stability import ENTROPY, KL, LENGTH, REWARD, stability_verdict
 
@@ -67,20 +67,6 @@ def prompt_dataset(pairs_path: str | Path, max_prompts: int | None = None, seed:
         for row in frame.itertuples()
     ]
     return Dataset.from_list(rows).cast_column("image", ImageFeature())
-
-
-def message_text(messages) -> str:
-    """The text of a conversational prompt or completion (image parts skipped), or a plain string as is."""
-    if isinstance(messages, str):
-        return messages
-    parts = []
-    for message in messages:
-        content = message["content"]
-        if isinstance(content, str):
-            parts.append(content)
-        else:
-            parts.extend(p["text"] for p in content if p.get("type") == "text" and p.get("text"))
-    return "\n".join(parts)
 
 
 # -------------------------------------------------------------------------------------------- rewards
